@@ -1,0 +1,121 @@
+package provider
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The CLI harness runs the real terraform binary against a freshly built
+// provider through dev_overrides, exactly as a user's shell would, for the
+// checks terraform-plugin-testing cannot make (warnings in plan output).
+
+var (
+	cliProviderOnce sync.Once
+	cliProviderDir  string
+	cliProviderErr  error
+)
+
+func cliProvider(t *testing.T) string {
+	t.Helper()
+	cliProviderOnce.Do(func() {
+		cliProviderDir, cliProviderErr = os.MkdirTemp("", "release-provider-bin-")
+		if cliProviderErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(cliProviderDir, "terraform-provider-release"), "github.com/releasekit/terraform-provider-release")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			cliProviderErr = errors.New("building the provider: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if cliProviderErr != nil {
+		t.Fatal(cliProviderErr)
+	}
+	return cliProviderDir
+}
+
+// tfWorkspace is a directory holding one Terraform configuration.
+type tfWorkspace struct {
+	t   *testing.T
+	dir string
+	env []string
+}
+
+func newTFWorkspace(t *testing.T, config string) *tfWorkspace {
+	t.Helper()
+	dir := t.TempDir()
+	rc := filepath.Join(dir, ".terraformrc")
+	rcText := "provider_installation {\n  dev_overrides {\n    \"releasekit/release\" = \"" + cliProvider(t) + "\"\n  }\n  direct {}\n}\n"
+	if err := os.WriteFile(rc, []byte(rcText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := &tfWorkspace{t: t, dir: dir, env: append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")}
+	w.write(config)
+	return w
+}
+
+func (w *tfWorkspace) write(config string) {
+	w.t.Helper()
+	if err := os.WriteFile(filepath.Join(w.dir, "main.tf"), []byte(config), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func terraformPath() string {
+	if p := os.Getenv("TF_ACC_TERRAFORM_PATH"); p != "" {
+		return p
+	}
+	return "terraform"
+}
+
+// run runs terraform and returns its combined output and exit code.
+func (w *tfWorkspace) run(args ...string) (string, int) {
+	w.t.Helper()
+	cmd := exec.Command(terraformPath(), append(args[:1:1], append([]string{"-no-color"}, args[1:]...)...)...)
+	if args[0] == "output" {
+		cmd = exec.Command(terraformPath(), args...)
+	}
+	cmd.Dir = w.dir
+	cmd.Env = w.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		w.t.Fatalf("running terraform %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), code
+}
+
+// mustRun runs terraform and fails the test on a non-zero exit.
+func (w *tfWorkspace) mustRun(args ...string) string {
+	w.t.Helper()
+	out, code := w.run(args...)
+	if code != 0 {
+		w.t.Fatalf("terraform %s exited %d:\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func (w *tfWorkspace) output(name string) string {
+	w.t.Helper()
+	return strings.TrimSpace(w.mustRun("output", "-raw", name))
+}
+
+// destroy cleans up at the end of a test.
+func (w *tfWorkspace) destroyOnCleanup() {
+	w.t.Cleanup(func() {
+		if out, code := w.run("destroy", "-auto-approve"); code != 0 {
+			w.t.Errorf("terraform destroy exited %d:\n%s", code, out)
+		}
+	})
+}

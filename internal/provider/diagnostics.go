@@ -1,0 +1,65 @@
+package provider
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+
+	"github.com/releasekit/terraform-provider-release/internal/registry"
+)
+
+// addRegistryError words a registry failure as a diagnostic that says what
+// happened and what to do, on the attribute the user should look at.
+func addRegistryError(diags *diag.Diagnostics, err error, severityWarning bool) {
+	summary, detail, attr := registryDiagnostic(err)
+	if severityWarning {
+		diags.AddAttributeWarning(attr, summary, detail)
+		return
+	}
+	diags.AddAttributeError(attr, summary, detail)
+}
+
+func registryDiagnostic(err error) (string, string, path.Path) {
+	re, ok := err.(*registry.Error)
+	if !ok {
+		return "Registry Error", "The registry lookup failed: " + err.Error(), path.Root("repository")
+	}
+	repo := re.Registry + "/" + re.Repository
+	said := "\n\nThe registry said: " + re.Message
+	if re.Message == "" && re.Err != nil {
+		said = "\n\nError: " + re.Err.Error()
+	} else if re.Err != nil {
+		said += ": " + re.Err.Error()
+	}
+	switch re.Kind {
+	case registry.KindTagNotFound:
+		return "Image Tag Not Found",
+			fmt.Sprintf("The repository %s has no tag %q. Check the tag for a typo, or push the image first (docker push %s:%s).%s", repo, re.Reference, repo, re.Reference, said),
+			path.Root("tag")
+	case registry.KindRepositoryNotFound:
+		return "Image Repository Not Found",
+			fmt.Sprintf("The registry %s has no repository %q. Check the repository name and registry host, or push an image to it first.%s", re.Registry, re.Repository, said),
+			path.Root("repository")
+	case registry.KindDigestNotFound:
+		return "Image Digest Not Found",
+			fmt.Sprintf("The repository %s has no manifest with digest %s. Check the digest (copy it from `docker push` or from a release_image's digest); the image may have been deleted from the registry.%s", repo, re.Reference, said),
+			path.Root("digest")
+	case registry.KindUnauthorized:
+		return "Registry Access Refused",
+			fmt.Sprintf("The registry %s refused access to %s. Give the provider credentials that may pull from it: a registry_auth entry with address = %q, or `docker login %s` so that the Docker config.json holds them.%s", re.Registry, re.Repository, re.Registry, re.Registry, said),
+			path.Root("repository")
+	case registry.KindUnreachable:
+		return "Registry Unreachable",
+			fmt.Sprintf("The registry %s did not answer. Check the host and port in the repository, that the registry is running, and that this machine can reach it.%s", re.Registry, said),
+			path.Root("repository")
+	case registry.KindPlatformNotFound:
+		return "Image Platform Not Found",
+			fmt.Sprintf("%s (%s): %s. Set platform to one the image has, or remove platform to pin the whole index.", repo, re.Reference, re.Message),
+			path.Root("platform")
+	default:
+		return "Unexpected Registry Response",
+			fmt.Sprintf("The registry %s answered in a way the provider does not understand while resolving %s (%s).%s", re.Registry, repo, re.Reference, said),
+			path.Root("repository")
+	}
+}

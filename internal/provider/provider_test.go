@@ -1,0 +1,32 @@
+package provider
+
+import (
+	"os"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+)
+
+// testAccProviders serves the provider in-process to the real Terraform CLI.
+var testAccProviders = map[string]func() (tfprotov6.ProviderServer, error){
+	"release": providerserver.NewProtocol6WithError(New("test")()),
+}
+
+// testStackEnv returns a variable that scripts/stack.sh exports. Acceptance
+// tests fail, not skip, without it: a skipped test must never pass for a run one.
+func testStackEnv(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set: start the test stack with `scripts/stack.sh up` and `eval \"$(scripts/stack.sh env)\"`, or run `make testacc`", name)
+	}
+	return v
+}
+
+func testAccPreCheck(t *testing.T) {
+	t.Helper()
+	for _, name := range []string{"RELEASE_TEST_REGISTRY", "RELEASE_TEST_IMAGE_REPOSITORY", "RELEASE_TEST_IMAGE_V1_DIGEST", "RELEASE_TEST_IMAGE_V2_DIGEST"} {
+		testStackEnv(t, name)
+	}
+}

@@ -56,6 +56,10 @@ func newTFWorkspace(t *testing.T, config string) *tfWorkspace {
 		t.Fatal(err)
 	}
 	w := &tfWorkspace{t: t, dir: dir, env: append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")}
+	providers := "terraform {\n  required_providers {\n    release = {\n      source = \"releasekit/release\"\n    }\n  }\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "providers.tf"), []byte(providers), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	w.write(config)
 	return w
 }

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"fmt"
-	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -43,7 +42,7 @@ data "release_image" "missing" {
   tag        = "0.0.0-missing"
 }
 `, repo),
-				ExpectError: regexp.MustCompile(`Image Tag Not Found`),
+				ExpectError: expectDiag(`Image Tag Not Found`),
 			},
 		},
 	})

@@ -2,6 +2,8 @@ package provider
 
 import (
 	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
@@ -29,4 +31,10 @@ func testAccPreCheck(t *testing.T) {
 	for _, name := range []string{"RELEASE_TEST_REGISTRY", "RELEASE_TEST_IMAGE_REPOSITORY", "RELEASE_TEST_IMAGE_V1_DIGEST", "RELEASE_TEST_IMAGE_V2_DIGEST"} {
 		testStackEnv(t, name)
 	}
+}
+
+// expectDiag compiles a pattern for a diagnostic as Terraform prints it: its
+// spaces match any whitespace, because Terraform wraps long lines.
+func expectDiag(pattern string) *regexp.Regexp {
+	return regexp.MustCompile(strings.ReplaceAll(pattern, " ", `\s+`))
 }

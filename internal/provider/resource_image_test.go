@@ -188,12 +188,12 @@ func TestAccImage_multiPlatformIndex(t *testing.T) {
 			},
 			{
 				Config:      testImageConfig(repo, fmt.Sprintf("tag = %q\n  platform = \"linux/s390x\"", tag)),
-				ExpectError: regexp.MustCompile(`(?s)Image Platform Not Found.*linux/amd64, linux/arm64/v8`),
+				ExpectError: expectDiag(`(?s)Image Platform Not Found.*linux/amd64, linux/arm64/v8`),
 			},
 			{
 				// A single-platform image is checked against its config.
 				Config:      testImageConfig(repo, "tag = \"1.0.0\"\n  platform = \"windows/amd64\""),
-				ExpectError: regexp.MustCompile(`(?s)Image Platform Not Found.*single-platform image for linux/amd64`),
+				ExpectError: expectDiag(`(?s)Image Platform Not Found.*single-platform image for linux/amd64`),
 			},
 		},
 	})
@@ -213,7 +213,7 @@ func TestAccImage_errors(t *testing.T) {
 	closed.Close()
 
 	planError := func(config, pattern string) resource.TestStep {
-		return resource.TestStep{Config: config, PlanOnly: true, ExpectError: regexp.MustCompile(pattern)}
+		return resource.TestStep{Config: config, PlanOnly: true, ExpectError: expectDiag(pattern)}
 	}
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
@@ -263,7 +263,7 @@ provider "release" {
 			{
 				Config:      withAuth("wrong-password"),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Registry Access Refused.*` + regexp.QuoteMeta(authHost) + `.*registry_auth`),
+				ExpectError: expectDiag(`(?s)Registry Access Refused.*` + regexp.QuoteMeta(authHost) + `.*registry_auth`),
 			},
 			{
 				Config: withAuth(pass),
@@ -287,7 +287,7 @@ provider "release" {
 		Steps: []resource.TestStep{{
 			Config:      testImageConfig(repo, `tag = "1.0.0"`),
 			PlanOnly:    true,
-			ExpectError: regexp.MustCompile(`(?s)Registry Access Refused.*no credentials are configured.*docker login`),
+			ExpectError: expectDiag(`(?s)Registry Access Refused.*docker login.*no credentials are configured`),
 		}},
 	})
 }
@@ -306,12 +306,12 @@ func TestAccProvider_noDaemonNeededForImages(t *testing.T) {
 		ProtoV6ProviderFactories: testAccProviders,
 		Steps: []resource.TestStep{
 			{
-				Config: fmt.Sprintf("provider \"release\" {\n  docker_host = \"tcp://%s\"\n}\n", addr) + testImageConfig(repo, `tag = "1.0.0"`),
-			},
-			{
 				Config:      "provider \"release\" {\n  docker_host = \"http://localhost:2375\"\n}\n" + testImageConfig(repo, `tag = "1.0.0"`),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Invalid Docker Host.*use unix://, tcp:// or ssh://`),
+				ExpectError: expectDiag(`(?s)Invalid Docker Host.*use unix://, tcp:// or ssh://`),
+			},
+			{
+				Config: fmt.Sprintf("provider \"release\" {\n  docker_host = \"tcp://%s\"\n}\n", addr) + testImageConfig(repo, `tag = "1.0.0"`),
 			},
 		},
 	})

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// server holds the handlers' state. now and random are fields so that
+// tests can control time and chance.
+type server struct {
+	cfg      config
+	hostname string
+	start    time.Time
+	now      func() time.Time
+	random   func() float64 // uniform in [0, 1)
+	metrics  *metrics
+}
+
+func newServer(cfg config) *server {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	start := time.Now()
+	return &server{
+		cfg:      cfg,
+		hostname: host,
+		start:    start,
+		now:      time.Now,
+		random:   rand.Float64,
+		metrics:  newMetrics(cfg.Version, start, cfg.ErrorTypes),
+	}
+}
+
+// handler returns the complete HTTP handler: routes plus the version header.
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.handleRoot)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App-Version", s.cfg.Version)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// handleRoot answers "version=... host=..." after LATENCY, fails with 500
+// for a fraction ERROR_RATE of requests and records the ERROR_TYPES drawn.
+func (s *server) handleRoot(w http.ResponseWriter, r *http.Request) {
+	begin := s.now()
+
+	if s.cfg.Latency > 0 {
+		t := time.NewTimer(s.cfg.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+	}
+
+	var drawn []string
+	for _, et := range s.cfg.ErrorTypes {
+		if et.Probability > 0 && s.random() < et.Probability {
+			drawn = append(drawn, et.Name)
+		}
+	}
+
+	code := http.StatusOK
+	if s.cfg.ErrorRate > 0 && s.random() < s.cfg.ErrorRate {
+		code = http.StatusInternalServerError
+	}
+
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if len(drawn) > 0 {
+		w.Header().Set("X-App-Errors", strings.Join(drawn, ","))
+	}
+	w.WriteHeader(code)
+	if code == http.StatusOK {
+		fmt.Fprintf(w, "version=%s host=%s\n", s.cfg.Version, s.hostname)
+	} else {
+		fmt.Fprintf(w, "error version=%s host=%s\n", s.cfg.Version, s.hostname)
+	}
+
+	s.metrics.observe(code, s.now().Sub(begin), drawn)
+}
+
+// healthy reports whether /healthz should answer 200 now.
+func (s *server) healthy() bool {
+	if s.cfg.HealthFail {
+		return false
+	}
+	return s.now().Sub(s.start) >= s.cfg.HealthDelay
+}
+
+func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.healthy() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "fail")
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_ = s.metrics.write(w)
+}

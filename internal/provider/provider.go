@@ -16,6 +16,8 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/registry"
+	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
 var (
@@ -53,7 +55,11 @@ type registryAuthModel struct {
 // providerData is what resources and data sources receive from Configure.
 type providerData struct {
 	docker   *docker.Connector
+	engine   *docker.Engine
 	registry *registry.Client
+	routes   *router.Controller
+	deployer *rollout.Deployer
+	snapshot *hostSnapshot
 }
 
 func (p *releaseProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -193,10 +199,17 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 		}
 	}
 
+	conn := docker.NewConnector(dockerCfg)
+	engine := docker.NewEngine(conn)
+	routes := &router.Controller{Docker: engine}
 	data := &providerData{
-		docker:   docker.NewConnector(dockerCfg),
+		docker:   conn,
+		engine:   engine,
 		registry: registry.NewClient(chain),
+		routes:   routes,
+		snapshot: &hostSnapshot{},
 	}
+	data.deployer = &rollout.Deployer{Host: engine, Routes: routes, Clock: rollout.RealClock{}, RegistryAuth: data.pullAuth}
 	data.registry.UserAgent = "terraform-provider-release/" + p.version
 	resp.ResourceData = data
 	resp.DataSourceData = data
@@ -205,12 +218,15 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 func (p *releaseProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewImageResource,
+		NewRouterResource,
+		NewEnvironmentResource,
 	}
 }
 
 func (p *releaseProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		NewImageDataSource,
+		NewEnvironmentDataSource,
 	}
 }
 

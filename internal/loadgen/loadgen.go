@@ -1,0 +1,146 @@
+// Package loadgen sends constant HTTP traffic and counts every failure: the
+// witness that a switch drops no request. It only ever targets the URL it is
+// given, with a bounded rate and duration.
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config is a load run.
+type Config struct {
+	URL string
+	// Rate is requests per second across all workers.
+	Rate int
+	// Workers send requests concurrently; each keeps its own connections.
+	Workers int
+	// KeepAlive reuses connections; without it every request opens one.
+	KeepAlive bool
+	// MaxDuration stops the run even if Stop is never called.
+	MaxDuration time.Duration
+	Timeout     time.Duration
+}
+
+// Stats counts what happened.
+type Stats struct {
+	Requests  int
+	OK        int // 2xx
+	Non2xx    int
+	Errors    int // connection errors and timeouts
+	ByVersion map[string]int
+	// Failures holds the first few failures, for the test log.
+	Failures []string
+}
+
+// Failed is every request that did not get a 2xx answer.
+func (s Stats) Failed() int { return s.Non2xx + s.Errors }
+
+func (s Stats) String() string {
+	versions := make([]string, 0, len(s.ByVersion))
+	for v, n := range s.ByVersion {
+		versions = append(versions, fmt.Sprintf("%s=%d", v, n))
+	}
+	sort.Strings(versions)
+	return fmt.Sprintf("requests=%d ok=%d non2xx=%d errors=%d versions[%s]", s.Requests, s.OK, s.Non2xx, s.Errors, strings.Join(versions, " "))
+}
+
+// Run is a load run in progress.
+type Run struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	stats  Stats
+}
+
+// Start begins sending traffic.
+func Start(cfg Config) *Run {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 100
+	}
+	if cfg.MaxDuration <= 0 {
+		cfg.MaxDuration = 5 * time.Minute
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
+	r := &Run{cancel: cancel, done: make(chan struct{}), stats: Stats{ByVersion: map[string]int{}}}
+	interval := time.Duration(int64(time.Second) * int64(cfg.Workers) / int64(cfg.Rate))
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.Workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			client := &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{DisableKeepAlives: !cfg.KeepAlive, MaxIdleConnsPerHost: 1}}
+			defer client.CloseIdleConnections()
+			// Spread the workers over the interval.
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			time.Sleep(interval * time.Duration(w) / time.Duration(cfg.Workers))
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				r.record(client.Get(cfg.URL))
+			}
+		}(w)
+	}
+	go func() { wg.Wait(); close(r.done) }()
+	return r
+}
+
+func (r *Run) record(resp *http.Response, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Requests++
+	if err != nil {
+		r.stats.Errors++
+		if len(r.stats.Failures) < 10 {
+			r.stats.Failures = append(r.stats.Failures, time.Now().Format("15:04:05.000")+" "+err.Error())
+		}
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		r.stats.OK++
+		r.stats.ByVersion[resp.Header.Get("X-App-Version")]++
+		return
+	}
+	r.stats.Non2xx++
+	if len(r.stats.Failures) < 10 {
+		r.stats.Failures = append(r.stats.Failures, fmt.Sprintf("%s HTTP %d", time.Now().Format("15:04:05.000"), resp.StatusCode))
+	}
+}
+
+// Snapshot returns the counts so far.
+func (r *Run) Snapshot() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats
+	s.ByVersion = map[string]int{}
+	for k, v := range r.stats.ByVersion {
+		s.ByVersion[k] = v
+	}
+	s.Failures = append([]string(nil), r.stats.Failures...)
+	return s
+}
+
+// Stop ends the run and returns the totals.
+func (r *Run) Stop() Stats {
+	r.cancel()
+	<-r.done
+	return r.Snapshot()
+}

@@ -1,0 +1,115 @@
+package provider
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// hostSnapshot shares one listing of managed containers, and one read of
+// each router's files, among the resources refreshed together, so a refresh
+// costs a couple of Docker calls in all rather than several per environment.
+type hostSnapshot struct {
+	mu         sync.Mutex
+	generation int
+	takenAt    time.Time
+	containers []docker.Container
+	files      map[string]map[string][]byte
+	filesAt    map[string]time.Time
+}
+
+// snapshotTTL is short: it only needs to cover one refresh.
+const snapshotTTL = 3 * time.Second
+
+func (s *hostSnapshot) listing(ctx context.Context, e *docker.Engine) ([]docker.Container, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.containers != nil && time.Since(s.takenAt) < snapshotTTL {
+		return s.containers, nil
+	}
+	cs, err := rollout.ListManaged(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	s.containers, s.takenAt = cs, time.Now()
+	return cs, nil
+}
+
+func (s *hostSnapshot) routerFiles(ctx context.Context, c *router.Controller, routerID string) (map[string][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.files[routerID]; ok && time.Since(s.filesAt[routerID]) < snapshotTTL {
+		return f, nil
+	}
+	f, err := c.Files(ctx, routerID)
+	if err != nil {
+		return nil, err
+	}
+	if s.files == nil {
+		s.files, s.filesAt = map[string]map[string][]byte{}, map[string]time.Time{}
+	}
+	s.files[routerID], s.filesAt[routerID] = f, time.Now()
+	return f, nil
+}
+
+func (s *hostSnapshot) invalidate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.containers, s.files = nil, nil
+}
+
+func (d *providerData) invalidate() { d.snapshot.invalidate() }
+
+// pullAuth is the X-Registry-Auth header for the daemon's pull of an image,
+// from the same credentials the provider uses for the registry.
+func (d *providerData) pullAuth(image string) string {
+	host, _, found := strings.Cut(image, "/")
+	if !found || d.registry.Credentials == nil {
+		return ""
+	}
+	cred, ok, err := d.registry.Credentials.Lookup(host)
+	if err != nil || !ok {
+		return ""
+	}
+	b, _ := json.Marshal(map[string]string{"username": cred.Username, "password": cred.Password, "identitytoken": cred.IdentityToken, "serveraddress": host})
+	return base64.URLEncoding.EncodeToString(b)
+}
+
+// addDockerError words a Docker failure; an unanswering daemon names the host.
+func addDockerError(diags *diag.Diagnostics, d *providerData, summary string, err error) {
+	var unreachable *docker.UnreachableError
+	if errors.As(err, &unreachable) {
+		diags.AddError("Docker Daemon Unreachable",
+			"The Docker daemon at "+docker.HostForDisplay(unreachable.Host)+" did not answer. Check that it runs and that docker_host "+
+				"(or DOCKER_HOST) points at it.\n\nError: "+unreachable.Err.Error())
+		return
+	}
+	diags.AddError(summary, "The operation on the Docker host "+d.engine.Host()+" failed.\n\nError: "+err.Error())
+}
+
+type nameValidator struct{}
+
+func (nameValidator) Description(context.Context) string {
+	return "1 to 32 lowercase letters, digits and dashes"
+}
+func (v nameValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (nameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := router.ValidateName(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Name", req.Path.String()+": "+err.Error()+
+			". Names become container, network and router configuration names, so nothing else is allowed.")
+	}
+}

@@ -1,0 +1,537 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/releasekit/terraform-provider-release/internal/imageref"
+	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+	"github.com/releasekit/terraform-provider-release/internal/validators"
+)
+
+var (
+	_ resource.ResourceWithConfigure   = (*environmentResource)(nil)
+	_ resource.ResourceWithImportState = (*environmentResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*environmentResource)(nil)
+)
+
+// NewEnvironmentResource returns the release_environment resource.
+func NewEnvironmentResource() resource.Resource {
+	return &environmentResource{}
+}
+
+// environmentResource binds a pinned digest to an environment's service and
+// switches to it without downtime.
+type environmentResource struct {
+	data *providerData
+}
+
+type environmentModel struct {
+	ID           types.String   `tfsdk:"id"`
+	Name         types.String   `tfsdk:"name"`
+	Service      types.String   `tfsdk:"service"`
+	Image        types.String   `tfsdk:"image"`
+	Replicas     types.Int64    `tfsdk:"replicas"`
+	Port         types.Int64    `tfsdk:"port"`
+	ListenPort   types.Int64    `tfsdk:"listen_port"`
+	Env          types.Map      `tfsdk:"env"`
+	Command      types.List     `tfsdk:"command"`
+	HealthCheck  types.Object   `tfsdk:"health_check"`
+	Router       types.String   `tfsdk:"router"`
+	HistoryLimit types.Int64    `tfsdk:"history_limit"`
+	StopTimeout  types.String   `tfsdk:"stop_timeout"`
+	Timeouts     timeouts.Value `tfsdk:"timeouts"`
+	Digest       types.String   `tfsdk:"digest"`
+	Revision     types.Int64    `tfsdk:"revision"`
+	DeployedAt   types.String   `tfsdk:"deployed_at"`
+	History      types.List     `tfsdk:"history"`
+	Drift        types.String   `tfsdk:"drift"`
+}
+
+type healthCheckModel struct {
+	Path             types.String `tfsdk:"path"`
+	Interval         types.String `tfsdk:"interval"`
+	Timeout          types.String `tfsdk:"timeout"`
+	HealthyThreshold types.Int64  `tfsdk:"healthy_threshold"`
+	StartTimeout     types.String `tfsdk:"start_timeout"`
+}
+
+var healthCheckTypes = map[string]attr.Type{
+	"path": types.StringType, "interval": types.StringType, "timeout": types.StringType,
+	"healthy_threshold": types.Int64Type, "start_timeout": types.StringType,
+}
+
+var historyEntryType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"revision": types.Int64Type, "digest": types.StringType, "image": types.StringType, "deployed_at": types.StringType,
+}}
+
+func (r *environmentResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
+}
+
+func (r *environmentResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_environment"
+}
+
+func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	resp.Schema = schema.Schema{
+		Description: "Which pinned digest serves an environment's service, behind a `release_router`. Changing `image` is a zero-downtime " +
+			"hard switch: the new containers start beside the old ones, traffic moves only once every one is healthy, the old ones are " +
+			"drained and stopped, and the last `history_limit` revisions are kept for an instant rollback. Reverting `image` to an earlier " +
+			"digest is that rollback.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Description: "`<name>/<service>`, the import ID.", Computed: true, PlanModifiers: keep,
+			},
+			"name": schema.StringAttribute{
+				Description: "Environment name, such as `staging` or `production`: 1 to 32 lowercase letters, digits and dashes. Changing it replaces the environment.",
+				Required:    true, Validators: []validator.String{nameValidator{}},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"service": schema.StringAttribute{
+				Description: "Service name within the environment, such as `web`: 1 to 32 lowercase letters, digits and dashes. Changing it replaces the environment.",
+				Required:    true, Validators: []validator.String{nameValidator{}},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"image": schema.StringAttribute{
+				Description: "The pinned image, `repository@sha256:…`: use `release_image.<name>.ref`. A tag is refused at plan time, so that every environment runs exactly the bytes that were tested.",
+				Required:    true, Validators: []validator.String{validators.PinnedReference()},
+			},
+			"replicas": schema.Int64Attribute{
+				Description: "Number of containers. Defaults to 1.",
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(1, 50)},
+			},
+			"port": schema.Int64Attribute{
+				Description: "Port the application listens on inside its container. Defaults to 8080.",
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(8080), Validators: []validator.Int64{int64validator.Between(1, 65535)},
+			},
+			"listen_port": schema.Int64Attribute{
+				Description: "The router's listener port (one of its `ports[*].internal`) that serves this environment's service. Defaults to 80.",
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(80), Validators: []validator.Int64{int64validator.Between(1, 65535)},
+			},
+			"env": schema.MapAttribute{
+				Description: "Environment variables of the containers. The provider adds RELEASE_ENVIRONMENT, RELEASE_SERVICE and RELEASE_REVISION.",
+				Optional:    true, ElementType: types.StringType,
+			},
+			"command": schema.ListAttribute{
+				Description: "Command (arguments to the image's entrypoint). Defaults to the image's own.",
+				Optional:    true, ElementType: types.StringType,
+			},
+			"health_check": schema.SingleNestedAttribute{
+				Description: "The gate a new container passes before it gets traffic, also used by the router afterwards. The provider places a small " +
+					"static probe in each container (at `/.release-probe`), so images without a shell or curl are checked too.",
+				Optional: true, Computed: true,
+				Default: objectdefault.StaticValue(types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
+					"path": types.StringValue("/healthz"), "interval": types.StringValue("1s"), "timeout": types.StringValue("2s"),
+					"healthy_threshold": types.Int64Value(1), "start_timeout": types.StringValue("60s"),
+				})),
+				Attributes: map[string]schema.Attribute{
+					"path": schema.StringAttribute{Description: "HTTP path that answers 2xx when the container is ready. Defaults to `/healthz`.",
+						Optional: true, Computed: true, Default: stringdefault.StaticString("/healthz"), Validators: []validator.String{healthPathValidator{}}},
+					"interval": schema.StringAttribute{Description: "Time between checks, such as `1s`. Defaults to `1s`.",
+						Optional: true, Computed: true, Default: stringdefault.StaticString("1s"), Validators: []validator.String{durationValidator{min: 100 * time.Millisecond}}},
+					"timeout": schema.StringAttribute{Description: "Time a check may take. Defaults to `2s`.",
+						Optional: true, Computed: true, Default: stringdefault.StaticString("2s"), Validators: []validator.String{durationValidator{min: 100 * time.Millisecond}}},
+					"healthy_threshold": schema.Int64Attribute{Description: "Checks in a row that must pass before the container gets traffic. Defaults to 1.",
+						Optional: true, Computed: true, Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(1, 5)}},
+					"start_timeout": schema.StringAttribute{Description: "How long a new container may take to become healthy before the apply fails. Defaults to `60s`.",
+						Optional: true, Computed: true, Default: stringdefault.StaticString("60s"), Validators: []validator.String{durationValidator{min: time.Second}}},
+				},
+			},
+			"router": schema.StringAttribute{
+				Description: "The `release_router` that serves this environment: `release_router.<name>.id`.",
+				Required:    true, Validators: []validator.String{nameValidator{}},
+			},
+			"history_limit": schema.Int64Attribute{
+				Description: "Earlier revisions whose stopped containers are kept for a rollback without a pull. Defaults to 3.",
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(3), Validators: []validator.Int64{int64validator.Between(0, 20)},
+			},
+			"stop_timeout": schema.StringAttribute{
+				Description: "How long a retired container may finish its requests after SIGTERM before it is killed. Defaults to `10s`.",
+				Optional:    true, Computed: true, Default: stringdefault.StaticString("10s"), Validators: []validator.String{durationValidator{min: 0}},
+			},
+			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+			"digest": schema.StringAttribute{
+				Description: "The digest serving now, from `image`.", Computed: true,
+			},
+			"revision": schema.Int64Attribute{
+				Description: "The revision serving now; each switch to another digest or configuration makes a new one, a rollback to a retained one reuses it.",
+				Computed:    true,
+			},
+			"deployed_at": schema.StringAttribute{
+				Description: "When the serving revision was started (RFC 3339).", Computed: true,
+			},
+			"history": schema.ListAttribute{
+				Description: "Earlier revisions, newest first: revision, digest, image and when each was deployed.",
+				Computed:    true, ElementType: historyEntryType,
+			},
+			"drift": schema.StringAttribute{
+				Description: "How the host differs from the last apply (containers removed or stopped, the route lost or edited); null when it matches. Apply repairs it.",
+				Computed:    true,
+			},
+		},
+	}
+}
+
+// ModifyPlan shows what a switch will do: the new digest, and the revision,
+// history and deploy time that the switch will set.
+func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan environmentModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if !plan.Name.IsUnknown() && !plan.Service.IsUnknown() {
+		plan.ID = types.StringValue(plan.Name.ValueString() + "/" + plan.Service.ValueString())
+	}
+	if ref, err := imageref.ParsePinned(plan.Image.ValueString()); err == nil && !plan.Image.IsUnknown() {
+		plan.Digest = types.StringValue(ref.Digest)
+	} else {
+		plan.Digest = types.StringUnknown()
+	}
+	if req.State.Raw.IsNull() {
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	var state environmentModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	changed := !plan.Image.Equal(state.Image) || !plan.Replicas.Equal(state.Replicas) || !plan.Port.Equal(state.Port) ||
+		!plan.ListenPort.Equal(state.ListenPort) || !plan.Env.Equal(state.Env) || !plan.Command.Equal(state.Command) ||
+		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router)
+	if changed || !state.Drift.IsNull() {
+		plan.Revision, plan.DeployedAt, plan.History = types.Int64Unknown(), types.StringUnknown(), types.ListUnknown(historyEntryType)
+	} else {
+		plan.Revision, plan.DeployedAt, plan.History = state.Revision, state.DeployedAt, state.History
+	}
+	plan.Drift = types.StringNull()
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+func (r *environmentResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan environmentModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, 20*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r.deploy(ctx, &plan, &resp.Diagnostics)
+	if !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	}
+}
+
+func (r *environmentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan environmentModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Update(ctx, 20*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r.deploy(ctx, &plan, &resp.Diagnostics)
+	if !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	}
+}
+
+// deploy runs the switch and fills the computed attributes from what the host then runs.
+func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel, diags *diag.Diagnostics) {
+	spec, d := r.spec(ctx, *plan)
+	diags.Append(d...)
+	if diags.HasError() {
+		return
+	}
+	o, err := router.Observe(ctx, r.data.engine, spec.Router.Name)
+	if err != nil {
+		addDockerError(diags, r.data, "Cannot Read Router", err)
+		return
+	}
+	if !o.Found || !o.Running {
+		diags.AddAttributeError(path.Root("router"), "Router Not Running",
+			fmt.Sprintf("The router %q has no running container (%s) on %s. Create or repair it first: terraform apply -target=release_router.<name>.",
+				spec.Router.Name, router.ContainerName(spec.Router.Name), r.data.engine.Host()))
+		return
+	}
+	if !hasListener(o.Spec, spec.Router.ListenPort) {
+		diags.AddAttributeError(path.Root("listen_port"), "Router Has No Such Listener",
+			fmt.Sprintf("The router %q publishes no listener on port %d inside its container. Add it to the router's ports, or set listen_port to one of %s.",
+				spec.Router.Name, spec.Router.ListenPort, listenerList(o.Spec)))
+		return
+	}
+	spec.Router.ContainerID = o.ID
+	if other := r.listenerTaken(ctx, spec); other != "" {
+		diags.AddAttributeError(path.Root("listen_port"), "Listener Already Used",
+			fmt.Sprintf("Port %d of router %q already serves %s. Give each environment's service its own listen_port.", spec.Router.ListenPort, spec.Router.Name, other))
+		return
+	}
+
+	defer r.data.invalidate()
+	res, err := r.data.deployer.Deploy(ctx, spec)
+	if err != nil {
+		var unhealthy *rollout.UnhealthyError
+		if errors.As(err, &unhealthy) {
+			diags.AddAttributeError(path.Root("image"), "New Containers Not Healthy",
+				fmt.Sprintf("The switch of %s/%s to %s was stopped: %s. Traffic was never moved: the environment still serves what it served before, and the new containers were removed.\n\nLast log lines of %s:\n%s",
+					spec.Environment, spec.Service, spec.Image, unhealthy.Error(), unhealthy.Container, indent(unhealthy.Logs)))
+			return
+		}
+		addDockerError(diags, r.data, "Switch Failed", err)
+		return
+	}
+	r.setObserved(plan, res.Status)
+	plan.Drift = types.StringNull()
+}
+
+func (r *environmentResource) listenerTaken(ctx context.Context, spec rollout.Spec) string {
+	files, err := r.data.routes.Files(ctx, spec.Router.ContainerID)
+	if err != nil {
+		return ""
+	}
+	own := router.RouteFileName(spec.Environment, spec.Service)
+	for name, content := range files {
+		if name == own || !strings.HasPrefix(name, "route_") {
+			continue
+		}
+		if strings.Contains(string(content), fmt.Sprintf("bind :%d\n", spec.Router.ListenPort)) {
+			return strings.TrimSuffix(strings.TrimPrefix(name, "route_"), ".cfg")
+		}
+	}
+	return ""
+}
+
+func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state environmentModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	st, err := observeEnvironment(ctx, r.data, state.Name.ValueString(), state.Service.ValueString(), state.Router.ValueString())
+	if err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Environment", err)
+		return
+	}
+	if !st.Found {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if state.Router.IsNull() && len(st.Containers) > 0 {
+		state.Router = types.StringValue(st.Containers[0].Labels[rollout.LabelRouter])
+	}
+	if state.Image.IsNull() || st.Image != "" {
+		state.Image = types.StringValue(st.Image)
+	}
+	if state.Replicas.IsNull() {
+		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
+	}
+	r.setObserved(&state, st)
+	var drift []string
+	drift = append(drift, st.Drift...)
+	if !state.Replicas.IsNull() && int64(st.Running) < state.Replicas.ValueInt64() {
+		drift = append(drift, fmt.Sprintf("%d of %d containers run", st.Running, state.Replicas.ValueInt64()))
+	}
+	state.Drift = driftValue(dedupe(drift))
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state environmentModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, 10*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	routerID := ""
+	if o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString()); err == nil && o.Found {
+		routerID = o.ID
+	}
+	stop, _ := time.ParseDuration(state.StopTimeout.ValueString())
+	defer r.data.invalidate()
+	if err := r.data.deployer.Destroy(ctx, state.Name.ValueString(), state.Service.ValueString(), routerID, stop); err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
+	}
+}
+
+// ImportState takes <name>/<service>.
+func (r *environmentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	name, service, ok := strings.Cut(req.ID, "/")
+	if !ok || router.ValidateName(name) != nil || router.ValidateName(service) != nil {
+		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_environment as <environment>/<service>, such as production/web.")
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("service"), service)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	// The rest is read from the containers' labels; settings that labels do not hold take their defaults.
+	for attr, v := range map[string]any{"port": int64(8080), "listen_port": int64(80), "history_limit": int64(3), "stop_timeout": "10s"} {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("health_check"), types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
+		"path": types.StringValue("/healthz"), "interval": types.StringValue("1s"), "timeout": types.StringValue("2s"),
+		"healthy_threshold": types.Int64Value(1), "start_timeout": types.StringValue("60s"),
+	}))...)
+}
+
+// observeEnvironment reads an environment from the shared host snapshot.
+func observeEnvironment(ctx context.Context, d *providerData, name, service, routerName string) (rollout.Status, error) {
+	managed, err := d.snapshot.listing(ctx, d.engine)
+	if err != nil {
+		return rollout.Status{}, err
+	}
+	if routerName == "" {
+		for _, c := range managed {
+			if c.Labels[rollout.LabelEnvironment] == name && c.Labels[rollout.LabelService] == service {
+				routerName = c.Labels[rollout.LabelRouter]
+				break
+			}
+		}
+	}
+	routerID := ""
+	var files map[string][]byte
+	for _, c := range managed {
+		if c.Labels[rollout.LabelKind] == "router" && c.Labels[router.LabelRouter] == routerName && c.Running() {
+			routerID = c.ID
+		}
+	}
+	if routerID != "" {
+		if files, err = d.snapshot.routerFiles(ctx, d.routes, routerID); err != nil {
+			return rollout.Status{}, err
+		}
+	}
+	return rollout.Observe(name, service, managed, routerID, files), nil
+}
+
+func (r *environmentResource) setObserved(m *environmentModel, st rollout.Status) {
+	m.ID = types.StringValue(m.Name.ValueString() + "/" + m.Service.ValueString())
+	m.Digest = types.StringValue(st.Digest)
+	m.Revision = types.Int64Value(int64(st.Revision))
+	m.DeployedAt = types.StringValue(st.DeployedAt.Format(time.RFC3339))
+	m.History = historyValue(st.History)
+}
+
+func historyValue(h []rollout.HistoryEntry) types.List {
+	elems := make([]attr.Value, 0, len(h))
+	for _, e := range h {
+		elems = append(elems, types.ObjectValueMust(historyEntryType.AttrTypes, map[string]attr.Value{
+			"revision": types.Int64Value(int64(e.Revision)), "digest": types.StringValue(e.Digest),
+			"image": types.StringValue(e.Image), "deployed_at": types.StringValue(e.DeployedAt.Format(time.RFC3339)),
+		}))
+	}
+	return types.ListValueMust(historyEntryType, elems)
+}
+
+// spec converts the plan into the rollout's terms.
+func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rollout.Spec, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	ref, err := imageref.ParsePinned(m.Image.ValueString())
+	if err != nil {
+		diags.AddAttributeError(path.Root("image"), "Image Not Pinned", err.Error())
+		return rollout.Spec{}, diags
+	}
+	var hc healthCheckModel
+	diags.Append(m.HealthCheck.As(ctx, &hc, objectAsOptions)...)
+	env := map[string]string{}
+	diags.Append(m.Env.ElementsAs(ctx, &env, false)...)
+	var cmd []string
+	diags.Append(m.Command.ElementsAs(ctx, &cmd, false)...)
+	parse := func(s types.String) time.Duration { d, _ := time.ParseDuration(s.ValueString()); return d }
+	return rollout.Spec{
+		Environment: m.Name.ValueString(),
+		Service:     m.Service.ValueString(),
+		Image:       m.Image.ValueString(),
+		Digest:      ref.Digest,
+		Replicas:    int(m.Replicas.ValueInt64()),
+		Port:        int(m.Port.ValueInt64()),
+		Env:         env,
+		Command:     cmd,
+		Health: rollout.Health{
+			Path: hc.Path.ValueString(), Interval: parse(hc.Interval), Timeout: parse(hc.Timeout),
+			HealthyThreshold: int(hc.HealthyThreshold.ValueInt64()), StartTimeout: parse(hc.StartTimeout),
+		},
+		Router:       rollout.RouterRef{Name: m.Router.ValueString(), ListenPort: int(m.ListenPort.ValueInt64())},
+		HistoryLimit: int(m.HistoryLimit.ValueInt64()),
+		StopTimeout:  parse(m.StopTimeout),
+	}, diags
+}
+
+func hasListener(s router.Spec, port int) bool {
+	for _, p := range s.Ports {
+		if p.Internal == port {
+			return true
+		}
+	}
+	return false
+}
+
+func listenerList(s router.Spec) string {
+	var ps []string
+	for _, p := range s.Ports {
+		ps = append(ps, fmt.Sprint(p.Internal))
+	}
+	if len(ps) == 0 {
+		return "(none)"
+	}
+	return strings.Join(ps, ", ")
+}
+
+func filterRevision(st rollout.Status) []string {
+	var out []string
+	for _, c := range st.Containers {
+		if c.Labels[rollout.LabelRevision] == fmt.Sprint(st.Revision) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func indent(s string) string {
+	if s == "" {
+		return "  (no output)"
+	}
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}

@@ -1,0 +1,287 @@
+package provider
+
+import (
+	"context"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+var (
+	_ resource.ResourceWithConfigure   = (*routerResource)(nil)
+	_ resource.ResourceWithImportState = (*routerResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*routerResource)(nil)
+)
+
+// NewRouterResource returns the release_router resource.
+func NewRouterResource() resource.Resource {
+	return &routerResource{}
+}
+
+// routerResource is an HAProxy container that environments route through.
+type routerResource struct {
+	data *providerData
+}
+
+type routerModel struct {
+	ID          types.String `tfsdk:"id"`
+	Name        types.String `tfsdk:"name"`
+	Image       types.String `tfsdk:"image"`
+	Network     types.String `tfsdk:"network"`
+	Ports       []portModel  `tfsdk:"ports"`
+	MetricsPort types.Int64  `tfsdk:"metrics_port"`
+	ContainerID types.String `tfsdk:"container_id"`
+	Drift       types.String `tfsdk:"drift"`
+}
+
+type portModel struct {
+	Internal types.Int64  `tfsdk:"internal"`
+	External types.Int64  `tfsdk:"external"`
+	HostIP   types.String `tfsdk:"host_ip"`
+}
+
+func (r *routerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
+}
+
+func (r *routerResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_router"
+}
+
+func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	portNumber := []validator.Int64{int64validator.Between(1, 65535)}
+	resp.Schema = schema.Schema{
+		Description: "An HAProxy container on the Docker host that environments route through. The provider owns it: " +
+			"each environment writes its own route file into it through the Docker API and applies it with a hitless reload, " +
+			"so a switch drops no connection and works over any Docker connection (unix, tcp, ssh) without a port of its own. " +
+			"The files live in a Docker volume, so the split survives a restart of the router. Works with HAProxy 2.6 and newer.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Description:   "The router's name; environments take it as `router`.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"name": schema.StringAttribute{
+				Description:   "Name of the router, unique on the Docker host: 1 to 32 lowercase letters, digits and dashes. The container is `release-router-<name>`. Changing it replaces the router.",
+				Required:      true,
+				Validators:    []validator.String{nameValidator{}},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"image": schema.StringAttribute{
+				Description: "HAProxy image, version 2.6 or newer, such as `haproxy:3.0`. The Docker daemon pulls it if it does not have it. " +
+					"Changing it recreates the container in place, keeping its configuration: traffic pauses for that moment.",
+				Required: true,
+			},
+			"network": schema.StringAttribute{
+				Description: "A user-defined network the router joins, for example to be scraped by Prometheus; created if missing. " +
+					"Defaults to `release-router-<name>`. Each environment also gets a network of its own, which the router joins.",
+				Optional:      true,
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()},
+			},
+			"ports": schema.ListNestedAttribute{
+				Description: "Listener ports published on the host. Each environment serves on one of them (`release_environment.listen_port`).",
+				Required:    true,
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"internal": schema.Int64Attribute{Description: "Port the router listens on inside its container.", Required: true, Validators: portNumber},
+					"external": schema.Int64Attribute{Description: "Port published on the Docker host.", Required: true, Validators: portNumber},
+					"host_ip": schema.StringAttribute{
+						Description: "Host address the port is published on. Defaults to `127.0.0.1`; use `0.0.0.0` to serve other machines.",
+						Optional:    true, Computed: true, Default: stringdefault.StaticString("127.0.0.1"),
+					},
+				}},
+			},
+			"metrics_port": schema.Int64Attribute{
+				Description: "Port inside the router's container that serves HAProxy's Prometheus exporter at `/metrics` (per-server responses by code and response times) and `/healthz`. " +
+					"Publish it by adding it to `ports` if Prometheus runs outside the router's network.",
+				Optional: true, Computed: true, Default: int64default.StaticInt64(8404), Validators: portNumber,
+			},
+			"container_id": schema.StringAttribute{
+				Description: "ID of the router's container.",
+				Computed:    true,
+			},
+			"drift": schema.StringAttribute{
+				Description: "How the router on the host differs from the last apply (stopped, configuration changed or lost); null when it matches. Apply repairs it.",
+				Computed:    true,
+			},
+		},
+	}
+}
+
+func (r *routerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
+		return
+	}
+	var plan, state routerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	// Drift found by refresh is planned away; everything else is unchanged.
+	plan.Drift = types.StringNull()
+	plan.ContainerID = state.ContainerID
+	if !plan.Image.Equal(state.Image) || !portsEqual(plan.Ports, state.Ports) || !plan.MetricsPort.Equal(state.MetricsPort) {
+		plan.ContainerID = types.StringUnknown()
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+func (r *routerResource) spec(m routerModel) router.Spec {
+	s := router.Spec{Name: m.Name.ValueString(), Image: m.Image.ValueString(), Network: m.Network.ValueString(), MetricsPort: int(m.MetricsPort.ValueInt64())}
+	if m.Network.IsNull() || m.Network.IsUnknown() || s.Network == "" {
+		s.Network = "release-router-" + s.Name
+	}
+	for _, p := range m.Ports {
+		s.Ports = append(s.Ports, docker.Port{Internal: int(p.Internal.ValueInt64()), External: int(p.External.ValueInt64()), HostIP: p.HostIP.ValueString()})
+	}
+	return s
+}
+
+func (r *routerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan routerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec := r.spec(plan)
+	if o, err := router.Observe(ctx, r.data.engine, spec.Name); err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Create Router", err)
+		return
+	} else if o.Found {
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Router Already Exists",
+			"A router container "+router.ContainerName(spec.Name)+" already exists on "+r.data.engine.Host()+". Import it with "+
+				"`terraform import <address> "+spec.Name+"`, or choose another name.")
+		return
+	}
+	id, err := router.Create(ctx, r.data.engine, spec, r.data.pullAuth(spec.Image))
+	r.data.invalidate()
+	if err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Create Router", err)
+		return
+	}
+	plan.ID = types.StringValue(spec.Name)
+	plan.Network = types.StringValue(spec.Network)
+	plan.ContainerID = types.StringValue(id)
+	plan.Drift = types.StringNull()
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *routerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state routerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	o, err := router.Observe(ctx, r.data.engine, state.Name.ValueString())
+	if err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Router", err)
+		return
+	}
+	if !o.Found {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	state.ID = types.StringValue(o.Spec.Name)
+	state.Image = types.StringValue(o.Spec.Image)
+	state.Network = types.StringValue(o.Spec.Network)
+	state.MetricsPort = types.Int64Value(int64(o.Spec.MetricsPort))
+	state.ContainerID = types.StringValue(o.ID)
+	state.Ports = nil
+	for _, p := range o.Spec.Ports {
+		state.Ports = append(state.Ports, portModel{Internal: types.Int64Value(int64(p.Internal)), External: types.Int64Value(int64(p.External)), HostIP: types.StringValue(p.HostIP)})
+	}
+	state.Drift = driftValue(o.Drift)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *routerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state routerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec := r.spec(plan)
+	defer r.data.invalidate()
+	if !plan.Image.Equal(state.Image) || !portsEqual(plan.Ports, state.Ports) || !plan.MetricsPort.Equal(state.MetricsPort) {
+		id, err := router.Recreate(ctx, r.data.engine, spec, r.data.pullAuth(spec.Image))
+		if err != nil {
+			addDockerError(&resp.Diagnostics, r.data, "Cannot Update Router", err)
+			return
+		}
+		plan.ContainerID = types.StringValue(id)
+	} else {
+		o, err := router.Observe(ctx, r.data.engine, spec.Name)
+		if err == nil && !o.Found {
+			_, err = router.Create(ctx, r.data.engine, spec, r.data.pullAuth(spec.Image))
+		} else if err == nil && len(o.Drift) > 0 {
+			err = router.Repair(ctx, r.data.engine, r.data.routes, o)
+		}
+		if err != nil {
+			addDockerError(&resp.Diagnostics, r.data, "Cannot Repair Router", err)
+			return
+		}
+		o, err = router.Observe(ctx, r.data.engine, spec.Name)
+		if err != nil {
+			addDockerError(&resp.Diagnostics, r.data, "Cannot Read Router", err)
+			return
+		}
+		plan.ContainerID = types.StringValue(o.ID)
+	}
+	plan.Drift = types.StringNull()
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *routerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state routerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	defer r.data.invalidate()
+	if err := router.Destroy(ctx, r.data.engine, state.Name.ValueString(), r.spec(state).Network); err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Router", err)
+	}
+}
+
+// ImportState takes the router's name.
+func (r *routerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if err := router.ValidateName(req.ID); err != nil {
+		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_router by its name: "+err.Error())
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
+}
+
+func portsEqual(a, b []portModel) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Internal.Equal(b[i].Internal) || !a[i].External.Equal(b[i].External) || a[i].HostIP.ValueString() != b[i].HostIP.ValueString() {
+			return false
+		}
+	}
+	return true
+}
+
+func driftValue(drift []string) types.String {
+	if len(drift) == 0 {
+		return types.StringNull()
+	}
+	return types.StringValue(strings.Join(drift, "; "))
+}
+

@@ -1,0 +1,174 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// Status is what runs for an environment's service, read from the host alone.
+type Status struct {
+	Found      bool
+	Revision   int // the revision the route serves; 0 if none
+	Image      string
+	Digest     string
+	DeployedAt time.Time
+	ConfigHash string
+	Running    int // running containers of that revision
+	History    []HistoryEntry
+	// Retained are revisions whose stopped containers can be restarted for a rollback.
+	Retained []int
+	// Drift says, in words, how the host differs from the last apply.
+	Drift []string
+	// Containers of this environment's service, all revisions.
+	Containers []docker.Container
+}
+
+// Observe reads an environment's service from a listing of managed
+// containers and the router's files, both of which callers may share
+// between environments (one listing per host, one read per router).
+func Observe(environment, service string, managed []docker.Container, routerID string, routerFiles map[string][]byte) Status {
+	st := Status{}
+	byRev := map[int][]docker.Container{}
+	for _, c := range managed {
+		if c.Labels[LabelEnvironment] != environment || c.Labels[LabelService] != service || c.Labels[LabelKind] != "app" {
+			continue
+		}
+		st.Containers = append(st.Containers, c)
+		byRev[atoi(c.Labels[LabelRevision])] = append(byRev[atoi(c.Labels[LabelRevision])], c)
+	}
+	if len(st.Containers) == 0 {
+		return st
+	}
+	st.Found = true
+
+	// The route says which revision serves.
+	routed := 0
+	route := routerFiles[router.RouteFileName(environment, service)]
+	servers := router.ParseRouteServers(route)
+	for _, s := range servers {
+		if r := revisionOfServer(s.Name); r > routed {
+			routed = r
+		}
+	}
+	if len(servers) == 0 {
+		// The router lost the route: the newest revision with running containers is what was serving.
+		for rev, cs := range byRev {
+			if rev > routed && anyRunning(cs) {
+				routed = rev
+			}
+		}
+		if routerID == "" {
+			st.Drift = append(st.Drift, "the router container is missing")
+		} else {
+			st.Drift = append(st.Drift, "the router has no route for this service")
+		}
+	}
+	st.Revision = routed
+	cs := byRev[routed]
+	if len(cs) > 0 {
+		l := cs[0].Labels
+		st.Image, st.Digest, st.ConfigHash = l[LabelImage], l[LabelDigest], l[LabelConfigHash]
+		if unix, err := strconv.ParseInt(l[LabelDeployedAt], 10, 64); err == nil {
+			st.DeployedAt = time.Unix(unix, 0).UTC()
+		}
+	}
+	st.History = mergeHistory(routed, byRev)
+	for _, c := range cs {
+		if c.Running() {
+			st.Running++
+		} else {
+			st.Drift = append(st.Drift, fmt.Sprintf("container %s is %s", c.Name, c.State))
+		}
+	}
+	if len(servers) > 0 {
+		// Every routed server must be a running container at the address routed.
+		addrs := map[string]bool{}
+		for _, c := range cs {
+			for _, ip := range c.IPs {
+				addrs[ip] = true
+			}
+		}
+		for _, s := range servers {
+			ip := s.Address
+			if i := len(ip) - 1; i > 0 {
+				for j := len(ip) - 1; j >= 0; j-- {
+					if ip[j] == ':' {
+						ip = ip[:j]
+						break
+					}
+				}
+			}
+			if !addrs[ip] {
+				st.Drift = append(st.Drift, fmt.Sprintf("the route sends traffic to %s, which no running container of revision %d has", s.Address, routed))
+			}
+		}
+	}
+	for rev, cs := range byRev {
+		if rev == routed {
+			continue
+		}
+		switch {
+		case anyRunning(cs) && rev < routed:
+			st.Drift = append(st.Drift, fmt.Sprintf("revision %d still runs without traffic", rev))
+		case anyRunning(cs):
+			st.Drift = append(st.Drift, fmt.Sprintf("revision %d runs but was never routed (an interrupted apply)", rev))
+		}
+		if !anyRunning(cs) {
+			st.Retained = append(st.Retained, rev)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(st.Retained)))
+	sort.Strings(st.Drift)
+	return st
+}
+
+func anyRunning(cs []docker.Container) bool {
+	for _, c := range cs {
+		if c.Running() {
+			return true
+		}
+	}
+	return false
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// ListManaged lists every container the provider manages on a host, in one call.
+func ListManaged(ctx context.Context, h Host) ([]docker.Container, error) {
+	return h.List(ctx, map[string]string{LabelManaged: "true"})
+}
+
+// mergeHistory gathers the earlier revisions from every container: the
+// history label each carries and the revisions still present, so a rollback
+// to a retained revision (whose labels are older) loses nothing.
+func mergeHistory(current int, byRev map[int][]docker.Container) []HistoryEntry {
+	seen := map[int]HistoryEntry{}
+	for rev, cs := range byRev {
+		l := cs[0].Labels
+		for _, h := range decodeHistory(l[LabelHistory]) {
+			seen[h.Revision] = h
+		}
+		e := HistoryEntry{Revision: rev, Image: l[LabelImage], Digest: l[LabelDigest]}
+		if unix, err := strconv.ParseInt(l[LabelDeployedAt], 10, 64); err == nil {
+			e.DeployedAt = time.Unix(unix, 0).UTC()
+		}
+		seen[rev] = e
+	}
+	delete(seen, current)
+	out := make([]HistoryEntry, 0, len(seen))
+	for _, h := range seen {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Revision > out[j].Revision })
+	if len(out) > maxHistory {
+		out = out[:maxHistory]
+	}
+	return out
+}

@@ -1,0 +1,414 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// Deployer carries out hard switches.
+type Deployer struct {
+	Host   Host
+	Routes Routes
+	Clock  Clock
+	// RegistryAuth is the X-Registry-Auth value for pulls, if any.
+	RegistryAuth func(image string) string
+	// Log reports progress (tflog in the provider).
+	Log func(msg string, fields ...any)
+}
+
+// Result is the outcome of a deploy.
+type Result struct {
+	Status Status
+	// Reused is true when a retained revision was started again (a rollback without a pull).
+	Reused bool
+	// HealthyAfter is how long the new containers took to become healthy.
+	HealthyAfter time.Duration
+}
+
+// UnhealthyError says new containers never became healthy; traffic was not moved.
+type UnhealthyError struct {
+	Container string
+	Reason    string
+	Logs      string
+}
+
+func (e *UnhealthyError) Error() string {
+	return fmt.Sprintf("container %s did not become healthy: %s", e.Container, e.Reason)
+}
+
+func (d *Deployer) log(msg string, fields ...any) {
+	if d.Log != nil {
+		d.Log(msg, fields...)
+	}
+}
+
+// Deploy makes the environment serve spec with a hard switch: start, wait
+// healthy, route, drain, stop, prune. When the serving revision already
+// matches, it only repairs drift.
+func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
+	unlock := router.Lock(spec.Router.ContainerID)
+	defer unlock()
+
+	if _, err := d.Host.EnsureNetwork(ctx, spec.Network(), map[string]string{LabelManaged: "true", LabelEnvironment: spec.Environment, LabelService: spec.Service}); err != nil {
+		return Result{}, err
+	}
+	if err := d.Host.ConnectNetwork(ctx, spec.Network(), spec.Router.ContainerID); err != nil {
+		return Result{}, fmt.Errorf("connecting the router to network %s: %w", spec.Network(), err)
+	}
+	managed, err := ListManaged(ctx, d.Host)
+	if err != nil {
+		return Result{}, err
+	}
+	files, err := d.Routes.Files(ctx, spec.Router.ContainerID)
+	if err != nil {
+		return Result{}, err
+	}
+	before := Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files)
+	hash := spec.ConfigHash()
+
+	byRev := map[int][]docker.Container{}
+	maxRev := 0
+	for _, c := range before.Containers {
+		rev := atoi(c.Labels[LabelRevision])
+		byRev[rev] = append(byRev[rev], c)
+		if rev > maxRev {
+			maxRev = rev
+		}
+	}
+	for _, h := range before.History {
+		if h.Revision > maxRev {
+			maxRev = h.Revision
+		}
+	}
+
+	// Choose the containers that will serve.
+	var target []docker.Container
+	var targetRev int
+	reused := false
+	switch {
+	case before.Revision > 0 && before.Digest == spec.Digest && before.ConfigHash == hash && len(byRev[before.Revision]) == spec.Replicas:
+		// Same release: repair what drifted in place.
+		targetRev = before.Revision
+		target = byRev[targetRev]
+	default:
+		for _, rev := range before.Retained {
+			cs := byRev[rev]
+			if len(cs) == spec.Replicas && cs[0].Labels[LabelDigest] == spec.Digest && cs[0].Labels[LabelConfigHash] == hash {
+				targetRev, target, reused = rev, cs, true
+				break
+			}
+		}
+	}
+
+	// The new containers carry the history, including the revision they replace.
+	history := before.History
+	if before.Revision > 0 {
+		history = append([]HistoryEntry{{Revision: before.Revision, Digest: before.Digest, Image: before.Image, DeployedAt: before.DeployedAt}}, history...)
+	}
+
+	var created []string
+	if target == nil {
+		targetRev = maxRev + 1
+		d.log("starting a new revision", "revision", targetRev, "image", spec.Image)
+		if err := d.Host.EnsureImage(ctx, spec.Image, d.registryAuth(spec.Image)); err != nil {
+			return Result{}, err
+		}
+		arch, err := d.Host.Architecture(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		probeBin, err := probe.Binary(arch)
+		if err != nil {
+			return Result{}, err
+		}
+		for i := 1; i <= spec.Replicas; i++ {
+			id, err := d.Host.Create(ctx, d.containerSpec(spec, targetRev, i, hash, history, probeBin))
+			if err != nil {
+				d.cleanup(created)
+				return Result{}, err
+			}
+			created = append(created, id)
+		}
+	} else if reused {
+		d.log("restarting a retained revision", "revision", targetRev)
+	}
+
+	// Start what is not running and wait until every one is healthy.
+	start := d.Clock.Now()
+	var ids []string
+	if created != nil {
+		ids = created
+	} else {
+		for _, c := range target {
+			ids = append(ids, c.ID)
+		}
+	}
+	for _, id := range ids {
+		if err := d.Host.Start(ctx, id); err != nil {
+			d.abort(ctx, created, reused, ids, spec)
+			return Result{}, fmt.Errorf("starting container %s: %w", id, err)
+		}
+	}
+	healthy, err := d.waitHealthy(ctx, spec, ids)
+	if err != nil {
+		d.abort(ctx, created, reused, ids, spec)
+		return Result{}, err
+	}
+	healthyAfter := d.Clock.Now().Sub(start)
+
+	// Route to them; the router drains the old ones.
+	name, cfg, err := routeFor(spec, healthy)
+	if err != nil {
+		d.abort(ctx, created, reused, ids, spec)
+		return Result{}, err
+	}
+	if string(files[name]) != string(cfg) {
+		d.log("switching traffic", "revision", targetRev)
+		if err := d.Routes.Apply(ctx, spec.Router.ContainerID, map[string][]byte{name: cfg}); err != nil {
+			d.abort(ctx, created, reused, ids, spec)
+			return Result{}, fmt.Errorf("switching traffic: %w", err)
+		}
+	}
+
+	// Stop every other running revision and prune beyond the history limit.
+	if err := d.retire(ctx, spec, before.Containers, targetRev); err != nil {
+		return Result{}, err
+	}
+
+	managed, err = ListManaged(ctx, d.Host)
+	if err != nil {
+		return Result{}, err
+	}
+	files, err = d.Routes.Files(ctx, spec.Router.ContainerID)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Status: Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files), Reused: reused, HealthyAfter: healthyAfter}, nil
+}
+
+func (d *Deployer) registryAuth(image string) string {
+	if d.RegistryAuth == nil {
+		return ""
+	}
+	return d.RegistryAuth(image)
+}
+
+func (d *Deployer) containerSpec(spec Spec, rev, replica int, hash string, history []HistoryEntry, probeBin []byte) docker.ContainerSpec {
+	env := make([]string, 0, len(spec.Env)+3)
+	keys := make([]string, 0, len(spec.Env))
+	for k := range spec.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+spec.Env[k])
+	}
+	env = append(env, "RELEASE_ENVIRONMENT="+spec.Environment, "RELEASE_SERVICE="+spec.Service, "RELEASE_REVISION="+strconv.Itoa(rev))
+	return docker.ContainerSpec{
+		Name:  containerName(spec.Environment, spec.Service, rev, replica),
+		Image: spec.Image,
+		Cmd:   spec.Command,
+		Env:   env,
+		Labels: map[string]string{
+			LabelManaged:     "true",
+			LabelKind:        "app",
+			LabelEnvironment: spec.Environment,
+			LabelService:     spec.Service,
+			LabelImage:       spec.Image,
+			LabelDigest:      spec.Digest,
+			LabelRevision:    strconv.Itoa(rev),
+			LabelReplica:     strconv.Itoa(replica),
+			LabelTrack:       TrackStable,
+			LabelDeployedAt:  strconv.FormatInt(d.Clock.Now().Unix(), 10),
+			LabelConfigHash:  hash,
+			LabelRouter:      spec.Router.Name,
+			LabelHistory:     encodeHistory(history),
+		},
+		Network: spec.Network(),
+		Health: &docker.HealthCheck{
+			Test:        probe.Command(spec.Port, spec.Health.Path, spec.Health.Timeout),
+			Interval:    spec.Health.Interval,
+			Timeout:     spec.Health.Timeout + time.Second,
+			Retries:     3,
+			StartPeriod: spec.Health.StartTimeout,
+		},
+		StopTimeout: int(spec.StopTimeout / time.Second),
+		Files:       []docker.File{{Path: probe.Path, Mode: 0o755, Content: probeBin}},
+	}
+}
+
+// waitHealthy waits until every container passed HealthyThreshold checks in a row.
+func (d *Deployer) waitHealthy(ctx context.Context, spec Spec, ids []string) ([]docker.Container, error) {
+	deadline := d.Clock.Now().Add(spec.Health.StartTimeout)
+	threshold := spec.Health.HealthyThreshold
+	if threshold < 1 {
+		threshold = 1
+	}
+	poll := spec.Health.Interval / 4
+	if poll < 50*time.Millisecond {
+		poll = 50 * time.Millisecond
+	}
+	if poll > 500*time.Millisecond {
+		poll = 500 * time.Millisecond
+	}
+	done := map[string]docker.Container{}
+	for {
+		for _, id := range ids {
+			if _, ok := done[id]; ok {
+				continue
+			}
+			c, err := d.Host.Inspect(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			if c.State == "exited" || c.State == "dead" {
+				return nil, d.unhealthy(ctx, c, "it exited")
+			}
+			if c.Health == "unhealthy" {
+				return nil, d.unhealthy(ctx, c, "its health check failed: "+lastOutput(c))
+			}
+			if c.Health == "healthy" && passedInARow(c.HealthLog, threshold) {
+				done[id] = c
+			}
+		}
+		if len(done) == len(ids) {
+			out := make([]docker.Container, 0, len(ids))
+			for _, id := range ids {
+				out = append(out, done[id])
+			}
+			return out, nil
+		}
+		if d.Clock.Now().After(deadline) {
+			for _, id := range ids {
+				if _, ok := done[id]; !ok {
+					c, _ := d.Host.Inspect(ctx, id)
+					return nil, d.unhealthy(ctx, c, fmt.Sprintf("not healthy after %s; last check: %s", spec.Health.StartTimeout, lastOutput(c)))
+				}
+			}
+		}
+		if err := d.Clock.Sleep(ctx, poll); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func passedInARow(log []docker.HealthResult, n int) bool {
+	if len(log) < n {
+		return false
+	}
+	for _, r := range log[len(log)-n:] {
+		if r.ExitCode != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func lastOutput(c docker.Container) string {
+	if len(c.HealthLog) == 0 {
+		return "no check has run yet"
+	}
+	return strings.TrimSpace(c.HealthLog[len(c.HealthLog)-1].Output)
+}
+
+func (d *Deployer) unhealthy(ctx context.Context, c docker.Container, reason string) error {
+	logs, _ := d.Host.Logs(ctx, c.ID, 20)
+	return &UnhealthyError{Container: c.Name, Reason: reason, Logs: strings.TrimSpace(logs)}
+}
+
+// abort undoes a failed start: new containers are removed, retained ones
+// stopped again. The route was not touched, so traffic never moved.
+func (d *Deployer) abort(ctx context.Context, created []string, reused bool, ids []string, spec Spec) {
+	ctx = context.WithoutCancel(ctx)
+	if created != nil {
+		d.cleanup(created)
+		return
+	}
+	if reused {
+		for _, id := range ids {
+			_ = d.Host.Stop(ctx, id, spec.StopTimeout)
+		}
+	}
+}
+
+func (d *Deployer) cleanup(ids []string) {
+	ctx := context.Background()
+	for _, id := range ids {
+		_ = d.Host.Remove(ctx, id)
+	}
+}
+
+// retire stops every revision but the serving one and removes the oldest
+// stopped revisions beyond the history limit.
+func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Container, serving int) error {
+	byRev := map[int][]docker.Container{}
+	for _, c := range containers {
+		rev := atoi(c.Labels[LabelRevision])
+		if rev != serving {
+			byRev[rev] = append(byRev[rev], c)
+		}
+	}
+	revs := make([]int, 0, len(byRev))
+	for rev := range byRev {
+		revs = append(revs, rev)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(revs)))
+	var errs []error
+	for i, rev := range revs {
+		keep := i < spec.HistoryLimit
+		for _, c := range byRev[rev] {
+			switch {
+			case !keep:
+				d.log("removing a revision beyond the history limit", "revision", rev, "container", c.Name)
+				errs = append(errs, d.Host.Remove(ctx, c.ID))
+			case c.Running():
+				d.log("stopping the previous revision", "revision", rev, "container", c.Name)
+				errs = append(errs, d.Host.Stop(ctx, c.ID, spec.StopTimeout))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Destroy removes an environment's route, containers and network. Other
+// environments' routes and containers are not touched.
+func (d *Deployer) Destroy(ctx context.Context, environment, service, routerID string, stopTimeout time.Duration) error {
+	var errs []error
+	if routerID != "" {
+		unlock := router.Lock(routerID)
+		defer unlock()
+		files, err := d.Routes.Files(ctx, routerID)
+		if err == nil && len(files[router.RouteFileName(environment, service)]) > 0 {
+			// An empty file is an empty configuration: the listener closes.
+			errs = append(errs, d.Routes.Apply(ctx, routerID, map[string][]byte{router.RouteFileName(environment, service): {}}))
+		} else if err != nil && !docker.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	managed, err := ListManaged(ctx, d.Host)
+	if err != nil {
+		return err
+	}
+	for _, c := range managed {
+		if c.Labels[LabelEnvironment] == environment && c.Labels[LabelService] == service && c.Labels[LabelKind] == "app" {
+			if c.Running() {
+				_ = d.Host.Stop(ctx, c.ID, stopTimeout)
+			}
+			errs = append(errs, d.Host.Remove(ctx, c.ID))
+		}
+	}
+	if routerID != "" {
+		errs = append(errs, d.Host.DisconnectNetwork(ctx, NetworkName(environment, service), routerID))
+	}
+	errs = append(errs, d.Host.RemoveNetwork(ctx, NetworkName(environment, service)))
+	return errors.Join(errs...)
+}

@@ -1,0 +1,206 @@
+// Package router renders the HAProxy configuration of a release router: one
+// base file (global settings, defaults, the metrics and health endpoints) and
+// one file per environment route, so that each environment changes only its
+// own file. It holds no Docker or Terraform code.
+package router
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ConfigDir is where the router container reads its configuration files,
+// all of them, in lexical order (HAProxy's -f <dir>).
+const ConfigDir = "/usr/local/etc/haproxy/release"
+
+// BaseFile is the first file HAProxy loads.
+const BaseFile = "00-base.cfg"
+
+// namePattern admits the names that may appear in HAProxy configuration:
+// lowercase letters, digits and inner dashes. No spaces, quotes, newlines or
+// underscores (the separator of generated names) can get through.
+var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
+
+// ValidateName checks an environment, service or router name.
+func ValidateName(s string) error {
+	if !namePattern.MatchString(s) {
+		return fmt.Errorf("%q is not a valid name: use 1 to 32 lowercase letters, digits and dashes, starting and ending with a letter or digit", s)
+	}
+	return nil
+}
+
+// ValidateHealthPath checks an HTTP path for health checks, which ends up in
+// the configuration: a plain absolute path, no spaces or control characters.
+func ValidateHealthPath(s string) error {
+	if !strings.HasPrefix(s, "/") {
+		return fmt.Errorf("%q must start with /", s)
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r == '"' || r == '\'' || r == '\\' || r == '#' || r > 0x7e {
+			return fmt.Errorf("%q contains %q; use a plain URL path such as /healthz", s, r)
+		}
+	}
+	return nil
+}
+
+// Base is the router-wide part of the configuration.
+type Base struct {
+	MetricsPort int
+	// HardStopAfter bounds how long an old worker may drain after a reload.
+	HardStopAfter time.Duration
+}
+
+// RenderBase renders the global section, defaults and the metrics frontend.
+func RenderBase(b Base) []byte {
+	if b.HardStopAfter <= 0 {
+		b.HardStopAfter = 30 * time.Second
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, `# Written by terraform-provider-release. Changes by hand are reverted on the next apply.
+global
+    hard-stop-after %s
+
+defaults
+    mode http
+    option redispatch
+    retries 3
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 10s
+    timeout check 2s
+
+frontend release-metrics
+    bind :%d
+    http-request use-service prometheus-exporter if { path /metrics }
+    http-request return status 200 content-type text/plain string "ok\n" if { path /healthz }
+    http-request return status 404
+`, haproxyDuration(b.HardStopAfter), b.MetricsPort)
+	return buf.Bytes()
+}
+
+// Server is one container behind a route.
+type Server struct {
+	Name    string // unique in the route, e.g. r7-1
+	Address string // ip:port on the router's network
+	Weight  int    // 0-256; 0 receives no new traffic
+	Track   string // stable, canary, baseline: for metrics and reports
+}
+
+// Route sends one listener port of the router to one environment's service.
+type Route struct {
+	Environment string
+	Service     string
+	ListenPort  int
+	HealthPath  string
+	// CheckInterval is how often the router checks each server once it is routed.
+	CheckInterval time.Duration
+	Servers       []Server
+}
+
+// FileName is the route's file in ConfigDir.
+func (r Route) FileName() string { return RouteFileName(r.Environment, r.Service) }
+
+// RouteFileName names the file that holds an environment's route.
+func RouteFileName(environment, service string) string {
+	return "route_" + environment + "_" + service + ".cfg"
+}
+
+// BackendName is the HAProxy backend of a route, as it appears in metrics.
+func BackendName(environment, service string) string {
+	return "be_" + environment + "_" + service
+}
+
+// Validate checks every value that is written into the configuration.
+func (r Route) Validate() error {
+	if err := ValidateName(r.Environment); err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	if err := ValidateName(r.Service); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if r.ListenPort < 1 || r.ListenPort > 65535 {
+		return fmt.Errorf("listen port %d is out of range", r.ListenPort)
+	}
+	if err := ValidateHealthPath(r.HealthPath); err != nil {
+		return fmt.Errorf("health check path: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, s := range r.Servers {
+		if !serverNamePattern.MatchString(s.Name) || seen[s.Name] {
+			return fmt.Errorf("server name %q is invalid or repeated", s.Name)
+		}
+		seen[s.Name] = true
+		if !addressPattern.MatchString(s.Address) {
+			return fmt.Errorf("server address %q is not ip:port", s.Address)
+		}
+		if s.Weight < 0 || s.Weight > 256 {
+			return fmt.Errorf("server weight %d is out of range 0-256", s.Weight)
+		}
+	}
+	return nil
+}
+
+var (
+	serverNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	addressPattern    = regexp.MustCompile(`^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$`)
+)
+
+// RenderRoute renders a route's frontend and backend.
+func RenderRoute(r Route) ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	interval := r.CheckInterval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	servers := append([]Server(nil), r.Servers...)
+	sort.Slice(servers, func(i, j int) bool { return servers[i].Name < servers[j].Name })
+
+	var buf bytes.Buffer
+	fe := "fe_" + r.Environment + "_" + r.Service
+	be := BackendName(r.Environment, r.Service)
+	fmt.Fprintf(&buf, "# Route of environment %s, service %s. Written by terraform-provider-release.\n", r.Environment, r.Service)
+	fmt.Fprintf(&buf, "frontend %s\n    bind :%d\n    default_backend %s\n\n", fe, r.ListenPort, be)
+	fmt.Fprintf(&buf, "backend %s\n    balance roundrobin\n    option httpchk GET %s\n    http-check expect status 200\n", be, r.HealthPath)
+	fmt.Fprintf(&buf, "    default-server inter %s fall 3 rise 2\n", haproxyDuration(interval))
+	if len(servers) == 0 {
+		buf.WriteString("    http-request return status 503 content-type text/plain string \"no healthy release\\n\"\n")
+	}
+	for _, s := range servers {
+		fmt.Fprintf(&buf, "    server %s %s check weight %d\n", s.Name, s.Address, s.Weight)
+	}
+	return buf.Bytes(), nil
+}
+
+func haproxyDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}
+
+// ParseRouteServers reads the servers back from a rendered route, so that
+// drift (a route edited or lost) can be compared with what should be there.
+func ParseRouteServers(cfg []byte) []Server {
+	var out []Server
+	for _, line := range strings.Split(string(cfg), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "server" {
+			continue
+		}
+		s := Server{Name: f[1], Address: f[2]}
+		for i := 3; i+1 < len(f); i++ {
+			if f[i] == "weight" {
+				fmt.Sscanf(f[i+1], "%d", &s.Weight)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}

@@ -31,7 +31,9 @@ func (v durationValidator) ValidateString(_ context.Context, req validator.Strin
 
 type healthPathValidator struct{}
 
-func (healthPathValidator) Description(context.Context) string { return "an absolute URL path such as /healthz" }
+func (healthPathValidator) Description(context.Context) string {
+	return "an absolute URL path such as /healthz"
+}
 func (v healthPathValidator) MarkdownDescription(ctx context.Context) string {
 	return v.Description(ctx)
 }

@@ -485,7 +485,12 @@ func (e *Engine) EnsureImage(ctx context.Context, ref, registryAuth string) erro
 	if err != nil {
 		return err
 	}
-	if _, err := cli.ImageInspect(ctx, ref); err == nil {
+	if res, err := cli.ImageInspect(ctx, ref); err == nil {
+		e.archMu.Lock()
+		if e.arch == "" && res.Architecture != "" {
+			e.arch = res.Architecture // spares an Info call: containers run the image's architecture
+		}
+		e.archMu.Unlock()
 		return nil
 	} else if !IsNotFound(err) {
 		return fmt.Errorf("inspecting image %s: %w", ref, err)

@@ -21,7 +21,7 @@ var (
 	cliProviderErr  error
 )
 
-func cliProvider(t *testing.T) string {
+func cliProvider(t testing.TB) string {
 	t.Helper()
 	cliProviderOnce.Do(func() {
 		cliProviderDir, cliProviderErr = os.MkdirTemp("", "release-provider-bin-")
@@ -42,12 +42,12 @@ func cliProvider(t *testing.T) string {
 
 // tfWorkspace is a directory holding one Terraform configuration.
 type tfWorkspace struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	env []string
 }
 
-func newTFWorkspace(t *testing.T, config string) *tfWorkspace {
+func newTFWorkspace(t testing.TB, config string) *tfWorkspace {
 	t.Helper()
 	dir := t.TempDir()
 	rc := filepath.Join(dir, ".terraformrc")

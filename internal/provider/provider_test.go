@@ -17,7 +17,7 @@ var testAccProviders = map[string]func() (tfprotov6.ProviderServer, error){
 
 // testStackEnv returns a variable that scripts/stack.sh exports. Acceptance
 // tests fail, not skip, without it: a skipped test must never pass for a run one.
-func testStackEnv(t *testing.T, name string) string {
+func testStackEnv(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -26,7 +26,7 @@ func testStackEnv(t *testing.T, name string) string {
 	return v
 }
 
-func testAccPreCheck(t *testing.T) {
+func testAccPreCheck(t testing.TB) {
 	t.Helper()
 	for _, name := range []string{"RELEASE_TEST_REGISTRY", "RELEASE_TEST_IMAGE_REPOSITORY", "RELEASE_TEST_IMAGE_V1_DIGEST", "RELEASE_TEST_IMAGE_V2_DIGEST"} {
 		testStackEnv(t, name)

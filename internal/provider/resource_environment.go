@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
@@ -59,6 +60,7 @@ type environmentModel struct {
 	Router       types.String   `tfsdk:"router"`
 	HistoryLimit types.Int64    `tfsdk:"history_limit"`
 	StopTimeout  types.String   `tfsdk:"stop_timeout"`
+	Network      types.String   `tfsdk:"network"`
 	Timeouts     timeouts.Value `tfsdk:"timeouts"`
 	Digest       types.String   `tfsdk:"digest"`
 	Revision     types.Int64    `tfsdk:"revision"`
@@ -170,6 +172,12 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Description: "How long a retired container may finish its requests after SIGTERM before it is killed. Defaults to `10s`.",
 				Optional:    true, Computed: true, Default: stringdefault.StaticString("10s"), Validators: []validator.String{durationValidator{min: 0}},
 			},
+			"network": schema.StringAttribute{
+				Description: "User-defined network the containers run on; the router joins it. Defaults to a network of the environment's own, " +
+					"`release-<name>-<service>`, created and removed with it, so environments cannot reach each other. Docker's default address " +
+					"pools hold about 30 networks per host: beyond that, share one, such as `release_router.<name>.network`.",
+				Optional: true, Computed: true,
+			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
 			"digest": schema.StringAttribute{
 				Description: "The digest serving now, from `image`.", Computed: true,
@@ -206,6 +214,13 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 	if !plan.Name.IsUnknown() && !plan.Service.IsUnknown() {
 		plan.ID = types.StringValue(plan.Name.ValueString() + "/" + plan.Service.ValueString())
+		if plan.Network.IsUnknown() || plan.Network.IsNull() {
+			var cfgNetwork types.String
+			resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("network"), &cfgNetwork)...)
+			if cfgNetwork.IsNull() {
+				plan.Network = types.StringValue(rollout.NetworkName(plan.Name.ValueString(), plan.Service.ValueString()))
+			}
+		}
 	}
 	if ref, err := imageref.ParsePinned(plan.Image.ValueString()); err == nil && !plan.Image.IsUnknown() {
 		plan.Digest = types.StringValue(ref.Digest)
@@ -223,7 +238,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 	changed := !plan.Image.Equal(state.Image) || !plan.Replicas.Equal(state.Replicas) || !plan.Port.Equal(state.Port) ||
 		!plan.ListenPort.Equal(state.ListenPort) || !plan.Env.Equal(state.Env) || !plan.Command.Equal(state.Command) ||
-		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router)
+		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router) || !plan.Network.Equal(state.Network)
 	if changed || !state.Drift.IsNull() {
 		plan.Revision, plan.DeployedAt, plan.History = types.Int64Unknown(), types.StringUnknown(), types.ListUnknown(historyEntryType)
 	} else {
@@ -297,7 +312,15 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	}
 
 	defer r.data.invalidate()
-	res, err := r.data.deployer.Deploy(ctx, spec)
+	deployer := *r.data.deployer
+	deployer.Log = func(msg string, kv ...any) {
+		fields := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			fields[fmt.Sprint(kv[i])] = kv[i+1]
+		}
+		tflog.Info(ctx, msg, fields)
+	}
+	res, err := deployer.Deploy(ctx, spec)
 	if err != nil {
 		var unhealthy *rollout.UnhealthyError
 		if errors.As(err, &unhealthy) {
@@ -353,6 +376,14 @@ func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest
 	}
 	if state.Replicas.IsNull() {
 		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
+	}
+	if state.Network.IsNull() {
+		state.Network = types.StringValue(rollout.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
+		for _, c := range st.Containers {
+			for n := range c.IPs {
+				state.Network = types.StringValue(n)
+			}
+		}
 	}
 	r.setObserved(&state, st)
 	var drift []string
@@ -481,9 +512,10 @@ func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rol
 			Path: hc.Path.ValueString(), Interval: parse(hc.Interval), Timeout: parse(hc.Timeout),
 			HealthyThreshold: int(hc.HealthyThreshold.ValueInt64()), StartTimeout: parse(hc.StartTimeout),
 		},
-		Router:       rollout.RouterRef{Name: m.Router.ValueString(), ListenPort: int(m.ListenPort.ValueInt64())},
-		HistoryLimit: int(m.HistoryLimit.ValueInt64()),
-		StopTimeout:  parse(m.StopTimeout),
+		Router:        rollout.RouterRef{Name: m.Router.ValueString(), ListenPort: int(m.ListenPort.ValueInt64())},
+		HistoryLimit:  int(m.HistoryLimit.ValueInt64()),
+		StopTimeout:   parse(m.StopTimeout),
+		SharedNetwork: sharedNetwork(m),
 	}, diags
 }
 
@@ -534,4 +566,13 @@ func indent(s string) string {
 		return "  (no output)"
 	}
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+// sharedNetwork is the configured network when it is not the environment's own.
+func sharedNetwork(m environmentModel) string {
+	own := rollout.NetworkName(m.Name.ValueString(), m.Service.ValueString())
+	if m.Network.IsNull() || m.Network.IsUnknown() || m.Network.ValueString() == own {
+		return ""
+	}
+	return m.Network.ValueString()
 }

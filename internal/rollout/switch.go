@@ -183,7 +183,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 	}
 	if string(files[name]) != string(cfg) {
 		d.log("switching traffic", "revision", targetRev)
-		if err := d.Routes.Apply(ctx, spec.Router.ContainerID, map[string][]byte{name: cfg}); err != nil {
+		if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, files[name]); err != nil {
 			d.abort(ctx, created, reused, ids, spec)
 			return Result{}, fmt.Errorf("switching traffic: %w", err)
 		}
@@ -201,10 +201,8 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	files, err = d.Routes.Files(ctx, spec.Router.ContainerID)
-	if err != nil {
-		return Result{}, err
-	}
+	// This environment's route is the one just written; Observe reads no other.
+	files = map[string][]byte{name: cfg}
 	return Result{Status: Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files), Reused: reused, HealthyAfter: healthyAfter}, nil
 }
 
@@ -391,6 +389,19 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Co
 		parallel(stop, func(id string) error { return d.Host.Stop(ctx, id, spec.StopTimeout) }),
 		parallel(remove, func(id string) error { return d.Host.Remove(ctx, id) }),
 	)
+}
+
+// knownApplier is a Routes that can skip re-reading a file whose previous
+// content the caller already holds (router.Controller does).
+type knownApplier interface {
+	ApplyKnown(ctx context.Context, routerID string, files, previous map[string][]byte) error
+}
+
+func (d *Deployer) applyRoute(ctx context.Context, routerID, name string, cfg, previous []byte) error {
+	if ka, ok := d.Routes.(knownApplier); ok {
+		return ka.ApplyKnown(ctx, routerID, map[string][]byte{name: cfg}, map[string][]byte{name: previous})
+	}
+	return d.Routes.Apply(ctx, routerID, map[string][]byte{name: cfg})
 }
 
 // parallel runs fn for every id at once and joins the errors.

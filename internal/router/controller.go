@@ -80,6 +80,18 @@ func (c *Controller) Apply(ctx context.Context, routerID string, files map[strin
 	if err != nil {
 		return fmt.Errorf("reading the router's configuration: %w", err)
 	}
+	return c.apply(ctx, routerID, files, before)
+}
+
+// ApplyKnown is Apply for a caller that already holds the previous contents
+// of the files it changes (files only it writes), sparing one read.
+func (c *Controller) ApplyKnown(ctx context.Context, routerID string, files, previous map[string][]byte) error {
+	unlock := Lock(routerID)
+	defer unlock()
+	return c.apply(ctx, routerID, files, previous)
+}
+
+func (c *Controller) apply(ctx context.Context, routerID string, files, before map[string][]byte) error {
 	var write []docker.File
 	for name, content := range files {
 		write = append(write, docker.File{Path: name, Content: content, Mode: 0o644})

@@ -400,3 +400,61 @@ func TestAccEnvironment_planErrors(t *testing.T) {
 		},
 	})
 }
+
+// Destroying one environment leaves another on the same router serving.
+func TestAccEnvironment_destroyLeavesOthers(t *testing.T) {
+	f := newEnvFixture(t)
+	other := f.env + "-b"
+	otherPort := freePort(t)
+	both := strings.Replace(f.config(f.v1, ""), "ports = [{ internal = 80, external = "+fmt.Sprint(f.port)+" }]",
+		fmt.Sprintf("ports = [{ internal = 80, external = %d }, { internal = 81, external = %d }]", f.port, otherPort), 1)
+	otherEnv := fmt.Sprintf(`
+resource "release_environment" "other" {
+  name        = %q
+  service     = "web"
+  image       = "%s@%s"
+  router      = release_router.edge.id
+  listen_port = 81
+}
+`, other, f.repo, f.v2)
+	otherServes := func(*terraform.State) error {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", otherPort))
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "version=2.0.0") {
+			return fmt.Errorf("the other environment answers %q", body)
+		}
+		return nil
+	}
+	firstGone := func(*terraform.State) error {
+		if cs := f.containers(); len(cs) > 0 {
+			for _, c := range cs {
+				if c.Labels[rollout.LabelEnvironment] == f.env {
+					return fmt.Errorf("container %s of the destroyed environment remains", c.Name)
+				}
+			}
+		}
+		if resp, err := http.Get(f.url()); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return fmt.Errorf("the destroyed environment's listener still serves")
+			}
+		}
+		return nil
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             f.checkDestroyed,
+		Steps: []resource.TestStep{
+			{Config: both + otherEnv, Check: resource.ComposeTestCheckFunc(f.checkServes("1.0.0"), otherServes)},
+			{
+				// Remove the first environment only.
+				Config: strings.Split(both, `resource "release_environment" "web"`)[0] + otherEnv,
+				Check:  resource.ComposeTestCheckFunc(firstGone, otherServes),
+			},
+		},
+	})
+}

@@ -306,6 +306,16 @@ func TestAccProvider_noDaemonNeededForImages(t *testing.T) {
 		ProtoV6ProviderFactories: testAccProviders,
 		Steps: []resource.TestStep{
 			{
+				// The first operation that needs the daemon names the host that did not answer.
+				Config: fmt.Sprintf("provider \"release\" {\n  docker_host = \"tcp://%s\"\n}\n", addr) + `
+resource "release_router" "edge" {
+  name  = "unreachable"
+  image = "haproxy:3.0"
+  ports = [{ internal = 80, external = 18999 }]
+}`,
+				ExpectError: expectDiag(`(?s)Docker Daemon Unreachable.*tcp://` + regexp.QuoteMeta(addr) + `.*did not answer.*docker_host`),
+			},
+			{
 				Config:      "provider \"release\" {\n  docker_host = \"http://localhost:2375\"\n}\n" + testImageConfig(repo, `tag = "1.0.0"`),
 				PlanOnly:    true,
 				ExpectError: expectDiag(`(?s)Invalid Docker Host.*use unix://, tcp:// or ssh://`),

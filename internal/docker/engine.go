@@ -97,6 +97,8 @@ type ContainerSpec struct {
 	Health      *HealthCheck
 	StopTimeout int
 	Files       []File
+	// NoRestart runs the container once: no restart policy (one-off commands).
+	NoRestart bool
 }
 
 // IsNotFound reports whether the Engine said the object does not exist.
@@ -214,6 +216,9 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (string, error)
 		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, Retries: h.Retries, StartPeriod: h.StartPeriod}
 	}
 	host := &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}}
+	if spec.NoRestart {
+		host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	}
 	if len(spec.Ports) > 0 {
 		cfg.ExposedPorts = network.PortSet{}
 		host.PortBindings = network.PortMap{}
@@ -620,4 +625,40 @@ func (e *Engine) Architecture(ctx context.Context) (string, error) {
 	}
 	e.arch = res.Info.Architecture
 	return e.arch, nil
+}
+
+// Wait blocks until a container stops and returns its exit code.
+func (e *Engine) Wait(ctx context.Context, id string) (int, error) {
+	cli, err := e.client(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res := cli.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	select {
+	case r := <-res.Result:
+		if r.Error != nil && r.Error.Message != "" {
+			return int(r.StatusCode), fmt.Errorf("waiting for %s: %s", id, r.Error.Message)
+		}
+		return int(r.StatusCode), nil
+	case err := <-res.Error:
+		return 0, err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// ExitCode returns a stopped container's exit code and when it started and finished.
+func (e *Engine) ExitCode(ctx context.Context, id string) (int, time.Time, time.Time, error) {
+	cli, err := e.client(ctx)
+	if err != nil {
+		return 0, time.Time{}, time.Time{}, err
+	}
+	res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return 0, time.Time{}, time.Time{}, err
+	}
+	st := res.Container.State
+	started, _ := time.Parse(time.RFC3339Nano, st.StartedAt)
+	finished, _ := time.Parse(time.RFC3339Nano, st.FinishedAt)
+	return st.ExitCode, started, finished, nil
 }

@@ -220,6 +220,7 @@ func (p *releaseProvider) Resources(context.Context) []func() resource.Resource 
 		NewImageResource,
 		NewRouterResource,
 		NewEnvironmentResource,
+		NewMigrationResource,
 	}
 }
 

@@ -1,0 +1,288 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/releasekit/terraform-provider-release/internal/imageref"
+	"github.com/releasekit/terraform-provider-release/internal/migration"
+	"github.com/releasekit/terraform-provider-release/internal/validators"
+)
+
+var (
+	_ resource.ResourceWithConfigure  = (*migrationResource)(nil)
+	_ resource.ResourceWithModifyPlan = (*migrationResource)(nil)
+)
+
+// NewMigrationResource returns the release_migration resource.
+func NewMigrationResource() resource.Resource {
+	return &migrationResource{}
+}
+
+// migrationResource runs a release's up script at create and its down
+// script at destroy, from the release's own pinned image.
+type migrationResource struct {
+	data *providerData
+}
+
+type migrationModel struct {
+	ID                types.String   `tfsdk:"id"`
+	Image             types.String   `tfsdk:"image"`
+	UpCommand         types.List     `tfsdk:"up_command"`
+	DownCommand       types.List     `tfsdk:"down_command"`
+	Env               types.Map      `tfsdk:"env"`
+	Network           types.String   `tfsdk:"network"`
+	AllowReplace      types.Bool     `tfsdk:"allow_replace"`
+	AllowIrreversible types.Bool     `tfsdk:"allow_irreversible"`
+	Timeouts          timeouts.Value `tfsdk:"timeouts"`
+	Output            types.String   `tfsdk:"output"`
+	AppliedAt         types.String   `tfsdk:"applied_at"`
+}
+
+func (r *migrationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
+}
+
+func (r *migrationResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_migration"
+}
+
+func (r *migrationResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		Description: "A database migration that moves with a release: create runs `up_command` in a container of the release's pinned image, " +
+			"destroy runs `down_command` from the same image. The image, the down command and its environment are kept in state, so a " +
+			"revert of the configuration can undo the migration after the code that created it is gone. Always give it " +
+			"`lifecycle { create_before_destroy = true }`: only then does Terraform switch traffic back before the down runs.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Description:   "Key of the migration on the host: a hash of the image, commands, environment and network.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"image": schema.StringAttribute{
+				Description: "The release's pinned image, `repository@sha256:…` (`release_image.<name>.ref`): the migration runs from exactly the code it belongs to.",
+				Required:    true, Validators: []validator.String{validators.PinnedReference()},
+			},
+			"up_command": schema.ListAttribute{
+				Description: "Command line that applies the migration, such as `[\"/app\", \"migrate\", \"up\"]`; it replaces the image's entrypoint. Success is exit code 0.",
+				Required:    true, ElementType: types.StringType, Validators: []validator.List{listvalidator.SizeAtLeast(1)},
+			},
+			"down_command": schema.ListAttribute{
+				Description: "Command line that reverts the migration, run at destroy; it replaces the image's entrypoint. Without one, destroy refuses unless `allow_irreversible` is true.",
+				Optional:    true, ElementType: types.StringType, Validators: []validator.List{listvalidator.SizeAtLeast(1)},
+			},
+			"env": schema.MapAttribute{
+				Description: "Environment of both commands, such as `DATABASE_URL`. Sensitive: kept in state for the down command, never logged, and redacted from the output.",
+				Optional:    true, Sensitive: true, ElementType: types.StringType,
+			},
+			"network": schema.StringAttribute{
+				Description: "Docker network the commands run on, to reach the database. Defaults to Docker's default bridge.",
+				Optional:    true,
+			},
+			"allow_replace": schema.BoolAttribute{
+				Description: "Allow a change of `image` or the commands to replace the migration: the old down command runs, then the new up command. " +
+					"Off by default, because a migration is normally immutable: add a new release_migration instead.",
+				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+			},
+			"allow_irreversible": schema.BoolAttribute{
+				Description: "Allow destroying a migration without `down_command`: the change stays in the database and only the record is removed.",
+				Optional:    true, Computed: true, Default: booldefault.StaticBool(false),
+			},
+			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
+			"output": schema.StringAttribute{
+				Description: "The last lines the up command printed, with sensitive values redacted.",
+				Computed:    true,
+			},
+			"applied_at": schema.StringAttribute{
+				Description: "When the up command finished (RFC 3339).",
+				Computed:    true,
+			},
+		},
+	}
+}
+
+// ModifyPlan keeps a migration immutable unless replacement is allowed.
+func (r *migrationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
+		return
+	}
+	var plan, state migrationModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	var changed []path.Path
+	if !plan.Image.Equal(state.Image) {
+		changed = append(changed, path.Root("image"))
+	}
+	if !plan.UpCommand.Equal(state.UpCommand) {
+		changed = append(changed, path.Root("up_command"))
+	}
+	if !plan.DownCommand.Equal(state.DownCommand) {
+		changed = append(changed, path.Root("down_command"))
+	}
+	if !plan.Env.Equal(state.Env) || !plan.Network.Equal(state.Network) {
+		// A different environment or network is a different run: the recorded one must not be reused.
+		changed = append(changed, path.Root("env"))
+	}
+	if len(changed) == 0 {
+		plan.ID, plan.Output, plan.AppliedAt = state.ID, state.Output, state.AppliedAt
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	if !plan.AllowReplace.ValueBool() {
+		resp.Diagnostics.AddAttributeError(changed[0], "Migration Cannot Change",
+			"A migration that has run is immutable: changing its image, commands, environment or network would mean running the old down "+
+				"command and the new up command against the database. To release a new schema change, add a new release_migration that "+
+				"depends on this one. If replacing this one is really intended, set allow_replace = true.")
+		return
+	}
+	resp.RequiresReplace = changed
+}
+
+func (r *migrationResource) spec(ctx context.Context, m migrationModel) (migration.Spec, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	ref, err := imageref.ParsePinned(m.Image.ValueString())
+	if err != nil {
+		diags.AddAttributeError(path.Root("image"), "Image Not Pinned", err.Error())
+		return migration.Spec{}, diags
+	}
+	s := migration.Spec{Image: m.Image.ValueString(), Digest: ref.Digest, Network: m.Network.ValueString(), Env: map[string]string{}}
+	diags.Append(m.UpCommand.ElementsAs(ctx, &s.UpCommand, false)...)
+	if !m.DownCommand.IsNull() {
+		diags.Append(m.DownCommand.ElementsAs(ctx, &s.DownCommand, false)...)
+	}
+	if !m.Env.IsNull() {
+		diags.Append(m.Env.ElementsAs(ctx, &s.Env, false)...)
+	}
+	return s, diags
+}
+
+func (r *migrationResource) runner() *migration.Runner {
+	return &migration.Runner{Host: r.data.engine, RegistryAuth: r.data.pullAuth}
+}
+
+func (r *migrationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan migrationModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec, diags := r.spec(ctx, plan)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, 30*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	res, err := r.runner().Up(ctx, spec)
+	if err != nil {
+		r.addRunError(&resp.Diagnostics, "Migration Up Failed", spec, err,
+			"The migration is not recorded as applied. Fix the cause and apply again; the environments that depend on it were not changed.")
+		return
+	}
+	plan.ID = types.StringValue(spec.Key())
+	plan.Output = types.StringValue(migration.Redact(res.Output, spec.Env))
+	plan.AppliedAt = types.StringValue(res.FinishedAt.UTC().Format(time.RFC3339Nano))
+	if res.Adopted {
+		resp.Diagnostics.AddWarning("Migration Already Applied",
+			"An earlier run of this exact migration had already finished on "+r.data.engine.Host()+" (an apply was interrupted after it), so it was recorded without running it again.")
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// Read keeps the state: the database is the migration's truth and the provider does not query it.
+func (r *migrationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state migrationModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	}
+}
+
+// Update changes only settings that do not touch the database (timeouts, flags).
+func (r *migrationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan migrationModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	}
+}
+
+func (r *migrationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state migrationModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec, diags := r.spec(ctx, state)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, 30*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	if len(spec.DownCommand) == 0 {
+		if !state.AllowIrreversible.ValueBool() {
+			resp.Diagnostics.AddError("Migration Has No Down Command",
+				fmt.Sprintf("The migration from %s has no down_command, so destroying it cannot undo its change. It stays in state. "+
+					"Set allow_irreversible = true and apply, then destroy, to drop only the record and keep the change in the database.", spec.Image))
+			return
+		}
+		if err := r.runner().Forget(ctx, spec); err != nil {
+			addDockerError(&resp.Diagnostics, r.data, "Cannot Remove Migration Record", err)
+		}
+		return
+	}
+
+	if err := migration.CheckNotServing(ctx, r.data.engine, spec); err != nil {
+		var serving *migration.ServingError
+		if errors.As(err, &serving) {
+			resp.Diagnostics.AddError("Migration Still Needed",
+				fmt.Sprintf("The down command of this migration was not run: environment %s/%s still serves %s, which was released with it, "+
+					"and the schema must not be dropped under it. Nothing was changed.\n\n"+
+					"Terraform destroyed the migration before switching the environment back, which it does when the migration lacks "+
+					"lifecycle { create_before_destroy = true }. Add that block to every release_migration. To recover now, switch first "+
+					"with terraform apply -target=release_environment.<name>, then apply again to run the down command.",
+					serving.Environment, serving.Service, serving.Image))
+			return
+		}
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Check Environments", err)
+		return
+	}
+	if _, err := r.runner().Down(ctx, spec); err != nil {
+		r.addRunError(&resp.Diagnostics, "Migration Down Failed", spec, err,
+			"The migration stays in state, still applied. Fix the cause and destroy again.")
+	}
+}
+
+func (r *migrationResource) addRunError(diags *diag.Diagnostics, summary string, spec migration.Spec, err error, next string) {
+	var failed *migration.FailedError
+	if errors.As(err, &failed) {
+		diags.AddError(summary, fmt.Sprintf("%s from %s. %s\n\nOutput (last %d lines):\n%s",
+			failed.Error(), spec.Image, next, migration.OutputLines, indent(migration.Redact(failed.Output, spec.Env))))
+		return
+	}
+	addDockerError(diags, r.data, summary, fmt.Errorf("%s", migration.Redact(err.Error(), spec.Env)))
+}

@@ -229,10 +229,16 @@ func CheckNotServing(ctx context.Context, h Host, s Spec) error {
 // Redact replaces the values of sensitive variables in text, so that output
 // kept in state or shown in errors never carries them.
 func Redact(text string, env map[string]string) string {
+	values := make([]string, 0, len(env))
 	for _, v := range env {
 		if len(v) >= 4 {
-			text = strings.ReplaceAll(text, v, "(sensitive value)")
+			values = append(values, v)
 		}
+	}
+	// Longest first: a value inside another must not leave the rest of the longer one visible.
+	sort.Slice(values, func(i, j int) bool { return len(values[i]) > len(values[j]) })
+	for _, v := range values {
+		text = strings.ReplaceAll(text, v, "(sensitive value)")
 	}
 	return text
 }

@@ -13,6 +13,12 @@
 #     (127.0.0.1:5000) and basic auth on RELEASE_TEST_AUTH_REGISTRY (127.0.0.1:5001)
 #   - the test application image (testapp/), versions 1.0.0 and 2.0.0, pushed to both
 #   - PostgreSQL 15 on 127.0.0.1 and the Docker bridge gateway, port RELEASE_TEST_PG_PORT (55432)
+#   - Prometheus 2.42 (Debian's package, unpacked in the state dir, not installed) on
+#     RELEASE_TEST_PROMETHEUS_URL (http://127.0.0.1:19090, port RELEASE_TEST_PROMETHEUS_PORT):
+#     scrapes every second, through docker_sd_configs, containers labelled release.kind=app
+#     (job release-apps, :8080/metrics, series labelled environment, service, track, revision,
+#     digest) and release.kind=router (job release-routers, HAProxy's exporter on :8404/metrics,
+#     label router); config from scripts/stack/prometheus.yml.in, reloaded when it changes
 #   - a Terraform binary (the one on PATH, else built with go install)
 #
 # State (pidfiles, logs, configs, data) lives in RELEASE_STACK_DIR (/tmp/release-stack).
@@ -33,6 +39,9 @@ PG_DB=release_test
 PG_USER=release
 PG_PASS=release-test-pass
 CHECK_PORT=${RELEASE_STACK_CHECK_PORT:-18080}
+PROM_PORT=${RELEASE_TEST_PROMETHEUS_PORT:-19090}
+PROM_ADDR=127.0.0.1:$PROM_PORT
+PROM_URL=http://$PROM_ADDR
 IMAGE_NAME=releasekit/testapp
 TESTAPP_VERSIONS=(1.0.0 2.0.0)
 TERRAFORM_FALLBACK=github.com/hashicorp/terraform@v1.5.7
@@ -523,7 +532,7 @@ check_docker_networking() {
 }
 
 # ---------------------------------------------------------------------------
-# Hooks for services the later tests need. Not implemented yet.
+# Services the later tests need: the router image and Prometheus.
 
 ensure_haproxy_image() {
 	# The router image of the tests: Debian's haproxy binary and the libraries ldd lists,
@@ -573,10 +582,156 @@ DOCKERFILE
 	log "haproxy: built $HAPROXY_IMAGE ($(docker run --rm "$HAPROXY_IMAGE" -v 2>/dev/null | head -n1))"
 }
 
+# Prometheus: Debian's package downloaded and unpacked into the state dir (not installed, so no
+# prometheus service starts by itself), run from there on 127.0.0.1:$PROM_PORT. It runs on the
+# host and scrapes containers on their Docker bridge IPs; targets come from docker_sd_configs
+# (scripts/stack/prometheus.yml.in).
+
+# prom_probe: prints "ready", "starting" (Prometheus, not ready yet), "refused", or what else answers.
+prom_probe() {
+	local body code rc=0
+	body=$(curl -s --max-time 3 -w '\n%{http_code}' "$PROM_URL/-/ready") || rc=$?
+	if ((rc == 7)); then
+		echo refused
+		return 0
+	elif ((rc != 0)); then
+		echo "error:curl exit $rc"
+		return 0
+	fi
+	code=${body##*$'\n'}
+	body=${body%$'\n'*}
+	if [[ $code == 200 && $body == *Prometheus* ]]; then
+		echo ready
+	elif [[ $code == 503 && $body == *"Service Unavailable"* ]]; then
+		echo starting
+	else
+		echo "HTTP $code"
+	fi
+}
+
+prom_ready() { [[ $(prom_probe) == ready ]]; }
+
+# prom_install: sets PROM_BIN and PROMTOOL, downloading the package if needed.
+prom_install() {
+	local dir="$STATE_DIR/prometheus" pkg="$STATE_DIR/prometheus/pkg"
+	if [[ -x /usr/bin/prometheus && -x /usr/bin/promtool && -z ${RELEASE_STACK_PROMETHEUS_DOWNLOAD:-} ]]; then
+		PROM_BIN=/usr/bin/prometheus PROMTOOL=/usr/bin/promtool
+		return 0
+	fi
+	PROM_BIN=$pkg/usr/bin/prometheus PROMTOOL=$pkg/usr/bin/promtool
+	if [[ -x $PROM_BIN && -x $PROMTOOL && -f $pkg/.unpacked ]]; then
+		return 0
+	fi
+	command -v apt-get >/dev/null || die "prometheus: apt-get is missing: install Debian's prometheus yourself"
+	rm -rf "$dir/deb" "$pkg"
+	mkdir -p "$dir/deb"
+	log "prometheus: apt-get download prometheus (unpacked in $pkg, not installed)"
+	if ! (cd "$dir/deb" && apt-get download prometheus >>"$STATE_DIR/apt.log" 2>&1); then
+		# The package lists may be missing or out of date.
+		if ((!APT_UPDATED)); then
+			need_root "apt-get update"
+			log "apt: apt-get update"
+			apt-get update >>"$STATE_DIR/apt.log" 2>&1 || die_log apt "apt-get update failed"
+			APT_UPDATED=1
+		fi
+		(cd "$dir/deb" && apt-get download prometheus >>"$STATE_DIR/apt.log" 2>&1) ||
+			die_log apt "apt-get download prometheus failed"
+	fi
+	dpkg-deb -x "$dir"/deb/prometheus_*.deb "$pkg" || die "prometheus: dpkg-deb -x failed"
+	rm -rf "$dir/deb"
+	[[ -x $PROM_BIN && -x $PROMTOOL ]] || die "prometheus: the package has no usr/bin/prometheus and usr/bin/promtool"
+	touch "$pkg/.unpacked"
+}
+
 ensure_prometheus() {
-	# TODO: Debian prometheus with docker_sd_configs (filter on release.service), run from the
-	# state dir on 127.0.0.1 and the gateway, export RELEASE_TEST_PROMETHEUS_URL.
-	:
+	local dir="$STATE_DIR/prometheus" st pid cfg
+	st=$(prom_probe)
+	if ! recorded_pid prometheus >/dev/null && [[ $st == ready || $st == starting ]]; then
+		if [[ $st == starting ]]; then
+			log "prometheus: a Prometheus this script did not start answers on $PROM_URL but is not ready yet, waiting"
+			wait_for 30 prom_ready || die "prometheus: the Prometheus on $PROM_URL (not started by this script) is not ready after 30s; set RELEASE_TEST_PROMETHEUS_PORT to a free port"
+		fi
+		log "prometheus: reusing the Prometheus that answers on $PROM_URL (not started by this script; its configuration is its own)"
+		[[ $(curl -s --max-time 5 "$PROM_URL/api/v1/status/config" || true) == *"job_name: release-apps"* ]] ||
+			log "prometheus: WARNING: the Prometheus on $PROM_URL has no job release-apps; the tests expect the jobs of $STACK_FILES/prometheus.yml.in"
+		return 0
+	fi
+	prom_install
+
+	# The configuration, checked before it is used.
+	case $DOCKER_HOST in
+	unix://* | tcp://* | http://* | https://*) ;;
+	*) die "prometheus: docker_sd_configs cannot reach DOCKER_HOST=$DOCKER_HOST (unix://, tcp:// or http(s):// only)" ;;
+	esac
+	[[ $DOCKER_HOST == unix://* || -z ${DOCKER_TLS_VERIFY:-} ]] ||
+		log "prometheus: WARNING: DOCKER_TLS_VERIFY is set; the Prometheus config has no TLS settings for $DOCKER_HOST"
+	mkdir -p "$dir/data"
+	cfg=$(<"$STACK_FILES/prometheus.yml.in")
+	cfg=${cfg//@DOCKER_HOST@/$DOCKER_HOST}
+	printf '%s\n' "$cfg" >"$dir/prometheus.yml.new"
+	"$PROMTOOL" check config "$dir/prometheus.yml.new" >"$dir/promtool.log" 2>&1 ||
+		die_log prometheus/promtool "prometheus: promtool check config rejects $dir/prometheus.yml.new"
+	local changed=1
+	if [[ -f $dir/prometheus.yml ]] && cmp -s "$dir/prometheus.yml.new" "$dir/prometheus.yml"; then
+		changed=0
+		rm -f "$dir/prometheus.yml.new"
+	else
+		mv "$dir/prometheus.yml.new" "$dir/prometheus.yml"
+	fi
+
+	local args=("$PROM_BIN" --config.file="$dir/prometheus.yml" --web.listen-address="$PROM_ADDR"
+		--storage.tsdb.path="$dir/data" --storage.tsdb.retention.time=2h --web.enable-lifecycle
+		--web.console.templates="$dir/consoles" --web.console.libraries="$dir/console_libraries")
+	st=$(prom_probe)
+	if pid=$(recorded_pid prometheus); then
+		local old
+		old=$(cat "$dir/cmdline" 2>/dev/null || true)
+		if [[ $old != "${args[*]}" ]]; then
+			[[ $old == *" --web.listen-address=$PROM_ADDR "* || $st == refused ]] ||
+				die "prometheus: $PROM_ADDR is taken (GET $PROM_URL/-/ready: $st) and the Prometheus this script started (pid $pid) listens elsewhere; set RELEASE_TEST_PROMETHEUS_PORT to a free port, or run down first"
+			log "prometheus: pid $pid (started by this script) runs with other flags, restarting it"
+			stop_daemon prometheus TERM 30
+			st=$(prom_probe)
+		else
+			if [[ $st == starting || $st == refused ]]; then
+				log "prometheus: pid $pid (started by this script) is not ready yet, waiting"
+				wait_for 30 eval 'prom_ready || ! recorded_pid prometheus' || true
+				st=$(prom_probe)
+			fi
+			if [[ $st != ready ]]; then
+				log "prometheus: pid $pid (started by this script) answers $PROM_URL/-/ready with '$st', restarting it"
+				stop_daemon prometheus TERM 30
+				st=$(prom_probe)
+			elif ((changed)); then
+				local out
+				out=$(curl -s --max-time 30 -X POST -w ' (HTTP %{http_code})' "$PROM_URL/-/reload" 2>&1) || true
+				if [[ $out != *"(HTTP 200)" ]]; then
+					# Set aside, so that the next up tries again rather than seeing no change.
+					mv "$dir/prometheus.yml" "$dir/prometheus.yml.rejected"
+					die_log prometheus "prometheus: reloading the configuration failed ($dir/prometheus.yml.rejected): $out"
+				fi
+				log "prometheus: running (pid $pid) on $PROM_URL, configuration reloaded"
+				return 0
+			else
+				log "prometheus: running (pid $pid) on $PROM_URL"
+				return 0
+			fi
+		fi
+	fi
+	if ! recorded_pid prometheus >/dev/null && [[ $st != refused ]]; then
+		die "prometheus: $PROM_ADDR is taken by something that is not a ready Prometheus (GET $PROM_URL/-/ready: $st); set RELEASE_TEST_PROMETHEUS_PORT to a free port"
+	fi
+
+	mkdir -p "$dir/consoles" "$dir/console_libraries"
+	printf '%s\n' "${args[*]}" >"$dir/cmdline"
+	start_daemon prometheus "${args[@]}"
+	local deadline=$((SECONDS + 60))
+	until prom_ready; do
+		recorded_pid prometheus >/dev/null || die_log prometheus "prometheus exited"
+		((SECONDS < deadline)) || die_log prometheus "prometheus is not ready on $PROM_URL after 60s"
+		sleep 0.3
+	done
+	log "prometheus: ready on $PROM_URL ($("$PROM_BIN" --version 2>&1 | head -n1 | sed 's/ (branch.*//'))"
 }
 
 # ---------------------------------------------------------------------------
@@ -620,6 +775,7 @@ write_env() {
 			RELEASE_TEST_IMAGE_V1_DIGEST "$IMAGE_V1_DIGEST" \
 			RELEASE_TEST_IMAGE_V2_DIGEST "$IMAGE_V2_DIGEST" \
 			RELEASE_TEST_HAPROXY_IMAGE "$HAPROXY_IMAGE"
+		printf "export %s='%s'\n" RELEASE_TEST_PROMETHEUS_URL "$PROM_URL"
 		[[ -z ${DOCKER_API_VERSION:-} ]] || printf "export DOCKER_API_VERSION='%s'\n" "$DOCKER_API_VERSION"
 		if [[ -n ${DATABASE_URL:-} ]]; then
 			printf "export %s='%s'\n" \
@@ -663,7 +819,7 @@ cmd_env() {
 
 cmd_status() {
 	local name pid
-	for name in dockerd registry registry-auth postgres; do
+	for name in dockerd registry registry-auth postgres prometheus; do
 		if pid=$(recorded_pid "$name"); then
 			log "$name: running, pid $pid (started by this script)"
 		else
@@ -673,11 +829,13 @@ cmd_status() {
 	if docker_ok; then log "docker: answers"; else log "docker: does not answer"; fi
 	log "registry $REGISTRY: GET /v2/ -> $(registry_probe "$REGISTRY")"
 	log "registry-auth $AUTH_REGISTRY: GET /v2/ -> $(registry_probe "$AUTH_REGISTRY")"
+	log "prometheus $PROM_URL: GET /-/ready -> $(prom_probe)"
 }
 
 cmd_down() {
 	lock_state
-	# Reverse order of up. Data (registries, PostgreSQL, /var/lib/docker) is kept.
+	# Reverse order of up. Data (registries, PostgreSQL, Prometheus, /var/lib/docker) is kept.
+	stop_daemon prometheus TERM 30
 	stop_daemon postgres INT 30
 	stop_daemon registry-auth TERM 15
 	stop_daemon registry TERM 15

@@ -221,6 +221,7 @@ func (p *releaseProvider) Resources(context.Context) []func() resource.Resource 
 		NewRouterResource,
 		NewEnvironmentResource,
 		NewMigrationResource,
+		NewCanaryResource,
 	}
 }
 

@@ -90,6 +90,27 @@ func serverName(revision, replica int) string {
 	return fmt.Sprintf("r%d-%d", revision, replica)
 }
 
+// trackServerName names a canary (c…) or baseline (b…) server; stable servers are r….
+func trackServerName(track string, revision, replica int) string {
+	switch track {
+	case TrackCanary:
+		return fmt.Sprintf("c%d-%d", revision, replica)
+	case TrackBaseline:
+		return fmt.Sprintf("b%d-%d", revision, replica)
+	}
+	return serverName(revision, replica)
+}
+
+// canaryOfServer reads the revision of a canary server c<rev>-<i>; 0 otherwise.
+func canaryOfServer(name string) int {
+	if !strings.HasPrefix(name, "c") {
+		return 0
+	}
+	rev, _, _ := strings.Cut(name[1:], "-")
+	n, _ := strconv.Atoi(rev)
+	return n
+}
+
 // revisionOfServer reads the revision back from a server name r<rev>-<i>.
 func revisionOfServer(name string) int {
 	if !strings.HasPrefix(name, "r") {

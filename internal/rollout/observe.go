@@ -27,6 +27,19 @@ type Status struct {
 	Drift []string
 	// Containers of this environment's service, all revisions.
 	Containers []docker.Container
+	// Canary is set when the route still sends traffic to a canary: a
+	// canary is under way, or an apply was interrupted during one.
+	Canary *CanaryStatus
+	// Baseline holds the baseline containers of a canary.
+	Baseline []docker.Container
+}
+
+// CanaryStatus is a canary found in the route.
+type CanaryStatus struct {
+	Revision int
+	Digest   string
+	// Weight is the canary's share of traffic in percent.
+	Weight int
 }
 
 // Observe reads an environment's service from a listing of managed
@@ -40,6 +53,10 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 			continue
 		}
 		st.Containers = append(st.Containers, c)
+		if c.Labels[LabelTrack] == TrackBaseline {
+			st.Baseline = append(st.Baseline, c)
+			continue
+		}
 		byRev[atoi(c.Labels[LabelRevision])] = append(byRev[atoi(c.Labels[LabelRevision])], c)
 	}
 	if len(st.Containers) == 0 {
@@ -51,10 +68,25 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 	routed := 0
 	route := routerFiles[router.RouteFileName(environment, service)]
 	servers := router.ParseRouteServers(route)
+	canaryWeight, totalWeight := 0, 0
 	for _, s := range servers {
 		if r := revisionOfServer(s.Name); r > routed {
 			routed = r
 		}
+		totalWeight += s.Weight
+		if r := canaryOfServer(s.Name); r > 0 {
+			canaryWeight += s.Weight
+			st.Canary = &CanaryStatus{Revision: r}
+		}
+	}
+	if st.Canary != nil {
+		if totalWeight > 0 {
+			st.Canary.Weight = (100*canaryWeight + totalWeight/2) / totalWeight
+		}
+		if cs := byRev[st.Canary.Revision]; len(cs) > 0 {
+			st.Canary.Digest = cs[0].Labels[LabelDigest]
+		}
+		st.Drift = append(st.Drift, fmt.Sprintf("a canary of revision %d still gets %d%% of traffic: an apply was interrupted during it", st.Canary.Revision, st.Canary.Weight))
 	}
 	if len(servers) == 0 {
 		// The router lost the route: the newest revision with running containers is what was serving.
@@ -89,7 +121,10 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 	if len(servers) > 0 {
 		// Every routed server must be a running container at the address routed.
 		addrs := map[string]bool{}
-		for _, c := range cs {
+		for _, c := range st.Containers {
+			if !c.Running() {
+				continue
+			}
 			for _, ip := range c.IPs {
 				addrs[ip] = true
 			}
@@ -116,12 +151,15 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 		switch {
 		case anyRunning(cs) && rev < routed:
 			st.Drift = append(st.Drift, fmt.Sprintf("revision %d still runs without traffic", rev))
-		case anyRunning(cs):
+		case anyRunning(cs) && (st.Canary == nil || st.Canary.Revision != rev):
 			st.Drift = append(st.Drift, fmt.Sprintf("revision %d runs but was never routed (an interrupted apply)", rev))
 		}
 		if !anyRunning(cs) {
 			st.Retained = append(st.Retained, rev)
 		}
+	}
+	if st.Canary == nil && anyRunning(st.Baseline) {
+		st.Drift = append(st.Drift, "baseline containers of a finished canary still run")
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(st.Retained)))
 	sort.Strings(st.Drift)

@@ -100,6 +100,9 @@ type Route struct {
 	// CheckInterval is how often the router checks each server once it is routed.
 	CheckInterval time.Duration
 	Servers       []Server
+	// Sticky keeps each user on the server that first answered them (a
+	// cookie), so a user on the canary stays there as its weight grows.
+	Sticky bool
 }
 
 // FileName is the route's file in ConfigDir.
@@ -169,11 +172,18 @@ func RenderRoute(r Route) ([]byte, error) {
 	fmt.Fprintf(&buf, "frontend %s\n    bind :%d\n    default_backend %s\n\n", fe, r.ListenPort, be)
 	fmt.Fprintf(&buf, "backend %s\n    balance roundrobin\n    option httpchk GET %s\n    http-check expect status 200\n", be, r.HealthPath)
 	fmt.Fprintf(&buf, "    default-server inter %s fall 3 rise 2\n", haproxyDuration(interval))
+	if r.Sticky {
+		fmt.Fprintf(&buf, "    cookie rls_%s_%s insert indirect nocache\n", r.Environment, r.Service)
+	}
 	if len(servers) == 0 {
 		buf.WriteString("    http-request return status 503 content-type text/plain string \"no healthy release\\n\"\n")
 	}
 	for _, s := range servers {
-		fmt.Fprintf(&buf, "    server %s %s check weight %d\n", s.Name, s.Address, s.Weight)
+		if r.Sticky {
+			fmt.Fprintf(&buf, "    server %s %s check weight %d cookie %s\n", s.Name, s.Address, s.Weight, s.Name)
+		} else {
+			fmt.Fprintf(&buf, "    server %s %s check weight %d\n", s.Name, s.Address, s.Weight)
+		}
 	}
 	return buf.Bytes(), nil
 }

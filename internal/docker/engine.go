@@ -332,29 +332,20 @@ func (e *Engine) Processes(ctx context.Context, id string) ([]string, error) {
 
 // Logs returns the last lines of a container's output.
 func (e *Engine) Logs(ctx context.Context, id string, tail int) (string, error) {
-	cli, err := e.client(ctx)
-	if err != nil {
-		return "", err
-	}
-	rc, err := cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(tail)})
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	raw, err := io.ReadAll(io.LimitReader(rc, 1<<20))
-	if err != nil {
-		return "", err
-	}
-	return demux(raw), nil
+	return e.logs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(tail)})
 }
 
 // LogsSince returns output written since a time, for watching a reload.
 func (e *Engine) LogsSince(ctx context.Context, id string, since time.Time) (string, error) {
+	return e.logs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Since: fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())})
+}
+
+func (e *Engine) logs(ctx context.Context, id string, opts client.ContainerLogsOptions) (string, error) {
 	cli, err := e.client(ctx)
 	if err != nil {
 		return "", err
 	}
-	rc, err := cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Since: fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())})
+	rc, err := cli.ContainerLogs(ctx, id, opts)
 	if err != nil {
 		return "", err
 	}

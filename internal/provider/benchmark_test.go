@@ -41,7 +41,7 @@ func benchStack(b *testing.B) {
 func BenchmarkSwitchOverhead(b *testing.B) {
 	benchStack(b)
 	f := newBenchFixture(b)
-	w := newTFWorkspace(b, f.config(1))
+	w := newTFWorkspace(b, f.config(b, 1))
 	defer w.run("destroy", "-auto-approve")
 	w.mustRun("apply", "-auto-approve")
 
@@ -53,14 +53,13 @@ func BenchmarkSwitchOverhead(b *testing.B) {
 		w.mustRun("apply", "-auto-approve")
 		noops = append(noops, time.Since(start).Seconds())
 
-		w.write(f.config(i + 2)) // a new setting each time: a new revision, new containers
+		w.write(f.config(b, i+2)) // a new setting each time: a new revision, new containers
 		start = time.Now()
 		w.mustRun("apply", "-auto-approve")
 		apply := time.Since(start).Seconds()
 		h, hc := f.healthySeconds(b, i+2)
 		applies, healthy = append(applies, apply), append(healthy, h)
 		overheads, overheadsCreated = append(overheads, apply-h), append(overheadsCreated, apply-hc)
-		w.write(f.config(i + 2))
 		b.Logf("switch %d: apply %.2fs; container start to healthy %.2fs (create to healthy %.2fs); overhead %.2fs (%.2fs); no-op apply %.2fs",
 			i+1, apply, h, hc, apply-h, apply-hc, noops[i])
 	}
@@ -84,12 +83,12 @@ func BenchmarkRefresh50Environments(b *testing.B) {
 	const n = 50
 	f := newBenchFixture(b)
 	proxy := startCountingProxy(b)
-	w := newTFWorkspace(b, f.manyConfig(n, ""))
+	w := newTFWorkspace(b, f.manyConfig(b, n, ""))
 	defer w.run("destroy", "-auto-approve", "-parallelism=20")
 	start := time.Now()
 	w.mustRun("apply", "-auto-approve", "-parallelism=20")
 	fmt.Printf("created %d environments in %.1fs\n", n, time.Since(start).Seconds())
-	w.write(f.manyConfig(n, "unix://"+proxy.socket))
+	w.write(f.manyConfig(b, n, "unix://"+proxy.socket))
 
 	var plans, refreshes, calls, rss []float64
 	b.ResetTimer()
@@ -141,9 +140,9 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	return f
 }
 
-func (f *benchFixture) config(iteration int) string {
+func (f *benchFixture) config(b testing.TB, iteration int) string {
 	if f.ports == nil {
-		f.ports = []int{freePortB()}
+		f.ports = []int{freePort(b)}
 	}
 	return fmt.Sprintf(`
 resource "release_router" "edge" {
@@ -162,13 +161,13 @@ resource "release_environment" "web" {
 `, f.router, f.haproxy, f.ports[0], f.prefix, f.repo, f.v1, iteration)
 }
 
-func (f *benchFixture) manyConfig(n int, dockerHost string) string {
+func (f *benchFixture) manyConfig(b testing.TB, n int, dockerHost string) string {
 	var sb strings.Builder
 	if dockerHost != "" {
 		fmt.Fprintf(&sb, "provider \"release\" {\n  docker_host = %q\n}\n", dockerHost)
 	}
 	for len(f.ports) < n {
-		f.ports = append(f.ports, freePortB())
+		f.ports = append(f.ports, freePort(b))
 	}
 	fmt.Fprintf(&sb, "resource \"release_router\" \"edge\" {\n  name  = %q\n  image = %q\n  ports = [\n", f.router, f.haproxy)
 	for i := 0; i < n; i++ {
@@ -219,15 +218,6 @@ func (f *benchFixture) healthySeconds(b *testing.B, revision int) (float64, floa
 	}
 	b.Fatal("no passing health check recorded")
 	return 0, 0
-}
-
-func freePortB() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // countingProxy forwards Docker API requests to the local daemon and counts them.

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -249,34 +250,29 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 }
 
 func (r *environmentResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan environmentModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	timeout, diags := plan.Timeouts.Create(ctx, 20*time.Minute)
-	resp.Diagnostics.Append(diags...)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	r.deploy(ctx, &plan, &resp.Diagnostics)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	}
+	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics)
 }
 
 func (r *environmentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	r.apply(ctx, req.Plan.Get, timeouts.Value.Update, &resp.State, &resp.Diagnostics)
+}
+
+// apply is Create and Update: a switch to the plan, within the operation's timeout.
+func (r *environmentResource) apply(ctx context.Context, get func(context.Context, any) diag.Diagnostics,
+	timeout func(timeouts.Value, context.Context, time.Duration) (time.Duration, diag.Diagnostics),
+	state *tfsdk.State, diags *diag.Diagnostics) {
 	var plan environmentModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
+	diags.Append(get(ctx, &plan)...)
+	if diags.HasError() {
 		return
 	}
-	timeout, diags := plan.Timeouts.Update(ctx, 20*time.Minute)
-	resp.Diagnostics.Append(diags...)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	limit, d := timeout(plan.Timeouts, ctx, 20*time.Minute)
+	diags.Append(d...)
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	r.deploy(ctx, &plan, &resp.Diagnostics)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	r.deploy(ctx, &plan, diags)
+	if !diags.HasError() {
+		diags.Append(state.Set(ctx, &plan)...)
 	}
 }
 
@@ -339,18 +335,9 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 func (r *environmentResource) listenerTaken(ctx context.Context, spec rollout.Spec) string {
 	files, err := r.data.routes.Files(ctx, spec.Router.ContainerID)
 	if err != nil {
-		return ""
+		return "" // the switch itself reports an unreadable router
 	}
-	own := router.RouteFileName(spec.Environment, spec.Service)
-	for name, content := range files {
-		if name == own || !strings.HasPrefix(name, "route_") {
-			continue
-		}
-		if strings.Contains(string(content), fmt.Sprintf("bind :%d\n", spec.Router.ListenPort)) {
-			return strings.TrimSuffix(strings.TrimPrefix(name, "route_"), ".cfg")
-		}
-	}
-	return ""
+	return router.ListenerOwner(files, spec.Router.ListenPort, router.RouteFileName(spec.Environment, spec.Service))
 }
 
 func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {

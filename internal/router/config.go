@@ -214,3 +214,19 @@ func ParseRouteServers(cfg []byte) []Server {
 	}
 	return out
 }
+
+// ListenerOwner names the route, other than own, that already binds port;
+// "" when the port is free. Each route binds one listener of its own.
+func ListenerOwner(files map[string][]byte, port int, own string) string {
+	bind := fmt.Sprintf("bind :%d\n", port)
+	for name, content := range files {
+		if name == own || !strings.HasPrefix(name, "route_") {
+			continue
+		}
+		if strings.Contains(string(content), bind) {
+			// route_<env>_<service>.cfg; names hold no underscores.
+			return strings.Replace(strings.TrimSuffix(strings.TrimPrefix(name, "route_"), ".cfg"), "_", "/", 1)
+		}
+	}
+	return ""
+}

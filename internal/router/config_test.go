@@ -441,3 +441,18 @@ func TestHAProxyAcceptsRenderedConfig(t *testing.T) {
 		}
 	})
 }
+
+func TestListenerOwner(t *testing.T) {
+	a, _ := RenderRoute(Route{Environment: "staging", Service: "web", ListenPort: 81, HealthPath: "/healthz"})
+	b, _ := RenderRoute(Route{Environment: "prod", Service: "web", ListenPort: 80, HealthPath: "/healthz"})
+	files := map[string][]byte{BaseFile: RenderBase(Base{MetricsPort: 8404}), RouteFileName("staging", "web"): a, RouteFileName("prod", "web"): b}
+	if got := ListenerOwner(files, 81, RouteFileName("prod", "web")); got != "staging/web" {
+		t.Errorf("port 81 is staging's, got %q", got)
+	}
+	if got := ListenerOwner(files, 80, RouteFileName("prod", "web")); got != "" {
+		t.Errorf("a route's own port is not taken, got %q", got)
+	}
+	if got := ListenerOwner(files, 8404, RouteFileName("prod", "web")); got != "" {
+		t.Errorf("the metrics port is not a route's, got %q", got)
+	}
+}

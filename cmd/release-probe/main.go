@@ -3,21 +3,31 @@
 // the Docker API offers no other way to reach a container's port over every
 // kind of connection. It makes one HTTP/1.0 GET and exits 0 on a 2xx answer.
 //
+// With -body it prints the response body instead of the status line, so that
+// the provider can read an endpoint inside a container (the router's metrics)
+// through the Docker API alone.
+//
 // It avoids net/http to stay small: it is embedded in the provider twice.
 //
-// Usage: release-probe <port> <path> [timeout]
+// Usage: release-probe [-body] <port> <path> [timeout]
 package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-body" {
+		os.Exit(body(os.Args[2:]))
+	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: release-probe <port> <path> [timeout]")
 		os.Exit(2)
@@ -39,19 +49,141 @@ func main() {
 	}
 }
 
+// body writes the response body to stdout and returns the exit code. Only
+// the body goes to stdout, and nothing goes to stderr on success, because
+// Docker's exec hands the caller both streams mixed.
+func body(args []string) int {
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: release-probe -body <port> <path> [timeout]")
+		return 2
+	}
+	timeout := 2 * time.Second
+	if len(args) > 2 {
+		if d, err := time.ParseDuration(args[2]); err == nil {
+			timeout = d
+		}
+	}
+	addr := "127.0.0.1:" + args[0]
+	conn, r, err := get(addr, args[1], timeout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		return 1
+	}
+	defer conn.Close()
+	status, length, chunked, err := readHead(r)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		return 1
+	}
+	if f := strings.Fields(status); len(f) < 2 || len(f[1]) != 3 || f[1][0] != '2' {
+		fmt.Fprintf(os.Stderr, "release-probe: GET %s answered %q\n", args[1], status)
+		return 1
+	}
+	// Read it all before writing, so that a cut-off answer prints nothing.
+	var content []byte
+	switch {
+	case chunked:
+		content, err = readChunked(r)
+	case length >= 0:
+		content = make([]byte, length)
+		_, err = io.ReadFull(r, content)
+	default:
+		content, err = io.ReadAll(r)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe: reading the body:", err)
+		return 1
+	}
+	if _, err := os.Stdout.Write(content); err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		return 1
+	}
+	return 0
+}
+
+// readHead reads the status line and headers; length is the Content-Length,
+// or -1 when the body is chunked or ends with the connection.
+func readHead(r *bufio.Reader) (status string, length int64, chunked bool, err error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", 0, false, fmt.Errorf("reading the status line: %w", err)
+	}
+	status, length = strings.TrimSpace(line), -1
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", 0, false, fmt.Errorf("reading the headers: %w", err)
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			return status, length, chunked, nil
+		}
+		name, value, _ := strings.Cut(line, ":")
+		value = strings.TrimSpace(value)
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "content-length":
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || n < 0 {
+				return "", 0, false, fmt.Errorf("bad Content-Length %q", value)
+			}
+			length = n
+		case "transfer-encoding":
+			chunked = strings.EqualFold(value, "chunked")
+		}
+	}
+}
+
+// readChunked reads a chunked body. HAProxy's exporter chunks its answer
+// even to an HTTP/1.0 request.
+func readChunked(r *bufio.Reader) ([]byte, error) {
+	var out []byte
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("reading a chunk size: %w", err)
+		}
+		hex, _, _ := strings.Cut(strings.TrimSpace(line), ";")
+		size, err := strconv.ParseUint(hex, 16, 31)
+		if err != nil {
+			return nil, fmt.Errorf("bad chunk size %q", hex)
+		}
+		if size == 0 {
+			return out, nil // trailers, if any, are not wanted
+		}
+		start := len(out)
+		out = append(out, make([]byte, size)...)
+		if _, err := io.ReadFull(r, out[start:]); err != nil {
+			return nil, err
+		}
+		if crlf, err := r.ReadString('\n'); err != nil || strings.TrimSpace(crlf) != "" {
+			return nil, errors.New("a chunk does not end where its size says")
+		}
+	}
+}
+
 func probe(addr, path string, timeout time.Duration) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+	conn, r, err := get(addr, path, timeout)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: release-probe\r\n\r\n", path, addr); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return "", fmt.Errorf("reading the status line: %w", err)
 	}
 	return strings.TrimSpace(line), nil
+}
+
+// get sends the request; the deadline covers the whole exchange.
+func get(addr, path string, timeout time.Duration) (net.Conn, *bufio.Reader, error) {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: release-probe\r\n\r\n", path, addr); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, bufio.NewReader(conn), nil
 }

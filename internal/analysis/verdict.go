@@ -88,6 +88,8 @@ type Check struct {
 
 // Result is one analysis.
 type Result struct {
+	// Step is the canary step the analysis belongs to (1-based; 0 when not set).
+	Step    int
 	Look    int
 	Verdict Verdict
 	Checks  []Check
@@ -289,11 +291,16 @@ func bounds(r Range) string {
 // Report renders analyses as a Markdown table, ready for a pull request comment.
 func Report(title string, results []Result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### %s\n\n| look | check | canary | baseline | samples | verdict | why |\n|---|---|---|---|---|---|---|\n", title)
+	fmt.Fprintf(&b, "### %s\n\n| step | look | check | canary | baseline | samples | verdict | why |\n|---|---|---|---|---|---|---|---|\n", title)
 	for _, r := range results {
 		for _, c := range r.Checks {
-			fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s |\n", r.Look, c.Name, c.Canary, c.Baseline, c.Samples, c.Verdict, c.Reason)
+			fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s | %s | %s |\n", r.Step, r.Look, c.Name, cell(c.Canary), cell(c.Baseline), cell(c.Samples), c.Verdict, cell(c.Reason))
 		}
 	}
 	return b.String()
+}
+
+// cell keeps a value inside its Markdown table cell.
+func cell(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
 }

@@ -48,6 +48,10 @@ type Container struct {
 	Created time.Time
 	// HealthLog holds the exit codes and outputs of the last health checks, oldest first (inspect only).
 	HealthLog []HealthResult
+	// Env and Cmd are the container's configuration (inspect only), so
+	// that a fresh copy of it can be started.
+	Env []string
+	Cmd []string
 }
 
 // HealthResult is one health check run.
@@ -170,6 +174,8 @@ func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
 	if r.Config != nil {
 		c.Labels = r.Config.Labels
 		c.Image = r.Config.Image
+		c.Env = r.Config.Env
+		c.Cmd = r.Config.Cmd
 	}
 	if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil {
 		c.Created = t

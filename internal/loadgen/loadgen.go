@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,14 @@ type Config struct {
 	// MaxDuration stops the run even if Stop is never called.
 	MaxDuration time.Duration
 	Timeout     time.Duration
+	// Cookie, if set, is sent with every request (to pin a route's sticky server).
+	Cookie string
+	// UserRequests, if set, makes each worker a user that keeps its cookies
+	// for that many requests, then gives way to a new user.
+	UserRequests int
+	// Watch is the version whose users are followed: a user answered by it
+	// who is later answered by another version counts in Stats.LeftWatched.
+	Watch string
 }
 
 // Stats counts what happened.
@@ -35,6 +44,12 @@ type Stats struct {
 	Non2xx    int
 	Errors    int // connection errors and timeouts
 	ByVersion map[string]int
+	// AppErrors counts non-2xx answers from the application itself (it
+	// names its version), by version; the rest came from the router.
+	AppErrors map[string]int
+	// Users is how many users (UserRequests) were simulated; LeftWatched
+	// is how many of them the Watch version answered and then another did.
+	Users, LeftWatched int
 	// Failures holds the first few failures, for the test log.
 	Failures []string
 }
@@ -74,7 +89,7 @@ func Start(cfg Config) *Run {
 		cfg.Timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
-	r := &Run{cancel: cancel, done: make(chan struct{}), stats: Stats{ByVersion: map[string]int{}}}
+	r := &Run{cancel: cancel, done: make(chan struct{}), stats: Stats{ByVersion: map[string]int{}, AppErrors: map[string]int{}}}
 	interval := time.Duration(int64(time.Second) * int64(cfg.Workers) / int64(cfg.Rate))
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Workers; w++ {
@@ -83,6 +98,8 @@ func Start(cfg Config) *Run {
 			defer wg.Done()
 			client := &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{DisableKeepAlives: !cfg.KeepAlive, MaxIdleConnsPerHost: 1}}
 			defer client.CloseIdleConnections()
+			u := &user{}
+			sent := 0
 			// Spread the workers over the interval.
 			t := time.NewTicker(interval)
 			defer t.Stop()
@@ -93,7 +110,24 @@ func Start(cfg Config) *Run {
 					return
 				case <-t.C:
 				}
-				r.record(client.Get(cfg.URL))
+				if cfg.UserRequests > 0 && sent%cfg.UserRequests == 0 {
+					client.Jar, _ = cookiejar.New(nil)
+					u = &user{}
+					r.newUser()
+				}
+				sent++
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.URL, nil)
+				if err != nil {
+					return
+				}
+				if cfg.Cookie != "" {
+					req.Header.Set("Cookie", cfg.Cookie)
+				}
+				resp, err := client.Do(req)
+				if ctx.Err() != nil {
+					return // the run ended mid-request: not a failure of the target
+				}
+				r.record(resp, err, u, cfg.Watch)
 			}
 		}(w)
 	}
@@ -101,7 +135,16 @@ func Start(cfg Config) *Run {
 	return r
 }
 
-func (r *Run) record(resp *http.Response, err error) {
+// user is one simulated user's view: whether the watched version answered them.
+type user struct{ watched, left bool }
+
+func (r *Run) newUser() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Users++
+}
+
+func (r *Run) record(resp *http.Response, err error, u *user, watch string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Requests++
@@ -114,12 +157,25 @@ func (r *Run) record(resp *http.Response, err error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	version := resp.Header.Get("X-App-Version")
+	if watch != "" && version != "" {
+		switch {
+		case version == watch:
+			u.watched = true
+		case u.watched && !u.left:
+			u.left = true
+			r.stats.LeftWatched++
+		}
+	}
 	if resp.StatusCode/100 == 2 {
 		r.stats.OK++
-		r.stats.ByVersion[resp.Header.Get("X-App-Version")]++
+		r.stats.ByVersion[version]++
 		return
 	}
 	r.stats.Non2xx++
+	if version != "" {
+		r.stats.AppErrors[version]++
+	}
 	if len(r.stats.Failures) < 10 {
 		r.stats.Failures = append(r.stats.Failures, fmt.Sprintf("%s HTTP %d", time.Now().Format("15:04:05.000"), resp.StatusCode))
 	}
@@ -133,6 +189,10 @@ func (r *Run) Snapshot() Stats {
 	s.ByVersion = map[string]int{}
 	for k, v := range r.stats.ByVersion {
 		s.ByVersion[k] = v
+	}
+	s.AppErrors = map[string]int{}
+	for k, v := range r.stats.AppErrors {
+		s.AppErrors[k] = v
 	}
 	s.Failures = append([]string(nil), r.stats.Failures...)
 	return s

@@ -1,7 +1,20 @@
 package probe
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,4 +45,120 @@ func TestCommand(t *testing.T) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 	}
+}
+
+// runProbe runs the embedded amd64 probe, so the test covers the bytes the
+// provider ships rather than the source they were built from.
+func runProbe(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("the embedded probe runs on linux/amd64 only")
+	}
+	bin, err := Binary("amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(t.TempDir(), "release-probe")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func TestEmbeddedProbeBody(t *testing.T) {
+	large := strings.Repeat("haproxy_server_http_responses_total{proxy=\"be\",server=\"c2-1\",code=\"2xx\"} 19\n", 5000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/metrics":
+			if r.URL.RawQuery != "scope=server" {
+				http.Error(w, "query "+r.URL.RawQuery, http.StatusBadRequest)
+				return
+			}
+			// No Content-Length: the body ends with the connection.
+			w.(http.Flusher).Flush()
+			fmt.Fprint(w, large)
+		case "/sized":
+			fmt.Fprint(w, "exact\n")
+		default:
+			http.Error(w, "nothing here", http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+
+	stdout, stderr, code := runProbe(t, "-body", port, "/metrics?scope=server", "5s")
+	if code != 0 || stdout != large || stderr != "" {
+		t.Errorf("-body /metrics: exit %d, %d bytes out (want %d), stderr %q", code, len(stdout), len(large), stderr)
+	}
+	stdout, stderr, code = runProbe(t, "-body", port, "/sized")
+	if code != 0 || stdout != "exact\n" || stderr != "" {
+		t.Errorf("-body /sized: exit %d, out %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = runProbe(t, "-body", port, "/missing")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "404") {
+		t.Errorf("-body /missing: exit %d, out %q, stderr %q; want exit 1, nothing out, the status in stderr", code, stdout, stderr)
+	}
+
+	// HAProxy's exporter answers even an HTTP/1.0 request in chunks.
+	chunked := rawServer(t, "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"+
+		"6\r\nup 1\nx\r\n3;ext=1\r\n 2\n\r\n0\r\n\r\n")
+	stdout, stderr, code = runProbe(t, "-body", chunked, "/metrics?scope=server")
+	if code != 0 || stdout != "up 1\nx 2\n" || stderr != "" {
+		t.Errorf("-body, chunked: exit %d, out %q, stderr %q", code, stdout, stderr)
+	}
+	cut := rawServer(t, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nup 1\n")
+	stdout, _, code = runProbe(t, "-body", cut, "/metrics")
+	if code != 1 || stdout != "" {
+		t.Errorf("-body, cut in a chunk: exit %d, out %q; want exit 1 and nothing printed", code, stdout)
+	}
+
+	// The health check mode is unchanged: the status line, exit 0 on 2xx.
+	stdout, _, code = runProbe(t, port, "/sized", "2s")
+	if code != 0 || !strings.HasPrefix(stdout, "HTTP/1.0 200") {
+		t.Errorf("health check: exit %d, out %q", code, stdout)
+	}
+	stdout, _, code = runProbe(t, port, "/missing")
+	if code != 1 || !strings.HasPrefix(stdout, "HTTP/1.0 404") {
+		t.Errorf("health check of a 404: exit %d, out %q", code, stdout)
+	}
+}
+
+// rawServer answers every connection with answer and closes it; it returns the port.
+func rawServer(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read the whole request: closing with unread bytes would reset the connection.
+			r := bufio.NewReader(conn)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil || line == "\r\n" {
+					break
+				}
+			}
+			_, _ = io.WriteString(conn, answer)
+			conn.Close()
+		}
+	}()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }

@@ -35,6 +35,7 @@ type environmentDataModel struct {
 	Router     types.String `tfsdk:"router"`
 	Running    types.Int64  `tfsdk:"running"`
 	History    types.List   `tfsdk:"history"`
+	Verified   types.Object `tfsdk:"verified"`
 }
 
 func (d *environmentDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
@@ -48,7 +49,8 @@ func (d *environmentDataSource) Metadata(_ context.Context, req datasource.Metad
 func (d *environmentDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Description: "What an environment's service runs, read from the Docker host alone (the containers' labels and the router's route), " +
-			"without its Terraform state: the serving digest and revision, and the history of earlier revisions with their times.",
+			"without its Terraform state: the serving digest and revision, the history of earlier revisions with their times, and the digests it " +
+			"has verified, which a production environment in another state takes as its `promote_from`.",
 		Attributes: map[string]schema.Attribute{
 			"id":          schema.StringAttribute{Description: "`<name>/<service>`.", Computed: true},
 			"name":        schema.StringAttribute{Description: "Environment name.", Required: true, Validators: []validator.String{nameValidator{}}},
@@ -62,6 +64,17 @@ func (d *environmentDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 			"history": schema.ListAttribute{
 				Description: "Earlier revisions, newest first: revision, digest, image and deploy time.",
 				Computed:    true, ElementType: historyEntryType,
+			},
+			"verified": schema.SingleNestedAttribute{
+				Description: "The digests that completed a rollout in this environment (including the canary analysis, when it had one), the serving one first. " +
+					"Give it to `promote_from` of an environment in another state.",
+				Computed: true,
+				Attributes: map[string]schema.Attribute{
+					"environment": schema.StringAttribute{Description: "The environment's name.", Computed: true},
+					"service":     schema.StringAttribute{Description: "The environment's service.", Computed: true},
+					"serving":     schema.StringAttribute{Description: "The digest serving now.", Computed: true},
+					"digests":     schema.ListAttribute{Description: "Every verified digest, the serving one first.", Computed: true, ElementType: types.StringType},
+				},
 			},
 		},
 	}
@@ -92,5 +105,6 @@ func (d *environmentDataSource) Read(ctx context.Context, req datasource.ReadReq
 	m.Router = types.StringValue(st.Containers[0].Labels["release.router"])
 	m.Running = types.Int64Value(int64(st.Running))
 	m.History = historyValue(st.History)
+	m.Verified = verifiedValue(m.Name.ValueString(), m.Service.ValueString(), st)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

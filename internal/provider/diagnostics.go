@@ -1,12 +1,17 @@
 package provider
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 
+	"github.com/releasekit/terraform-provider-release/internal/analysis"
+	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/registry"
+	"github.com/releasekit/terraform-provider-release/internal/rollout"
 )
 
 // addRegistryError words a registry failure as a diagnostic that says what
@@ -62,4 +67,37 @@ func registryDiagnostic(err error) (string, string, path.Path) {
 			fmt.Sprintf("The registry %s answered in a way the provider does not understand while resolving %s (%s).%s", re.Registry, repo, re.Reference, said),
 			path.Root("repository")
 	}
+}
+
+// addCanaryError reports a canary's abort or an interrupted canary; false
+// when err is neither.
+func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy, err error) bool {
+	var aborted *rollout.CanaryAbortedError
+	var interrupted *rollout.InterruptedCanaryError
+	switch {
+	case errors.As(err, &aborted):
+		var b strings.Builder
+		fmt.Fprintf(&b, "The canary of %s/%s revision %d (%s) was aborted at step %d of %d (%d%% of traffic): %s.\n\n",
+			spec.Environment, spec.Service, aborted.Revision, spec.Digest, aborted.Step, aborted.Steps, aborted.Weight, aborted.Why)
+		fmt.Fprintf(&b, "Every user is back on revision %d, the canary and baseline containers were removed, and the state still holds the digest that served before.\n\n", aborted.StableRevision)
+		if len(aborted.Last.Checks) > 0 {
+			fmt.Fprintf(&b, "The deciding analysis (step %d, look %d):\n\n", aborted.Last.Step, aborted.Last.Look)
+			b.WriteString(analysis.Report("Canary analysis", []analysis.Result{aborted.Last}))
+			b.WriteString("\n")
+		}
+		if p.ReportPath != "" {
+			fmt.Fprintf(&b, "Every analysis is in %s.", p.ReportPath)
+		} else {
+			b.WriteString("Set report_path on the release_canary to keep every analysis as Markdown.")
+		}
+		diags.AddAttributeError(path.Root("image"), "Canary Aborted", b.String())
+		return true
+	case errors.As(err, &interrupted):
+		diags.AddAttributeError(path.Root("canary"), "Interrupted Canary Aborted",
+			fmt.Sprintf("An earlier apply was interrupted while revision %d of %s/%s was a canary with %d%% of traffic. As the canary's on_interrupt = \"abort\" asks, "+
+				"the canary and its baseline were removed and every user is on revision %d again.\n\nApply again to start a new canary of %s, or set on_interrupt = \"resume\" to continue interrupted canaries instead.",
+				interrupted.Revision, spec.Environment, spec.Service, interrupted.Weight, interrupted.StableRevision, spec.Digest))
+		return true
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 	"github.com/releasekit/terraform-provider-release/internal/router"
@@ -68,7 +70,23 @@ type environmentModel struct {
 	DeployedAt   types.String   `tfsdk:"deployed_at"`
 	History      types.List     `tfsdk:"history"`
 	Drift        types.String   `tfsdk:"drift"`
+	Canary       types.String   `tfsdk:"canary"`
+	Rollout      types.String   `tfsdk:"rollout"`
+	Verified     types.Object   `tfsdk:"verified"`
+	PromoteFrom  types.Object   `tfsdk:"promote_from"`
 }
+
+// verifiedModel is what an environment has verified, and what promote_from takes.
+type verifiedModel struct {
+	Environment types.String `tfsdk:"environment"`
+	Service     types.String `tfsdk:"service"`
+	Serving     types.String `tfsdk:"serving"`
+	Digests     types.List   `tfsdk:"digests"`
+}
+
+var verifiedType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"environment": types.StringType, "service": types.StringType, "serving": types.StringType, "digests": types.ListType{ElemType: types.StringType},
+}}
 
 type healthCheckModel struct {
 	Path             types.String `tfsdk:"path"`
@@ -195,8 +213,42 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Computed:    true, ElementType: historyEntryType,
 			},
 			"drift": schema.StringAttribute{
-				Description: "How the host differs from the last apply (containers removed or stopped, the route lost or edited); null when it matches. Apply repairs it.",
+				Description: "How the host differs from the last apply (containers removed or stopped, the route lost or edited, a canary left mid-way by an interrupted apply); null when it matches. Apply repairs it.",
 				Computed:    true,
+			},
+			"canary": schema.StringAttribute{
+				Description: "A canary policy, `release_canary.<name>.id`. When set, a new revision released while another serves goes through the " +
+					"canary's steps and analysis, and is promoted only when they pass; a failed or inconclusive analysis puts every user back on " +
+					"the serving revision and fails the apply with a report. The first release and a rollback to a retained revision switch at " +
+					"once. Null: every release is a health-gated hard switch.",
+				Optional: true, Validators: []validator.String{canaryIDValidator{}},
+			},
+			"rollout": schema.StringAttribute{
+				Description: "How the change in this plan is released: `hard switch`, or `canary: ` and the canary's schedule. Kept from the last release when nothing changes.",
+				Computed:    true,
+			},
+			"verified": schema.SingleNestedAttribute{
+				Description: "The digests that completed a rollout in this environment (including the canary analysis, when it had one), the serving one first. " +
+					"Give it to a downstream environment's `promote_from`.",
+				Computed: true,
+				Attributes: map[string]schema.Attribute{
+					"environment": schema.StringAttribute{Description: "This environment's name.", Computed: true},
+					"service":     schema.StringAttribute{Description: "This environment's service.", Computed: true},
+					"serving":     schema.StringAttribute{Description: "The digest serving now.", Computed: true},
+					"digests":     schema.ListAttribute{Description: "Every verified digest, the serving one first.", Computed: true, ElementType: types.StringType},
+				},
+			},
+			"promote_from": schema.SingleNestedAttribute{
+				Description: "The promotion gate: an upstream environment's `verified`, such as `release_environment.staging.verified` or " +
+					"`data.release_environment.staging.verified` from another state. A plan that would release a digest the upstream has not " +
+					"verified is an error naming what the upstream runs and has verified.",
+				Optional: true,
+				Attributes: map[string]schema.Attribute{
+					"environment": schema.StringAttribute{Description: "The upstream environment.", Required: true},
+					"service":     schema.StringAttribute{Description: "The upstream service.", Required: true},
+					"serving":     schema.StringAttribute{Description: "The digest the upstream serves.", Required: true},
+					"digests":     schema.ListAttribute{Description: "The digests the upstream has verified.", Required: true, ElementType: types.StringType},
+				},
 			},
 		},
 	}
@@ -229,6 +281,9 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 		plan.Digest = types.StringUnknown()
 	}
 	if req.State.Raw.IsNull() {
+		checkPromotion(ctx, plan, &resp.Diagnostics)
+		plan.Rollout = types.StringValue(rolloutFirst)
+		plan.Verified = types.ObjectUnknown(verifiedType.AttrTypes)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -237,13 +292,30 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if !plan.Image.Equal(state.Image) {
+		checkPromotion(ctx, plan, &resp.Diagnostics)
+	}
 	changed := !plan.Image.Equal(state.Image) || !plan.Replicas.Equal(state.Replicas) || !plan.Port.Equal(state.Port) ||
 		!plan.ListenPort.Equal(state.ListenPort) || !plan.Env.Equal(state.Env) || !plan.Command.Equal(state.Command) ||
 		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router) || !plan.Network.Equal(state.Network)
 	if changed || !state.Drift.IsNull() {
 		plan.Revision, plan.DeployedAt, plan.History = types.Int64Unknown(), types.StringUnknown(), types.ListUnknown(historyEntryType)
+		plan.Verified = types.ObjectUnknown(verifiedType.AttrTypes)
 	} else {
-		plan.Revision, plan.DeployedAt, plan.History = state.Revision, state.DeployedAt, state.History
+		plan.Revision, plan.DeployedAt, plan.History, plan.Verified = state.Revision, state.DeployedAt, state.History, state.Verified
+	}
+	switch {
+	case !changed:
+		plan.Rollout = state.Rollout
+	case plan.Canary.IsUnknown():
+		plan.Rollout = types.StringUnknown()
+	case !plan.Canary.IsNull() && state.Revision.ValueInt64() > 0:
+		p, err := canary.Decode(plan.Canary.ValueString())
+		if err == nil {
+			plan.Rollout = types.StringValue(rolloutCanary + p.Schedule())
+		}
+	default:
+		plan.Rollout = types.StringValue(rolloutHard)
 	}
 	plan.Drift = types.StringNull()
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -266,7 +338,16 @@ func (r *environmentResource) apply(ctx context.Context, get func(context.Contex
 	if diags.HasError() {
 		return
 	}
-	limit, d := timeout(plan.Timeouts, ctx, 20*time.Minute)
+	checkPromotion(ctx, plan, diags)
+	if diags.HasError() {
+		return
+	}
+	// A canary may take its longest schedule on top of the usual switch.
+	def := 20 * time.Minute
+	if p, err := canary.Decode(plan.Canary.ValueString()); err == nil && !plan.Canary.IsNull() {
+		def += p.Longest()
+	}
+	limit, d := timeout(plan.Timeouts, ctx, def)
 	diags.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -316,8 +397,26 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		}
 		tflog.Info(ctx, msg, fields)
 	}
+	var policy canary.Policy
+	if !plan.Canary.IsNull() {
+		p, err := canary.Decode(plan.Canary.ValueString())
+		if err != nil {
+			diags.AddAttributeError(path.Root("canary"), "Invalid Canary", err.Error())
+			return
+		}
+		policy = p
+		spec.Canary = &rollout.CanaryRun{Policy: p, Metrics: r.canaryMetrics(ctx, p, o.Spec.MetricsPort)}
+	}
 	res, err := deployer.Deploy(ctx, spec)
+	if policy.ReportPath != "" && res.CanaryReport != "" {
+		if werr := os.WriteFile(policy.ReportPath, []byte(res.CanaryReport), 0o644); werr != nil {
+			diags.AddWarning("Canary Report Not Written", fmt.Sprintf("The canary's report could not be written to %s (report_path): %v.", policy.ReportPath, werr))
+		}
+	}
 	if err != nil {
+		if addCanaryError(diags, spec, policy, err) {
+			return
+		}
 		var unhealthy *rollout.UnhealthyError
 		if errors.As(err, &unhealthy) {
 			diags.AddAttributeError(path.Root("image"), "New Containers Not Healthy",
@@ -458,6 +557,19 @@ func (r *environmentResource) setObserved(m *environmentModel, st rollout.Status
 	m.Revision = types.Int64Value(int64(st.Revision))
 	m.DeployedAt = types.StringValue(st.DeployedAt.Format(time.RFC3339))
 	m.History = historyValue(st.History)
+	m.Verified = verifiedValue(m.Name.ValueString(), m.Service.ValueString(), st)
+}
+
+// verifiedValue is what an environment gives its downstream's promote_from.
+func verifiedValue(name, service string, st rollout.Status) types.Object {
+	digests := []attr.Value{}
+	for _, d := range st.Verified() {
+		digests = append(digests, types.StringValue(d))
+	}
+	return types.ObjectValueMust(verifiedType.AttrTypes, map[string]attr.Value{
+		"environment": types.StringValue(name), "service": types.StringValue(service),
+		"serving": types.StringValue(st.Digest), "digests": types.ListValueMust(types.StringType, digests),
+	})
 }
 
 func historyValue(h []rollout.HistoryEntry) types.List {
@@ -562,4 +674,78 @@ func sharedNetwork(m environmentModel) string {
 		return ""
 	}
 	return m.Network.ValueString()
+}
+
+// How a change is released, as the plan shows it in `rollout`.
+const (
+	rolloutFirst  = "hard switch (first release)"
+	rolloutHard   = "hard switch"
+	rolloutCanary = "canary: "
+)
+
+// checkPromotion is the promotion gate: the digest must be one the upstream
+// environment verified. Unknown values (an upstream changing in the same
+// plan) are checked again at apply, when they are known.
+func checkPromotion(ctx context.Context, plan environmentModel, diags *diag.Diagnostics) {
+	if plan.PromoteFrom.IsNull() || plan.PromoteFrom.IsUnknown() || plan.Image.IsUnknown() {
+		return
+	}
+	var up verifiedModel
+	diags.Append(plan.PromoteFrom.As(ctx, &up, objectAsOptions)...)
+	if diags.HasError() || up.Digests.IsUnknown() || up.Serving.IsUnknown() {
+		return
+	}
+	ref, err := imageref.ParsePinned(plan.Image.ValueString())
+	if err != nil {
+		return // the image's own validator reports it
+	}
+	var verified []string
+	diags.Append(up.Digests.ElementsAs(ctx, &verified, false)...)
+	for _, d := range verified {
+		if d == ref.Digest {
+			return
+		}
+	}
+	upstream := up.Environment.ValueString() + "/" + up.Service.ValueString()
+	list := "nothing yet"
+	if len(verified) > 0 {
+		list = strings.Join(verified, ", ")
+	}
+	diags.AddAttributeError(path.Root("image"), "Digest Not Verified Upstream",
+		fmt.Sprintf("%s/%s would release %s, which %s has not verified.\n\n%s serves %s and has verified: %s.\n\n"+
+			"Release this digest to %s first and let its rollout (and canary) complete, or set image to a verified digest.",
+			plan.Name.ValueString(), plan.Service.ValueString(), ref.Digest, upstream, upstream, orNone(up.Serving.ValueString()), list, upstream))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+// canaryMetrics builds what samples a canary: the router's per-server
+// counters, read through the Docker API, and Prometheus when the policy names one.
+func (r *environmentResource) canaryMetrics(ctx context.Context, p canary.Policy, metricsPort int) func(canary.Target, string) (rollout.CanaryMetrics, error) {
+	return func(t canary.Target, routerID string) (rollout.CanaryMetrics, error) {
+		arch, err := r.data.engine.Architecture(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.data.routes.InstallProbe(ctx, routerID, arch); err != nil {
+			return nil, fmt.Errorf("placing the metrics reader in the router: %w", err)
+		}
+		backend := router.BackendName(t.Environment, t.Service)
+		c := &canary.Collector{Policy: p, Target: t, Router: func(ctx context.Context) (map[string]router.ServerCounts, error) {
+			return r.data.routes.ScrapeServers(ctx, routerID, metricsPort, backend)
+		}}
+		if p.Analysis.Prometheus != nil {
+			prom, err := canary.NewPrometheus(*p.Analysis.Prometheus)
+			if err != nil {
+				return nil, err
+			}
+			c.Prometheus = prom
+		}
+		return c, nil
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
+	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -43,5 +44,22 @@ func (healthPathValidator) ValidateString(_ context.Context, req validator.Strin
 	}
 	if err := router.ValidateHealthPath(req.ConfigValue.ValueString()); err != nil {
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Health Check Path", err.Error())
+	}
+}
+
+// canaryIDValidator checks that a value is a release_canary id.
+type canaryIDValidator struct{}
+
+func (canaryIDValidator) Description(context.Context) string {
+	return "a release_canary id, release_canary.<name>.id"
+}
+func (v canaryIDValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (canaryIDValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if _, err := canary.Decode(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Canary",
+			"canary takes the id of a release_canary resource, such as release_canary.standard.id: "+err.Error()+".")
 	}
 }

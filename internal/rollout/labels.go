@@ -27,6 +27,7 @@ const (
 	LabelConfigHash  = "release.config_hash"
 	LabelRouter      = "release.router"
 	LabelHistory     = "release.history"
+	LabelPort        = "release.port"
 )
 
 // Tracks of a container.
@@ -84,6 +85,11 @@ func decodeHistory(s string) []HistoryEntry {
 
 func containerName(environment, service string, revision, replica int) string {
 	return fmt.Sprintf("%s-%s-r%d-%d", environment, service, revision, replica)
+}
+
+// baselineContainerName names a baseline container: the stable revision, run again beside a canary.
+func baselineContainerName(environment, service string, revision, replica int) string {
+	return fmt.Sprintf("%s-%s-b%d-%d", environment, service, revision, replica)
 }
 
 func serverName(revision, replica int) string {

@@ -34,6 +34,25 @@ type Status struct {
 	Baseline []docker.Container
 }
 
+// Verified are the digests that completed a rollout here, the serving one
+// first: every revision that served, including a canary once promoted. A
+// canary under way or aborted is not among them.
+func (s Status) Verified() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		if d != "" && !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	add(s.Digest)
+	for _, h := range s.History {
+		add(h.Digest)
+	}
+	return out
+}
+
 // CanaryStatus is a canary found in the route.
 type CanaryStatus struct {
 	Revision int
@@ -110,7 +129,17 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 			st.DeployedAt = time.Unix(unix, 0).UTC()
 		}
 	}
-	st.History = mergeHistory(routed, byRev)
+	// A canary under way has not served yet: it is no part of the history.
+	served := byRev
+	if st.Canary != nil {
+		served = map[int][]docker.Container{}
+		for rev, cs := range byRev {
+			if rev != st.Canary.Revision {
+				served[rev] = cs
+			}
+		}
+	}
+	st.History = mergeHistory(routed, served)
 	for _, c := range cs {
 		if c.Running() {
 			st.Running++

@@ -31,6 +31,9 @@ type Spec struct {
 	// one of the environment's own (Docker's default address pools run out
 	// at about 30 networks per host).
 	SharedNetwork string
+	// Canary, when set, releases a new revision as a canary whenever a
+	// stable revision serves (a first release is a hard switch).
+	Canary *CanaryRun
 }
 
 // Health is the gate a new container passes before it gets traffic.
@@ -144,7 +147,7 @@ func routeFor(s Spec, containers []docker.Container) (string, []byte, error) {
 	for _, c := range containers {
 		r.Servers = append(r.Servers, router.Server{
 			Name:    serverName(atoi(c.Labels[LabelRevision]), atoi(c.Labels[LabelReplica])),
-			Address: c.IPs[s.Network()] + ":" + itoa(s.Port),
+			Address: c.IPs[s.Network()] + ":" + itoa(portOf(c, s)),
 			Weight:  100,
 			Track:   c.Labels[LabelTrack],
 		})

@@ -33,6 +33,8 @@ type Result struct {
 	Reused bool
 	// HealthyAfter is how long the new containers took to become healthy.
 	HealthyAfter time.Duration
+	// CanaryReport is the Markdown report of a canary's analyses, if one ran.
+	CanaryReport string
 }
 
 // UnhealthyError says new containers never became healthy; traffic was not moved.
@@ -77,6 +79,22 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, err
 	}
 	before := Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files)
+	if before.Canary != nil || len(before.Baseline) > 0 {
+		resume, err := d.settleInterrupted(ctx, spec, before, files[router.RouteFileName(spec.Environment, spec.Service)])
+		if err != nil {
+			return Result{}, err
+		}
+		if resume != nil {
+			return d.runCanary(ctx, spec, spec.Canary, *resume)
+		}
+		if managed, err = ListManaged(ctx, d.Host); err != nil {
+			return Result{}, err
+		}
+		if files, err = d.Routes.Files(ctx, spec.Router.ContainerID); err != nil {
+			return Result{}, err
+		}
+		before = Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files)
+	}
 	hash := spec.ConfigHash()
 
 	byRev := map[int][]docker.Container{}
@@ -119,6 +137,15 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 		history = append([]HistoryEntry{{Revision: before.Revision, Digest: before.Digest, Image: before.Image, DeployedAt: before.DeployedAt}}, history...)
 	}
 
+	// A new revision beside a serving one goes through the canary, if the
+	// environment has one. A rollback to a retained revision does not: it
+	// served before, and a rollback should be quick.
+	asCanary := spec.Canary != nil && target == nil && before.Revision > 0 && before.Running > 0
+	track := TrackStable
+	if asCanary {
+		track = TrackCanary
+	}
+
 	var created []string
 	if target == nil {
 		targetRev = maxRev + 1
@@ -141,7 +168,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 		}
 		err = parallel(replicas, func(i string) error {
 			n := atoi(i)
-			id, err := d.Host.Create(ctx, d.containerSpec(spec, targetRev, n+1, hash, history, probeBin))
+			id, err := d.Host.Create(ctx, d.containerSpec(spec, targetRev, n+1, track, hash, history, probeBin))
 			created[n] = id
 			return err
 		})
@@ -175,35 +202,64 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 	healthyAfter := d.Clock.Now().Sub(start)
 	d.log("new containers healthy", "revision", targetRev, "after", healthyAfter.String())
 
-	// Route to them; the router drains the old ones.
-	name, cfg, err := routeFor(spec, healthy)
-	if err != nil {
-		d.abort(ctx, created, reused, ids, spec)
-		return Result{}, err
-	}
-	if string(files[name]) != string(cfg) {
-		d.log("switching traffic", "revision", targetRev)
-		if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, files[name]); err != nil {
-			d.abort(ctx, created, reused, ids, spec)
-			return Result{}, fmt.Errorf("switching traffic: %w", err)
+	routeName := router.RouteFileName(spec.Environment, spec.Service)
+	if asCanary {
+		var stable []docker.Container
+		for _, c := range byRev[before.Revision] {
+			if c.Running() {
+				stable = append(stable, c)
+			}
 		}
+		res, err := d.runCanary(ctx, spec, spec.Canary, canaryState{
+			stable: stable, canary: healthy, stableRev: before.Revision, canaryRev: targetRev,
+			stableDigest: before.Digest, route: files[routeName], before: before,
+		})
+		res.HealthyAfter = healthyAfter
+		return res, err
 	}
-
-	d.log("traffic switched", "revision", targetRev, "since_healthy", d.Clock.Now().Sub(start).String())
-
-	// Stop every other running revision and prune beyond the history limit.
-	if err := d.retire(ctx, spec, before.Containers, targetRev); err != nil {
+	res, err := d.promote(ctx, spec, before, healthy, targetRev, files[routeName], before.Containers)
+	if err != nil {
+		var switchErr *switchError
+		if errors.As(err, &switchErr) {
+			d.abort(ctx, created, reused, ids, spec)
+		}
 		return Result{}, err
 	}
 	d.log("previous revisions retired", "revision", targetRev, "since_healthy", d.Clock.Now().Sub(start).String())
+	res.Reused, res.HealthyAfter = reused, healthyAfter
+	return res, nil
+}
 
-	managed, err = ListManaged(ctx, d.Host)
+// switchError says the route to a new revision could not be written; traffic did not move.
+type switchError struct{ err error }
+
+func (e *switchError) Error() string { return e.err.Error() }
+func (e *switchError) Unwrap() error { return e.err }
+
+// promote sends all traffic to the serving containers, then stops every
+// other revision (the router has drained them), removes baselines and prunes
+// beyond the history limit.
+func (d *Deployer) promote(ctx context.Context, spec Spec, before Status, serving []docker.Container, rev int, previousRoute []byte, others []docker.Container) (Result, error) {
+	name, cfg, err := routeFor(spec, serving)
+	if err != nil {
+		return Result{}, &switchError{err}
+	}
+	if string(previousRoute) != string(cfg) {
+		d.log("switching traffic", "revision", rev)
+		if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, previousRoute); err != nil {
+			return Result{}, &switchError{fmt.Errorf("switching traffic: %w", err)}
+		}
+	}
+	d.log("traffic switched", "revision", rev)
+	if err := d.retire(ctx, spec, others, rev); err != nil {
+		return Result{}, err
+	}
+	managed, err := ListManaged(ctx, d.Host)
 	if err != nil {
 		return Result{}, err
 	}
 	// This environment's route is the one just written; Observe reads no other.
-	files = map[string][]byte{name: cfg}
-	return Result{Status: Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files), Reused: reused, HealthyAfter: healthyAfter}, nil
+	return Result{Status: Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, map[string][]byte{name: cfg})}, nil
 }
 
 func (d *Deployer) registryAuth(image string) string {
@@ -213,7 +269,7 @@ func (d *Deployer) registryAuth(image string) string {
 	return d.RegistryAuth(image)
 }
 
-func (d *Deployer) containerSpec(spec Spec, rev, replica int, hash string, history []HistoryEntry, probeBin []byte) docker.ContainerSpec {
+func (d *Deployer) containerSpec(spec Spec, rev, replica int, track, hash string, history []HistoryEntry, probeBin []byte) docker.ContainerSpec {
 	env := make([]string, 0, len(spec.Env)+3)
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
@@ -224,8 +280,12 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, hash string, histo
 		env = append(env, k+"="+spec.Env[k])
 	}
 	env = append(env, "RELEASE_ENVIRONMENT="+spec.Environment, "RELEASE_SERVICE="+spec.Service, "RELEASE_REVISION="+strconv.Itoa(rev))
+	name := containerName(spec.Environment, spec.Service, rev, replica)
+	if track == TrackBaseline {
+		name = baselineContainerName(spec.Environment, spec.Service, rev, replica)
+	}
 	return docker.ContainerSpec{
-		Name:  containerName(spec.Environment, spec.Service, rev, replica),
+		Name:  name,
 		Image: spec.Image,
 		Cmd:   spec.Command,
 		Env:   env,
@@ -238,7 +298,8 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, hash string, histo
 			LabelDigest:      spec.Digest,
 			LabelRevision:    strconv.Itoa(rev),
 			LabelReplica:     strconv.Itoa(replica),
-			LabelTrack:       TrackStable,
+			LabelTrack:       track,
+			LabelPort:        strconv.Itoa(spec.Port),
 			LabelDeployedAt:  strconv.FormatInt(d.Clock.Now().Unix(), 10),
 			LabelConfigHash:  hash,
 			LabelRouter:      spec.Router.Name,
@@ -355,13 +416,19 @@ func (d *Deployer) cleanup(ids []string) {
 	}
 }
 
-// retire stops every revision but the serving one and removes the oldest
-// stopped revisions beyond the history limit.
+// retire stops every revision but the serving one, removes baselines (they
+// are no rollback target) and removes the oldest stopped revisions beyond
+// the history limit.
 func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Container, serving int) error {
 	byRev := map[int][]docker.Container{}
+	var remove []string
 	for _, c := range containers {
 		rev := atoi(c.Labels[LabelRevision])
-		if rev != serving {
+		switch {
+		case c.Labels[LabelTrack] == TrackBaseline:
+			d.log("removing the baseline", "container", c.Name)
+			remove = append(remove, c.ID)
+		case rev != serving:
 			byRev[rev] = append(byRev[rev], c)
 		}
 	}
@@ -370,7 +437,7 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Co
 		revs = append(revs, rev)
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(revs)))
-	var stop, remove []string
+	var stop []string
 	for i, rev := range revs {
 		keep := i < spec.HistoryLimit
 		for _, c := range byRev[rev] {
@@ -387,7 +454,10 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Co
 	// Containers stop side by side: each finishes its own requests.
 	return errors.Join(
 		parallel(stop, func(id string) error { return d.Host.Stop(ctx, id, spec.StopTimeout) }),
-		parallel(remove, func(id string) error { return d.Host.Remove(ctx, id) }),
+		parallel(remove, func(id string) error {
+			_ = d.Host.Stop(ctx, id, spec.StopTimeout)
+			return d.Host.Remove(ctx, id)
+		}),
 	)
 }
 

@@ -212,7 +212,7 @@ func (h *fakeHost) Create(_ context.Context, spec docker.ContainerSpec) (string,
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
-	fc := &fakeContainer{spec: spec, c: docker.Container{ID: id, Name: spec.Name, Image: spec.Image, Labels: labels, State: "created", Created: h.clock.Now()}}
+	fc := &fakeContainer{spec: spec, c: docker.Container{ID: id, Name: spec.Name, Image: spec.Image, Labels: labels, State: "created", Created: h.clock.Now(), Env: spec.Env, Cmd: spec.Cmd}}
 	h.assignIP(fc)
 	h.containers[id] = fc
 	h.creates = append(h.creates, spec)
@@ -349,6 +349,8 @@ type fakeRoutes struct {
 	files  map[string]map[string][]byte // router ID -> files
 	events *[]string
 	applys int
+	// history holds every route file written, in order.
+	history [][]byte
 }
 
 func (r *fakeRoutes) Files(_ context.Context, routerID string) (map[string][]byte, error) {
@@ -386,6 +388,7 @@ func (r *fakeRoutes) Apply(_ context.Context, routerID string, files map[string]
 			}
 		}
 		r.files[routerID][name] = append([]byte(nil), content...)
+		r.history = append(r.history, append([]byte(nil), content...))
 		*r.events = append(*r.events, "route "+name)
 	}
 	return nil
@@ -540,6 +543,7 @@ func TestDeployFirstRevision(t *testing.T) {
 			LabelRevision:    "1",
 			LabelReplica:     fmt.Sprint(replica),
 			LabelTrack:       TrackStable,
+			LabelPort:        "8080",
 			LabelDeployedAt:  fmt.Sprint(cs.Labels[LabelDeployedAt]),
 			LabelConfigHash:  spec.ConfigHash(),
 			LabelRouter:      "edge",

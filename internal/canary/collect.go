@@ -1,0 +1,253 @@
+package canary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/analysis"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// Target is the canary being analysed.
+type Target struct {
+	Environment, Service           string
+	CanaryRevision, StableRevision int
+	CanaryDigest, StableDigest     string
+	Baseline                       bool // baseline containers (stable version, track=baseline) run beside the canary
+	Interval                       time.Duration
+}
+
+// RouterScraper returns the raw counters of the route's backend, one scrape.
+type RouterScraper func(ctx context.Context) (map[string]router.ServerCounts, error)
+
+// Collector samples one canary for its analysis: requests, 5xx and latency
+// from the router, error types and query values from Prometheus. Not safe
+// for concurrent use.
+type Collector struct {
+	Policy     Policy
+	Target     Target
+	Router     RouterScraper
+	Prometheus Querier // nil when the policy has no prometheus
+
+	begun bool
+	// servers adds up the router's counters across its reloads.
+	servers router.Accumulator
+	// serversAtBegin and stableErrorsAtBegin are the zero points of counts
+	// that started before the canary (stable's).
+	serversAtBegin      map[string]router.ServerCounts
+	stableErrorsAtBegin map[string]float64
+}
+
+// Begin takes the first scrape: the zero point for every count.
+func (c *Collector) Begin(ctx context.Context) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	scrape, err := c.Router(ctx)
+	if err != nil {
+		return fmt.Errorf("the router's counters: %w", err)
+	}
+	c.servers = router.Accumulator{}
+	c.servers.Add(scrape)
+	c.serversAtBegin = c.servers.Totals()
+	c.stableErrorsAtBegin = nil
+	if c.Policy.Analysis.Errors != nil && !c.Target.Baseline {
+		// Without a baseline, stable's errors since now are the comparison.
+		if c.stableErrorsAtBegin, err = c.errorTypes(ctx, c.stableSelector()); err != nil {
+			return err
+		}
+	}
+	c.begun = true
+	return nil
+}
+
+// Sample returns the counts since Begin and the queries' values now.
+func (c *Collector) Sample(ctx context.Context) (analysis.Sample, error) {
+	if !c.begun {
+		return analysis.Sample{}, errors.New("the canary's counts were sampled before they began")
+	}
+	scrape, err := c.Router(ctx)
+	if err != nil {
+		return analysis.Sample{}, fmt.Errorf("the router's counters: %w", err)
+	}
+	c.servers.Add(scrape)
+	s := analysis.Sample{Values: map[string]float64{}}
+	s.Canary, s.Baseline = c.requestCounts()
+	if c.Policy.Analysis.Errors != nil {
+		if s.ErrorTypes, err = c.errorTypeCounts(ctx); err != nil {
+			return analysis.Sample{}, err
+		}
+	}
+	for _, q := range c.Policy.Analysis.Queries {
+		text, err := RenderQuery(q.Query, c.queryData())
+		if err != nil {
+			return analysis.Sample{}, fmt.Errorf("the query %s: %w", q.Name, err)
+		}
+		v, ok, err := Scalar(ctx, c.Prometheus, text)
+		if err != nil {
+			return analysis.Sample{}, fmt.Errorf("the query %s: %w", q.Name, err)
+		}
+		if ok {
+			s.Values[q.Name] = v
+		}
+	}
+	return s, nil
+}
+
+// check finds what would make every sample fail, before the first.
+func (c *Collector) check() error {
+	a := c.Policy.Analysis
+	if c.Router == nil {
+		return errors.New("the canary's analysis has no router to read requests from")
+	}
+	if (a.Errors != nil || len(a.Queries) > 0) && c.Prometheus == nil {
+		return errors.New("the canary policy reads errors or queries from Prometheus, but no Prometheus client was given")
+	}
+	// The metric and label are written into PromQL as they are.
+	if e := a.Errors; e != nil && (!metricPattern.MatchString(e.Metric) || !labelPattern.MatchString(e.Label)) {
+		return fmt.Errorf("the error metric %q or its label %q is not a Prometheus name", e.Metric, e.Label)
+	}
+	for _, q := range a.Queries {
+		if _, err := RenderQuery(q.Query, c.queryData()); err != nil {
+			return fmt.Errorf("the query %s: %w", q.Name, err)
+		}
+	}
+	return nil
+}
+
+func (c *Collector) queryData() QueryData {
+	interval := c.Target.Interval
+	if interval <= 0 {
+		interval = time.Duration(c.Policy.Analysis.Interval)
+	}
+	return QueryData{
+		Environment: c.Target.Environment, Service: c.Target.Service,
+		Track: "canary", Digest: c.Target.CanaryDigest,
+		CanaryDigest: c.Target.CanaryDigest, StableDigest: c.Target.StableDigest,
+		Interval: Format(interval),
+	}
+}
+
+// serverPattern reads the track from a router server name: c<rev>-<i> for
+// the canary, b<rev>-<i> for the baseline, r<rev>-<i> for stable.
+var serverPattern = regexp.MustCompile(`^([cbr])[0-9]+-[0-9]+$`)
+
+// requestCounts are the router's counts since Begin. Without a baseline,
+// stable is what the canary is compared with.
+func (c *Collector) requestCounts() (canary, baseline analysis.Counts) {
+	comparison := "r"
+	if c.Target.Baseline {
+		comparison = "b"
+	}
+	var canarySum, baselineSum trackSum
+	for name, total := range c.servers.Totals() {
+		m := serverPattern.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		// Servers first seen after Begin have no zero point: all of theirs counts.
+		at := c.serversAtBegin[name]
+		since := router.ServerCounts{Requests: total.Requests - at.Requests, Errors: total.Errors - at.Errors, MeanLatency: total.MeanLatency}
+		switch m[1] {
+		case "c":
+			canarySum.add(since)
+		case comparison:
+			baselineSum.add(since)
+		}
+	}
+	return canarySum.counts(), baselineSum.counts()
+}
+
+type trackSum struct {
+	requests, errors float64
+	// latencyWeight is the requests of the servers with a latency, latencyTotal
+	// the sum of their latencies weighted by it.
+	latencyWeight, latencyTotal float64
+}
+
+func (t *trackSum) add(s router.ServerCounts) {
+	t.requests += s.Requests
+	t.errors += s.Errors
+	if s.Requests > 0 && !math.IsNaN(s.MeanLatency) {
+		t.latencyWeight += s.Requests
+		t.latencyTotal += s.Requests * s.MeanLatency
+	}
+}
+
+func (t trackSum) counts() analysis.Counts {
+	c := analysis.Counts{Requests: int(math.Round(t.requests)), Errors: int(math.Round(t.errors)), MeanLatency: math.NaN()}
+	if t.latencyWeight > 0 {
+		c.MeanLatency = t.latencyTotal / t.latencyWeight
+	}
+	return c
+}
+
+// errorTypeCounts reads each track's error counter by type. Canary and
+// baseline containers are new with the canary, so their counters count
+// from zero; stable's started long before.
+func (c *Collector) errorTypeCounts(ctx context.Context) (map[string]analysis.TypeCounts, error) {
+	canary, err := c.errorTypes(ctx, c.selector(c.Target.CanaryRevision, ""))
+	if err != nil {
+		return nil, err
+	}
+	stable, err := c.errorTypes(ctx, c.stableSelector())
+	if err != nil {
+		return nil, err
+	}
+	var baseline map[string]float64
+	if c.Target.Baseline {
+		if baseline, err = c.errorTypes(ctx, c.selector(c.Target.StableRevision, `,track="baseline"`)); err != nil {
+			return nil, err
+		}
+	} else {
+		baseline = map[string]float64{}
+		for t, v := range stable {
+			baseline[t] = math.Max(0, v-c.stableErrorsAtBegin[t]) // a restart resets the counter
+		}
+	}
+	out := map[string]analysis.TypeCounts{}
+	for _, side := range []map[string]float64{canary, baseline, stable} {
+		for t := range side {
+			out[t] = analysis.TypeCounts{Canary: count(canary[t]), Baseline: count(baseline[t]), Stable: count(stable[t])}
+		}
+	}
+	return out, nil
+}
+
+func count(v float64) int { return int(math.Round(v)) }
+
+// errorTypes sums the error counter of the selected containers by type.
+// Series without the type label are counted under "(no <label>)".
+func (c *Collector) errorTypes(ctx context.Context, selector string) (map[string]float64, error) {
+	e := c.Policy.Analysis.Errors
+	query := fmt.Sprintf("sum by (%s) (%s%s)", e.Label, e.Metric, selector)
+	byType, err := c.Prometheus.Vector(ctx, query, e.Label)
+	if err != nil {
+		return nil, fmt.Errorf("the error types: %w", err)
+	}
+	if v, ok := byType[""]; ok {
+		delete(byType, "")
+		byType["(no "+e.Label+")"] = v
+	}
+	return byType, nil
+}
+
+// stableSelector leaves out the baseline but not track="canary": after a
+// promotion, the stable containers are the former canary's.
+func (c *Collector) stableSelector() string {
+	return c.selector(c.Target.StableRevision, `,track!="baseline"`)
+}
+
+func (c *Collector) selector(revision int, extra string) string {
+	return fmt.Sprintf("{environment=%s,service=%s,revision=%s%s}",
+		promString(c.Target.Environment), promString(c.Target.Service), promString(strconv.Itoa(revision)), extra)
+}
+
+// promString quotes a PromQL string literal: PromQL reads double-quoted
+// strings with Go's escapes, which strconv.Quote writes.
+func promString(s string) string { return strconv.Quote(s) }

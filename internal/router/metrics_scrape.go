@@ -1,0 +1,51 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
+)
+
+// execOutputLimit is the most output docker.Engine.Exec returns; output this
+// long may have been cut, and a cut last line can still parse as a smaller number.
+const execOutputLimit = 1 << 20
+
+// ScrapeServers reads the per-server counters of one backend from inside the
+// router container, with the probe InstallProbe placed there, so that it
+// needs no published metrics port and works over any Docker connection.
+func (c *Controller) ScrapeServers(ctx context.Context, routerID string, metricsPort int, backend string) (map[string]ServerCounts, error) {
+	// scope=server leaves out the frontend and backend families; the metrics
+	// frontend matches on the path alone, so the query string passes.
+	cmd := []string{probe.Path, "-body", strconv.Itoa(metricsPort), "/metrics?scope=server", "5s"}
+	code, out, err := c.Docker.Exec(ctx, routerID, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("reading the router's metrics in container %s: %w", routerID, err)
+	}
+	if code != 0 {
+		return nil, fmt.Errorf("reading the router's metrics in container %s: %s exited with %d: %s", routerID, probe.Path, code, strings.TrimSpace(out))
+	}
+	// Exec mixes stderr into the output; the probe writes to stderr only when it fails.
+	if len(out) >= execOutputLimit || (out != "" && !strings.HasSuffix(out, "\n")) {
+		return nil, fmt.Errorf("reading the router's metrics in container %s: the output was cut at %d bytes", routerID, len(out))
+	}
+	return ParseServerMetrics(strings.NewReader(out), backend)
+}
+
+// InstallProbe places the probe for the router host's architecture (amd64,
+// arm64, x86_64 or aarch64) in the router container at probe.Path.
+func (c *Controller) InstallProbe(ctx context.Context, routerID string, arch string) error {
+	bin, err := probe.Binary(arch)
+	if err != nil {
+		return err
+	}
+	file := docker.File{Path: path.Base(probe.Path), Mode: 0o755, Content: bin}
+	if err := c.Docker.CopyFiles(ctx, routerID, path.Dir(probe.Path), []docker.File{file}); err != nil {
+		return fmt.Errorf("placing the metrics probe in the router: %w", err)
+	}
+	return nil
+}

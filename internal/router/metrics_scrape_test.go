@@ -1,0 +1,94 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
+)
+
+// execContainer is a router container that answers one command and keeps
+// the files copied into it.
+type execContainer struct {
+	Container // methods the tests do not use
+	code      int
+	out       string
+	err       error
+	cmds      [][]string
+	copied    map[string]docker.File // by full path
+}
+
+func (e *execContainer) Exec(_ context.Context, id string, cmd []string) (int, string, error) {
+	e.cmds = append(e.cmds, cmd)
+	return e.code, e.out, e.err
+}
+
+func (e *execContainer) CopyFiles(_ context.Context, id, dir string, files []docker.File) error {
+	if e.copied == nil {
+		e.copied = map[string]docker.File{}
+	}
+	for _, f := range files {
+		e.copied[strings.TrimSuffix(dir, "/")+"/"+f.Path] = f
+	}
+	return nil
+}
+
+func TestScrapeServers(t *testing.T) {
+	fake := &execContainer{out: exporterSample}
+	c := &Controller{Docker: fake}
+	got, err := c.ScrapeServers(context.Background(), "router-1", 9101, "be_prod_web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{probe.Path, "-body", "9101", "/metrics?scope=server", "5s"}
+	if len(fake.cmds) != 1 || !reflect.DeepEqual(fake.cmds[0], want) {
+		t.Errorf("ran %v, want %v", fake.cmds, want)
+	}
+	if len(got) != 2 || got["c2-1"] != (ServerCounts{Requests: 20, Errors: 1, MeanLatency: 0.12}) || got["r1-1"].Requests != 180 {
+		t.Errorf("counts %+v", got)
+	}
+}
+
+func TestScrapeServersFailures(t *testing.T) {
+	for name, fake := range map[string]*execContainer{
+		"exec error":    {err: errors.New("daemon gone")},
+		"probe failed":  {code: 1, out: "release-probe: GET /metrics?scope=server answered \"HTTP/1.1 404 Not Found\"\n"},
+		"probe missing": {code: 127, out: "exec: \"/.release-probe\": no such file or directory\n"},
+		"cut output":    {out: strings.TrimSuffix(exporterSample, "20\n") + "1"},
+		"not metrics":   {out: "<html>\n"},
+	} {
+		c := &Controller{Docker: fake}
+		if got, err := c.ScrapeServers(context.Background(), "router-1", 9101, "be_prod_web"); err == nil {
+			t.Errorf("%s: no error, counts %+v", name, got)
+		}
+	}
+}
+
+func TestInstallProbe(t *testing.T) {
+	fake := &execContainer{}
+	c := &Controller{Docker: fake}
+	if err := c.InstallProbe(context.Background(), "router-1", "x86_64"); err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := probe.Binary("amd64")
+	f, ok := fake.copied[probe.Path]
+	if !ok || !bytes.Equal(f.Content, bin) || f.Mode != 0o755 {
+		t.Errorf("copied %v, want the amd64 probe at %s with mode 0755", keys(fake.copied), probe.Path)
+	}
+	if err := c.InstallProbe(context.Background(), "router-1", "s390x"); err == nil {
+		t.Error("an unsupported architecture was installed")
+	}
+}
+
+func keys(m map[string]docker.File) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -268,6 +268,14 @@ func TestCanaryInterruptedThenResumed(t *testing.T) {
 			t.Errorf("%s (%s) left behind", c.c.Name, c.c.State)
 		}
 	}
+	// The Engine refuses a second removal of a container being removed.
+	seen := map[string]bool{}
+	for _, name := range h.host.removed {
+		if seen[name] {
+			t.Errorf("%s was removed twice", name)
+		}
+		seen[name] = true
+	}
 }
 
 func TestCanaryInterruptedThenAborted(t *testing.T) {

@@ -422,7 +422,12 @@ func (d *Deployer) cleanup(ids []string) {
 func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Container, serving int) error {
 	byRev := map[int][]docker.Container{}
 	var remove []string
+	seen := map[string]bool{}
 	for _, c := range containers {
+		if seen[c.ID] {
+			continue // a resumed canary's baseline is both observed and carried
+		}
+		seen[c.ID] = true
 		rev := atoi(c.Labels[LabelRevision])
 		switch {
 		case c.Labels[LabelTrack] == TrackBaseline:

@@ -1,0 +1,346 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/releasekit/terraform-provider-release/internal/loadgen"
+	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// canaryFixture is an environment released through a canary, judged on the
+// router's counters and on the application's error types in Prometheus.
+type canaryFixture struct {
+	*envFixture
+	prometheus string
+	report     string
+	// users follows simulated users with cookies: one answered by the
+	// canary must stay on it.
+	users *loadgen.Run
+}
+
+func newCanaryFixture(t *testing.T) *canaryFixture {
+	f := &canaryFixture{envFixture: newEnvFixture(t), prometheus: testStackEnv(t, "RELEASE_TEST_PROMETHEUS_URL")}
+	f.report = filepath.Join(t.TempDir(), "canary-report.md")
+	return f
+}
+
+// The schedule: 18s at 10%, 9s at 30%, 9s at 50%, analysed every 3s.
+const canarySchedule = "10% for 18s → 30% for 9s → 50% for 9s → 100% to the canary and an equal baseline; analysed every 3s (at least 40 requests a side); 36s to 54s"
+
+// config renders the router, the canary policy and the environment serving
+// digest; extra goes into the environment.
+func (f *canaryFixture) config(digest, extra string) string {
+	return f.envFixture.config(digest, "canary = release_canary.c.id\n  "+extra) + fmt.Sprintf(`
+resource "release_canary" "c" {
+  steps = [{ weight = 10, pause = "18s" }, { weight = 30, pause = "9s" }, { weight = 50, pause = "9s" }]
+  analysis = {
+    interval           = "3s"
+    min_requests       = 40
+    max_error_rate     = 0.02
+    failure_limit      = 1
+    inconclusive_limit = 2
+    prometheus         = { url = %q }
+    errors             = { metric = "app_errors_total", label = "type", new_type_intervals = 2 }
+  }
+  on_interrupt = "resume"
+  report_path  = %q
+}
+`, f.prometheus, f.report)
+}
+
+func (f *canaryFixture) startUsers() {
+	f.users = loadgen.Start(loadgen.Config{URL: f.url(), Rate: 40, Workers: 8, KeepAlive: true, UserRequests: 25, Watch: "2.0.0", MaxDuration: 3 * time.Minute})
+}
+
+// stopCanaryLoad checks the load of a canary step: no request failed but
+// those the canary's version injected itself (answers of the application
+// that name its version), and no user the canary answered was moved back.
+func (f *canaryFixture) stopCanaryLoad(step, injectedBy string, wantVersions ...string) error {
+	s := f.load.Stop()
+	n := f.loadNew.Stop()
+	f.load, f.loadNew = nil, nil
+	for _, part := range []struct {
+		name string
+		s    loadgen.Stats
+	}{{"keep-alive", s}, {"new connection per request", n}} {
+		f.t.Logf("load during %s, %s: %s, app errors %v", step, part.name, part.s, part.s.AppErrors)
+		injected := 0
+		if injectedBy != "" {
+			injected = part.s.AppErrors[injectedBy]
+		}
+		if part.s.Failed()-injected > 0 {
+			return fmt.Errorf("%s: %d of %d requests failed besides the %d errors %s injected: %v", step, part.s.Failed()-injected, part.s.Requests, injected, injectedBy, part.s.Failures)
+		}
+		if part.s.Requests < 50 {
+			return fmt.Errorf("%s: only %d requests were sent", step, part.s.Requests)
+		}
+	}
+	for _, v := range wantVersions {
+		if s.ByVersion[v]+n.ByVersion[v] == 0 {
+			return fmt.Errorf("%s: no request was answered by version %s", step, v)
+		}
+	}
+	if f.users != nil {
+		u := f.users.Stop()
+		f.users = nil
+		f.t.Logf("users during %s: %d users, %s; %d left the canary", step, u.Users, u, u.LeftWatched)
+		if u.LeftWatched > 0 {
+			return fmt.Errorf("%s: %d users answered by the canary were later answered by another version", step, u.LeftWatched)
+		}
+		if u.Failed()-u.AppErrors[injectedBy] > 0 {
+			return fmt.Errorf("%s: %d user requests failed: %v", step, u.Failed(), u.Failures)
+		}
+	}
+	return nil
+}
+
+// checkCanaryGone proves only the stable revision runs: no canary or baseline container is left.
+func (f *canaryFixture) checkOnly(revision string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		for _, c := range f.containers() {
+			if c.Labels[rollout.LabelTrack] == rollout.TrackBaseline {
+				return fmt.Errorf("baseline container %s (%s) is left", c.Name, c.State)
+			}
+			if c.Running() && c.Labels[rollout.LabelRevision] != revision {
+				return fmt.Errorf("container %s of revision %s still runs", c.Name, c.Labels[rollout.LabelRevision])
+			}
+		}
+		return nil
+	}
+}
+
+func (f *canaryFixture) checkReport(patterns ...string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		b, err := os.ReadFile(f.report)
+		if err != nil {
+			return fmt.Errorf("report_path: %w", err)
+		}
+		for _, p := range patterns {
+			if !regexp.MustCompile(p).Match(b) {
+				return fmt.Errorf("the report does not match %q:\n%s", p, b)
+			}
+		}
+		return nil
+	}
+}
+
+// A good v2 goes through every step under constant load and is promoted;
+// users the canary answered stay on it; the plan shows the schedule.
+func TestAccEnvironmentCanary_goodVersionPromotes(t *testing.T) {
+	f := newCanaryFixture(t)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             f.checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: f.config(f.v1, ""),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("rollout"), knownvalue.StringExact("hard switch (first release)")),
+				},
+				Check: f.checkServes("1.0.0"),
+			},
+			{
+				PreConfig: func() { f.startLoad(); f.startUsers() },
+				Config:    f.config(f.v2, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("release_environment.web", plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("rollout"), knownvalue.StringExact("canary: "+canarySchedule)),
+				}},
+				Check: resource.ComposeTestCheckFunc(
+					func(*terraform.State) error { return f.stopCanaryLoad("canary of good v2", "", "1.0.0", "2.0.0") },
+					f.checkServes("2.0.0"),
+					f.checkOnly("2"),
+					f.checkReport(`promoted`, `\| 3 \| \d+ \| error rate \|`, `\| pass \|`),
+				),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("revision"), knownvalue.Int64Exact(2)),
+					statecheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("verified").AtMapKey("digests"),
+						knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact(f.v2), knownvalue.StringExact(f.v1)})),
+				},
+			},
+			{
+				Config:             f.config(f.v2, ""),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: false,
+			},
+		},
+	})
+}
+
+// Three bad canaries, each under constant load, each aborted with every user
+// back on v1 and the state left on v1: 5% errors (against a baseline with
+// none) at the first step, a new error type, and a canary that gets no
+// traffic (every user pinned to v1), which stays inconclusive.
+func TestAccEnvironmentCanary_badVersionsAbort(t *testing.T) {
+	f := newCanaryFixture(t)
+	pinned := (*loadgen.Run)(nil)
+	stopPinned := func() error {
+		s := pinned.Stop()
+		t.Logf("pinned load: %s", s)
+		if s.Failed() > 0 || s.ByVersion["2.0.0"] > 0 {
+			return fmt.Errorf("pinned load: %d failed, %d answered by the canary", s.Failed(), s.ByVersion["2.0.0"])
+		}
+		return nil
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             f.checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: f.config(f.v1, ""),
+				Check:  f.checkServes("1.0.0"),
+			},
+			{
+				PreConfig:   f.startLoad,
+				Config:      f.config(f.v2, `env = { ERROR_RATE = "0.05" }`),
+				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3 \(10% of traffic\).*error rate.*Every user is back on revision 1.*\| check \| canary \| baseline \|`),
+			},
+			{
+				// The state is still on v1: the plan is empty.
+				PreConfig: func() {
+					if err := f.stopCanaryLoad("canary with 5% errors", "2.0.0", "1.0.0"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:             f.config(f.v1, ""),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: false,
+			},
+			{
+				Config: f.config(f.v1, ""),
+				Check: resource.ComposeTestCheckFunc(
+					f.checkServes("1.0.0"),
+					f.checkOnly("1"),
+					f.checkReport(`aborted`, `\| 1 \| \d+ \| (max )?error rate \| [0-9.]+% \(\d+/\d+\) \| [^|]+ \| [^|]+ \| FAIL \|`),
+				),
+			},
+			{
+				PreConfig:   f.startLoad,
+				Config:      f.config(f.v2, `env = { ERROR_TYPES = "payment_declined=0.2" }`),
+				ExpectError: expectDiag(`(?s)Canary Aborted.*new error type payment_declined.*Every user is back on revision 1`),
+			},
+			{
+				PreConfig: func() {
+					if err := f.stopCanaryLoad("canary with a new error type", "", "1.0.0"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: f.config(f.v1, ""),
+				Check:  resource.ComposeTestCheckFunc(f.checkServes("1.0.0"), f.checkOnly("1")),
+			},
+			{
+				PreConfig: func() {
+					pinned = loadgen.Start(loadgen.Config{URL: f.url(), Rate: 100, Workers: 4, KeepAlive: true, Cookie: "rls_" + f.env + "_web=r1-1", MaxDuration: 3 * time.Minute})
+				},
+				Config:      f.config(f.v2, ""),
+				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3.*still inconclusive after 2 more analyses.*never promoted`),
+			},
+			{
+				PreConfig: func() {
+					if err := stopPinned(); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: f.config(f.v1, ""),
+				Check:  resource.ComposeTestCheckFunc(f.checkServes("1.0.0"), f.checkOnly("1"), f.checkReport(`inconclusive`, `no requests`)),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("verified").AtMapKey("digests"),
+						knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact(f.v1)})),
+				},
+			},
+		},
+	})
+}
+
+// terraform is killed (SIGKILL, with its provider, as a CI runner kills a
+// job) mid-canary: traffic stays on a healthy split, the next plan shows the
+// environment mid-rollout, and the next apply resumes the canary and
+// converges, leaving no orphaned container. Constant load runs throughout.
+func TestAccEnvironmentCanary_killedApplyConverges(t *testing.T) {
+	f := newCanaryFixture(t)
+	w := newTFWorkspace(t, f.config(f.v1, ""))
+	w.destroyOnCleanup()
+	w.mustRun("apply", "-auto-approve")
+
+	f.startLoad()
+	w.write(f.config(f.v2, ""))
+	cmd := exec.Command(terraformPath(), "apply", "-no-color", "-auto-approve")
+	cmd.Dir, cmd.Env = w.dir, w.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the split gives the canary traffic, then into the second step.
+	ctx := context.Background()
+	routerID := ""
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if c, err := f.engine.Inspect(ctx, router.ContainerName(f.router)); err == nil {
+			routerID = c.ID
+			files, _ := f.engine.ReadDir(ctx, routerID, router.ConfigDir)
+			if strings.Contains(string(files[router.RouteFileName(f.env, "web")]), "server c2-1") {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(14 * time.Second)
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	t.Logf("killed terraform apply; its output:\n%s", out.String())
+
+	files, err := f.engine.ReadDir(ctx, routerID, router.ConfigDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := string(files[router.RouteFileName(f.env, "web")])
+	if !strings.Contains(route, "server c2-1") || !strings.Contains(route, "server r1-1") {
+		t.Fatalf("after the kill the route is not a split of v1 and the canary:\n%s", route)
+	}
+	for _, c := range f.containers() {
+		if !c.Running() {
+			t.Errorf("after the kill, %s is %s", c.Name, c.State)
+		}
+	}
+
+	plan, code := w.run("plan", "-detailed-exitcode")
+	if code != 2 || !regexp.MustCompile(`a canary of revision 2 still gets \d+% of traffic: an apply was interrupted`).MatchString(plan) {
+		t.Fatalf("the plan after the kill (exit %d) does not show the environment mid-rollout:\n%s", code, plan)
+	}
+	t.Logf("plan after the kill:\n%s", plan)
+
+	w.mustRun("apply", "-auto-approve")
+	if err := f.stopCanaryLoad("killed canary, then resumed", "", "1.0.0", "2.0.0"); err != nil {
+		t.Error(err)
+	}
+	if err := f.checkServes("2.0.0")(nil); err != nil {
+		t.Error(err)
+	}
+	if err := f.checkOnly("2")(nil); err != nil {
+		t.Error(err)
+	}
+	if out, code := w.run("plan", "-detailed-exitcode"); code != 0 {
+		t.Errorf("the plan after the resumed apply is not empty (exit %d):\n%s", code, out)
+	}
+}

@@ -160,7 +160,7 @@ func TestAccEnvironmentCanary_goodVersionPromotes(t *testing.T) {
 				PreConfig: func() { f.startLoad(); f.startUsers() },
 				Config:    f.config(f.v2, ""),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction("release_environment.web", plancheck.ResourceActionUpdate),
+					expectDigestChange{"release_environment.web", f.v1, f.v2},
 					plancheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("rollout"), knownvalue.StringExact("canary: "+canarySchedule)),
 				}},
 				Check: resource.ComposeTestCheckFunc(

@@ -1,10 +1,12 @@
-# The quickstart: the test application released on the local Docker host,
-# behind a router, from a pinned digest. `make quickstart` starts the
-# registry, pushes the images, builds the provider and applies this.
+# The quickstart: the test application released to staging and production on
+# the local Docker host, behind one router, from pinned digests. Both
+# environments use the same module; production takes only what staging has
+# verified, and a new release goes through a canary in each.
 #
-# Switch to 2.0.0 with zero downtime:   make quickstart QUICKSTART_ARGS='-var release=2.0.0'
-# Roll back (the retained containers of 1.0.0 start again, no pull):
-#                                       make quickstart QUICKSTART_ARGS='-var release=1.0.0'
+# `make quickstart` runs the whole story (see README.md here):
+#   v1 everywhere → the gate refuses v2 in production → v2 through a canary
+#   in staging → v2 promoted to production, through its own canary → rollback
+#   by reverting to v1.
 
 terraform {
   required_providers {
@@ -20,8 +22,14 @@ variable "repository" {
   default     = "127.0.0.1:5000/releasekit/testapp"
 }
 
-variable "release" {
-  description = "Which release serves production: 1.0.0 or 2.0.0."
+variable "staging_release" {
+  description = "Which release staging serves: 1.0.0 or 2.0.0."
+  type        = string
+  default     = "1.0.0"
+}
+
+variable "production_release" {
+  description = "Which release production serves: 1.0.0 or 2.0.0. Only a digest staging has verified is accepted."
   type        = string
   default     = "1.0.0"
 }
@@ -32,10 +40,16 @@ variable "haproxy_image" {
   default     = "haproxy:3.0"
 }
 
-variable "port" {
-  description = "Port on 127.0.0.1 where production is served."
+variable "production_port" {
+  description = "Port on 127.0.0.1 where production answers."
   type        = number
   default     = 18888
+}
+
+variable "staging_port" {
+  description = "Port on 127.0.0.1 where staging answers."
+  type        = number
+  default     = 18881
 }
 
 provider "release" {}
@@ -51,26 +65,68 @@ resource "release_image" "v2" {
   tag        = "2.0.0"
 }
 
+locals {
+  images = {
+    "1.0.0" = release_image.v1.ref
+    "2.0.0" = release_image.v2.ref
+  }
+}
+
 resource "release_router" "edge" {
   name  = "quickstart"
   image = var.haproxy_image
-  ports = [{ internal = 80, external = var.port }]
+  ports = [
+    { internal = 80, external = var.production_port },
+    { internal = 81, external = var.staging_port },
+  ]
 }
 
-resource "release_environment" "production" {
-  name     = "production"
-  service  = "web"
-  image    = var.release == "2.0.0" ? release_image.v2.ref : release_image.v1.ref
-  replicas = 2
-  router   = release_router.edge.id
+# A short canary, so the quickstart takes a minute: 20% then 50% of the
+# traffic, judged every 5 seconds on the router's own counters against a
+# fresh baseline of the version it replaces.
+resource "release_canary" "quick" {
+  steps = [
+    { weight = 20, pause = "10s" },
+    { weight = 50, pause = "10s" },
+  ]
+  analysis = {
+    interval       = "5s"
+    min_requests   = 20
+    max_error_rate = 0.05
+  }
+  report_path = "canary-report.md"
 }
 
-output "url" {
+module "staging" {
+  source      = "./modules/service"
+  environment = "staging"
+  image       = local.images[var.staging_release]
+  router      = release_router.edge.id
+  listen_port = 81
+  canary      = release_canary.quick.id
+}
+
+module "production" {
+  source       = "./modules/service"
+  environment  = "production"
+  image        = local.images[var.production_release]
+  router       = release_router.edge.id
+  listen_port  = 80
+  canary       = release_canary.quick.id
+  promote_from = module.staging.verified
+}
+
+output "production_url" {
   description = "Where production answers."
-  value       = "http://127.0.0.1:${var.port}/"
+  value       = "http://127.0.0.1:${var.production_port}/"
+}
+
+output "staging_url" {
+  description = "Where staging answers."
+  value       = "http://127.0.0.1:${var.staging_port}/"
 }
 
 output "serving" {
-  description = "The digest and revision serving production."
-  value       = "${release_environment.production.digest} (revision ${release_environment.production.revision})"
+  description = "What each environment serves."
+  value       = "staging ${module.staging.digest} (revision ${module.staging.revision}), production ${module.production.digest} (revision ${module.production.revision})"
 }

@@ -283,7 +283,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if req.State.Raw.IsNull() {
 		checkPromotion(ctx, plan, &resp.Diagnostics)
 		plan.Rollout = types.StringValue(rolloutFirst)
-		plan.Verified = types.ObjectUnknown(verifiedType.AttrTypes)
+		plan.Verified = plannedVerified(plan)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -300,7 +300,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router) || !plan.Network.Equal(state.Network)
 	if changed || !state.Drift.IsNull() {
 		plan.Revision, plan.DeployedAt, plan.History = types.Int64Unknown(), types.StringUnknown(), types.ListUnknown(historyEntryType)
-		plan.Verified = types.ObjectUnknown(verifiedType.AttrTypes)
+		plan.Verified = plannedVerified(plan)
 	} else {
 		plan.Revision, plan.DeployedAt, plan.History, plan.Verified = state.Revision, state.DeployedAt, state.History, state.Verified
 	}
@@ -558,6 +558,17 @@ func (r *environmentResource) setObserved(m *environmentModel, st rollout.Status
 	m.DeployedAt = types.StringValue(st.DeployedAt.Format(time.RFC3339))
 	m.History = historyValue(st.History)
 	m.Verified = verifiedValue(m.Name.ValueString(), m.Service.ValueString(), st)
+}
+
+// plannedVerified is verified as a plan knows it: the digest that will
+// serve once the apply succeeds; the full list is known after it.
+func plannedVerified(plan environmentModel) types.Object {
+	if plan.Name.IsUnknown() || plan.Service.IsUnknown() || plan.Digest.IsUnknown() {
+		return types.ObjectUnknown(verifiedType.AttrTypes)
+	}
+	return types.ObjectValueMust(verifiedType.AttrTypes, map[string]attr.Value{
+		"environment": plan.Name, "service": plan.Service, "serving": plan.Digest, "digests": types.ListUnknown(types.StringType),
+	})
 }
 
 // verifiedValue is what an environment gives its downstream's promote_from.

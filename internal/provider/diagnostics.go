@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -79,7 +80,8 @@ func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy,
 		var b strings.Builder
 		fmt.Fprintf(&b, "The canary of %s/%s revision %d (%s) was aborted at step %d of %d (%d%% of traffic): %s.\n\n",
 			spec.Environment, spec.Service, aborted.Revision, spec.Digest, aborted.Step, aborted.Steps, aborted.Weight, aborted.Why)
-		fmt.Fprintf(&b, "Every user is back on revision %d, the canary and baseline containers were removed, and the state still holds the digest that served before.\n\n", aborted.StableRevision)
+		fmt.Fprintf(&b, "Every user was back on revision %d %s after the decision; the canary and baseline containers were removed, and the state still holds the digest that served before.\n\n",
+			aborted.StableRevision, aborted.RestoredIn.Round(time.Millisecond))
 		if len(aborted.Last.Checks) > 0 {
 			fmt.Fprintf(&b, "The deciding analysis (step %d, look %d):\n\n", aborted.Last.Step, aborted.Last.Look)
 			b.WriteString(analysis.Report("Canary analysis", []analysis.Result{aborted.Last}))

@@ -132,6 +132,9 @@ func (f *canaryFixture) checkReport(patterns ...string) resource.TestCheckFunc {
 		if err != nil {
 			return fmt.Errorf("report_path: %w", err)
 		}
+		if m := regexp.MustCompile(`Every user was back on revision \d+ \S+ after the decision`).Find(b); m != nil {
+			f.t.Logf("report: %s", m)
+		}
 		for _, p := range patterns {
 			if !regexp.MustCompile(p).Match(b) {
 				return fmt.Errorf("the report does not match %q:\n%s", p, b)
@@ -210,7 +213,7 @@ func TestAccEnvironmentCanary_badVersionsAbort(t *testing.T) {
 			{
 				PreConfig:   f.startLoad,
 				Config:      f.config(f.v2, `env = { ERROR_RATE = "0.05" }`),
-				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3 \(10% of traffic\).*error rate.*Every user is back on revision 1.*\| check \| canary \| baseline \|`),
+				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3 \(10% of traffic\).*error rate.*Every user was back on revision 1 [0-9.]+m?s after the decision.*\| check \| canary \| baseline \|`),
 			},
 			{
 				// The state is still on v1: the plan is empty.
@@ -234,7 +237,7 @@ func TestAccEnvironmentCanary_badVersionsAbort(t *testing.T) {
 			{
 				PreConfig:   f.startLoad,
 				Config:      f.config(f.v2, `env = { ERROR_TYPES = "payment_declined=0.2" }`),
-				ExpectError: expectDiag(`(?s)Canary Aborted.*new error type payment_declined.*Every user is back on revision 1`),
+				ExpectError: expectDiag(`(?s)Canary Aborted.*new error type payment_declined.*Every user was back on revision 1 [0-9.]+m?s after the decision`),
 			},
 			{
 				PreConfig: func() {

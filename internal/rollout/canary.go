@@ -44,6 +44,9 @@ type CanaryAbortedError struct {
 	Last analysis.Result
 	// Report holds every analysis, as Markdown.
 	Report string
+	// RestoredIn is how long it took from the decision until every user was
+	// back on stable: the route rewritten and the router reloaded.
+	RestoredIn time.Duration
 }
 
 func (e *CanaryAbortedError) Error() string {
@@ -186,13 +189,16 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, run *CanaryRun, st 
 	failures := 0
 	abort := func(step int, why string, last analysis.Result) (Result, error) {
 		report := analysis.Report(fmt.Sprintf("Canary of %s/%s revision %d: aborted", spec.Environment, spec.Service, st.canaryRev), results)
-		if err := d.restoreStable(ctx, spec, st, cleanup); err != nil {
+		restored, err := d.restoreStable(ctx, spec, st, cleanup)
+		if err != nil {
 			return Result{CanaryReport: report}, fmt.Errorf("aborting the canary (%s): %w", why, err)
 		}
+		report += fmt.Sprintf("\nAborted at step %d of %d (%d%%): %s. Every user was back on revision %d %s after the decision.\n",
+			step+1, len(policy.Steps), policy.Steps[step].Weight, why, st.stableRev, restored.Round(time.Millisecond))
 		return Result{CanaryReport: report}, &CanaryAbortedError{
 			Revision: st.canaryRev, StableRevision: st.stableRev,
 			Step: step + 1, Steps: len(policy.Steps), Weight: policy.Steps[step].Weight,
-			Why: why, Last: last, Report: report,
+			Why: why, Last: last, Report: report, RestoredIn: restored,
 		}
 	}
 
@@ -351,20 +357,23 @@ func baselineSpec(spec Spec, c docker.Container) Spec {
 
 // restoreStable puts every user back on the stable revision, then removes
 // the canary and baseline containers, which finish their requests first.
-func (d *Deployer) restoreStable(ctx context.Context, spec Spec, st canaryState, remove []docker.Container) error {
+// It returns how long the route took to reach the router.
+func (d *Deployer) restoreStable(ctx context.Context, spec Spec, st canaryState, remove []docker.Container) (time.Duration, error) {
 	ctx = context.WithoutCancel(ctx)
+	start := d.Clock.Now()
 	name, cfg, err := routeFor(spec, st.stable)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if string(cfg) != string(st.route) {
-		d.log("aborting the canary: every user back on stable", "revision", st.stableRev)
 		if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, st.route); err != nil {
-			return fmt.Errorf("routing every user back to revision %d: %w", st.stableRev, err)
+			return 0, fmt.Errorf("routing every user back to revision %d: %w", st.stableRev, err)
 		}
 	}
+	restored := d.Clock.Now().Sub(start)
+	d.log("aborting the canary: every user back on stable", "revision", st.stableRev, "after", restored.String())
 	d.removeContainers(ctx, spec, remove)
-	return nil
+	return restored, nil
 }
 
 // removeContainers stops and removes containers side by side.
@@ -420,7 +429,7 @@ func (d *Deployer) settleInterrupted(ctx context.Context, spec Spec, before Stat
 		d.log("resuming an interrupted canary", "revision", st.canaryRev, "step", st.firstStep+1)
 		return st, nil
 	}
-	if err := d.restoreStable(ctx, spec, *st, append(append([]docker.Container(nil), cs...), before.Baseline...)); err != nil {
+	if _, err := d.restoreStable(ctx, spec, *st, append(append([]docker.Container(nil), cs...), before.Baseline...)); err != nil {
 		return nil, err
 	}
 	if spec.Canary != nil && spec.Canary.Policy.OnInterrupt == "abort" && before.Canary.Digest == spec.Digest {

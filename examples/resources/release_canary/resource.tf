@@ -1,9 +1,10 @@
-# A canary policy, reusable by every environment and module.
+# A canary policy, reusable by every environment and module:
+# release_environment.canary = release_canary.standard.id
 resource "release_canary" "standard" {
   steps = [
     { weight = 5, pause = "1m" },
     { weight = 25, pause = "2m" },
-    { weight = 50, pause = "2m" },
+    { weight = 50, pause = "2m" }, # with a baseline, 50 is the highest weight
   ]
 
   analysis = {
@@ -12,17 +13,30 @@ resource "release_canary" "standard" {
     max_error_rate = 0.01 # from the router's per-server metrics: no app change needed
     max_latency    = "250ms"
 
-    prometheus = { url = "http://prometheus:9090" }
+    # Read from where Terraform runs. Series carry the containers' labels as
+    # environment, service, track, revision and digest (see prometheus.yml).
+    prometheus = { url = "http://127.0.0.1:9090" }
     queries = [{
       name  = "signup_rate"
-      query = "sum(rate(signups_total{service=\"{{.Service}}\",track=\"{{.Track}}\"}[{{.Interval}}]))"
+      query = "sum(rate(signups_total{environment=\"{{.Environment}}\",service=\"{{.Service}}\",track=\"{{.Track}}\"}[{{.Interval}}]))"
       min   = 0.1
     }]
     # New error types and significant changes of known ones fail the canary.
     errors = { metric = "app_errors_total", label = "type" }
+
+    failure_limit      = 1 # failed analyses before the abort
+    inconclusive_limit = 3 # extra analyses at the end of a step before "no data" aborts
   }
+
+  baseline     = true               # fresh containers of the stable version, judged against
+  on_interrupt = "abort"            # or "resume" a canary an interrupted apply left mid-way
+  report_path  = "canary-report.md" # every analysis as Markdown, for a PR comment
 }
 
 output "canary_schedule" {
   value = release_canary.standard.schedule
+}
+
+output "canary_id" {
+  value = release_canary.standard.id
 }

@@ -1,4 +1,4 @@
-# Import an environment's service as <environment>/<service>. Settings that the
-# host does not record (replicas, health check, env) are taken from the configuration
-# on the next apply.
+# Import an environment's service as <environment>/<service>. The serving digest,
+# revision and history are read from the containers' labels; settings the host
+# does not record (health check, env, ports) start from their defaults.
 terraform import release_environment.production production/web

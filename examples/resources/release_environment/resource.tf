@@ -1,24 +1,63 @@
+# Staging and production of one service, on one router. Every new digest goes
+# through a canary in staging; production takes only a digest that staging
+# has verified, and goes through the same canary there.
+
 resource "release_image" "web_v2" {
   repository = "registry.example.com/shop/web"
   tag        = "2.0.0"
 }
 
+resource "release_image" "web_v3" {
+  repository = "registry.example.com/shop/web"
+  tag        = "3.0.0"
+}
+
 resource "release_router" "edge" {
   name  = "edge"
   image = "haproxy:3.0"
-  ports = [{ internal = 80, external = 8080 }]
+  ports = [
+    { internal = 80, external = 8080 }, # production
+    { internal = 81, external = 8081 }, # staging
+  ]
+}
+
+resource "release_canary" "standard" {
+  steps = [
+    { weight = 10, pause = "1m" },
+    { weight = 25, pause = "2m" },
+    { weight = 50, pause = "2m" },
+  ]
+  analysis = {
+    interval       = "30s"
+    min_requests   = 100
+    max_error_rate = 0.01
+  }
+  report_path = "canary-report.md" # Markdown for a pull-request comment
+}
+
+# staging/web runs 3.0.0 first.
+resource "release_environment" "staging" {
+  name        = "staging"
+  service     = "web"
+  image       = release_image.web_v3.ref # a tag here is a plan-time error
+  listen_port = 81
+  router      = release_router.edge.id
+  canary      = release_canary.standard.id
 }
 
 # production/web serves the pinned digest of 2.0.0 on port 8080 of the host.
-# Changing image is a zero-downtime switch; reverting it is the rollback.
+# Promoting 3.0.0 is changing image to release_image.web_v3.ref once staging
+# has verified it; reverting that change is the rollback.
 resource "release_environment" "production" {
-  name        = "production"
-  service     = "web"
-  image       = release_image.web_v2.ref # a tag here is a plan-time error
-  replicas    = 2
-  port        = 8080 # the application's port in its container
-  listen_port = 80   # the router's listener
-  router      = release_router.edge.id
+  name         = "production"
+  service      = "web"
+  image        = release_image.web_v2.ref
+  replicas     = 2
+  port         = 8080 # the application's port in its container
+  listen_port  = 80   # the router's listener
+  router       = release_router.edge.id
+  canary       = release_canary.standard.id
+  promote_from = release_environment.staging.verified # the promotion gate
 
   env = {
     LOG_LEVEL = "info"
@@ -34,11 +73,17 @@ resource "release_environment" "production" {
   history_limit = 5 # earlier revisions kept, stopped, for a rollback without a pull
   stop_timeout  = "15s"
 
+  # The default is 20 minutes plus the canary's longest_duration; a value
+  # set here replaces it, so leave room for the canary.
   timeouts = {
-    update = "10m"
+    update = "30m"
   }
 }
 
-output "serving" {
-  value = "${release_environment.production.digest} (revision ${release_environment.production.revision})"
+output "production" {
+  value = "${release_environment.production.digest} (revision ${release_environment.production.revision}, ${release_environment.production.rollout})"
+}
+
+output "staging_verified" {
+  value = release_environment.staging.verified.digests
 }

@@ -36,6 +36,11 @@ type Spec struct {
 	DownCommand []string
 	Env         map[string]string
 	Network     string
+	// Environments, when set, are the only environments whose database the
+	// migration changes; a down checks only them. Empty: every environment
+	// on the host (environments with databases of their own, such as
+	// staging and production on one host, should name theirs).
+	Environments []string
 }
 
 // Key identifies a migration by what it runs: the same image, commands,
@@ -218,7 +223,14 @@ func CheckNotServing(ctx context.Context, h Host, s Spec) error {
 	if err != nil {
 		return err
 	}
+	scope := map[string]bool{}
+	for _, e := range s.Environments {
+		scope[e] = true
+	}
 	for _, c := range cs {
+		if len(scope) > 0 && !scope[c.Labels["release.environment"]] {
+			continue
+		}
 		if c.Running() {
 			return &ServingError{Environment: c.Labels["release.environment"], Service: c.Labels["release.service"], Image: c.Labels[LabelImage]}
 		}

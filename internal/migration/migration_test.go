@@ -632,6 +632,20 @@ func TestCheckNotServing(t *testing.T) {
 			}
 		}
 	})
+	t.Run("environments limits the check to those named", func(t *testing.T) {
+		h := newFakeHost()
+		h.add(app(testDigest), "running", 0, "") // production
+		scoped := s
+		scoped.Environments = []string{"staging"}
+		if err := CheckNotServing(ctx, h, scoped); err != nil {
+			t.Errorf("staging's migration is blocked by production: %v", err)
+		}
+		scoped.Environments = []string{"staging", "production"}
+		var serving *ServingError
+		if err := CheckNotServing(ctx, h, scoped); !errors.As(err, &serving) {
+			t.Errorf("a named environment serving the image does not block: %v", err)
+		}
+	})
 	t.Run("stopped, other digests and non-apps do not block", func(t *testing.T) {
 		h := newFakeHost()
 		h.add(app(testDigest), "exited", 0, "")

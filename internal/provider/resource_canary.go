@@ -154,7 +154,7 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					},
 					"queries": schema.ListNestedAttribute{
 						Description: "Health metrics whose value for the canary must stay within `min`..`max`. The query is a template that can name " +
-							"`{{.Track}}` (canary or baseline), `{{.Environment}}`, `{{.Service}}`, `{{.Digest}}`, `{{.CanaryDigest}}`, `{{.StableDigest}}` and `{{.Interval}}`.",
+							"`{{.Track}}` (always `canary`: the query measures the canary), `{{.Environment}}`, `{{.Service}}`, `{{.Digest}}`, `{{.CanaryDigest}}`, `{{.StableDigest}}` and `{{.Interval}}`.",
 						Optional: true,
 						NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 							"name":  schema.StringAttribute{Description: "Name in the report: lowercase letters, digits, underscores.", Required: true},

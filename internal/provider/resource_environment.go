@@ -311,8 +311,14 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 		plan.Rollout = types.StringUnknown()
 	case !plan.Canary.IsNull() && state.Revision.ValueInt64() > 0:
 		p, err := canary.Decode(plan.Canary.ValueString())
-		if err == nil {
-			plan.Rollout = types.StringValue(rolloutCanary + p.Schedule())
+		if err != nil {
+			break
+		}
+		plan.Rollout = types.StringValue(rolloutCanary + p.Schedule())
+		// A rollback reuses the stopped containers of a retained revision
+		// when they are still there, which only the apply can see.
+		if rev := retainedCandidate(ctx, state, plan.Digest.ValueString()); rev > 0 {
+			plan.Rollout = types.StringValue(fmt.Sprintf("rollback to revision %d: a hard switch if its containers are still retained, else %s%s", rev, rolloutCanary, p.Schedule()))
 		}
 	default:
 		plan.Rollout = types.StringValue(rolloutHard)
@@ -322,25 +328,31 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 }
 
 func (r *environmentResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics)
+	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull())
 }
 
 func (r *environmentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	r.apply(ctx, req.Plan.Get, timeouts.Value.Update, &resp.State, &resp.Diagnostics)
+	var prior types.String
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("image"), &prior)...)
+	r.apply(ctx, req.Plan.Get, timeouts.Value.Update, &resp.State, &resp.Diagnostics, prior)
 }
 
 // apply is Create and Update: a switch to the plan, within the operation's timeout.
 func (r *environmentResource) apply(ctx context.Context, get func(context.Context, any) diag.Diagnostics,
 	timeout func(timeouts.Value, context.Context, time.Duration) (time.Duration, diag.Diagnostics),
-	state *tfsdk.State, diags *diag.Diagnostics) {
+	state *tfsdk.State, diags *diag.Diagnostics, priorImage types.String) {
 	var plan environmentModel
 	diags.Append(get(ctx, &plan)...)
 	if diags.HasError() {
 		return
 	}
-	checkPromotion(ctx, plan, diags)
-	if diags.HasError() {
-		return
+	// The gate again, now that an upstream changed in the same apply is
+	// known; only for a release, as at plan.
+	if !plan.Image.Equal(priorImage) {
+		checkPromotion(ctx, plan, diags)
+		if diags.HasError() {
+			return
+		}
 	}
 	// A canary may take its longest schedule on top of the usual switch.
 	def := 20 * time.Minute
@@ -759,4 +771,27 @@ func (r *environmentResource) canaryMetrics(ctx context.Context, p canary.Policy
 		}
 		return c, nil
 	}
+}
+
+// retainedCandidate is the revision of the history, within history_limit,
+// that served digest: a rollback target whose containers may still be kept.
+func retainedCandidate(ctx context.Context, state environmentModel, digest string) int64 {
+	var history []struct {
+		Revision   types.Int64  `tfsdk:"revision"`
+		Digest     types.String `tfsdk:"digest"`
+		Image      types.String `tfsdk:"image"`
+		DeployedAt types.String `tfsdk:"deployed_at"`
+	}
+	if state.History.IsNull() || state.History.IsUnknown() || state.History.ElementsAs(ctx, &history, false).HasError() {
+		return 0
+	}
+	for i, h := range history {
+		if int64(i) >= state.HistoryLimit.ValueInt64() {
+			break
+		}
+		if h.Digest.ValueString() == digest {
+			return h.Revision.ValueInt64()
+		}
+	}
+	return 0
 }

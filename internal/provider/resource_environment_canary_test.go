@@ -183,6 +183,20 @@ func TestAccEnvironmentCanary_goodVersionPromotes(t *testing.T) {
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: false,
 			},
+			{
+				// Reverting is a rollback to the retained revision 1: a hard switch, no canary.
+				PreConfig: f.startLoad,
+				Config:    f.config(f.v1, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					expectDigestChange{"release_environment.web", f.v2, f.v1},
+					plancheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("rollout"),
+						knownvalue.StringRegexp(regexp.MustCompile(`^rollback to revision 1: a hard switch if its containers are still retained, else canary: 10% for 18s`))),
+				}},
+				Check: resource.ComposeTestCheckFunc(f.checkLoad("rollback to v1", "1.0.0"), f.checkServes("1.0.0"), f.checkOnly("1")),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("revision"), knownvalue.Int64Exact(1)),
+				},
+			},
 		},
 	})
 }

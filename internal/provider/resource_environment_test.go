@@ -349,8 +349,9 @@ data "release_environment" "read" {
 				ImportState:       true,
 				ImportStateId:     f.env + "/web",
 				ImportStateVerify: true,
-				// Settings the host does not record are taken from their defaults on import.
-				ImportStateVerifyIgnore: []string{"replicas", "health_check", "stop_timeout", "timeouts", "env", "command"},
+				// Settings the host does not record are taken from their defaults on import;
+				// rollout describes the last plan, which an import has none of.
+				ImportStateVerifyIgnore: []string{"replicas", "health_check", "stop_timeout", "timeouts", "env", "command", "rollout"},
 			},
 			{
 				ResourceName:      "release_router.edge",

@@ -48,6 +48,7 @@ type migrationModel struct {
 	Network           types.String   `tfsdk:"network"`
 	AllowReplace      types.Bool     `tfsdk:"allow_replace"`
 	AllowIrreversible types.Bool     `tfsdk:"allow_irreversible"`
+	Environments      types.List     `tfsdk:"environments"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 	Output            types.String   `tfsdk:"output"`
 	AppliedAt         types.String   `tfsdk:"applied_at"`
@@ -101,6 +102,12 @@ func (r *migrationResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			"allow_irreversible": schema.BoolAttribute{
 				Description: "Allow destroying a migration without `down_command`: the change stays in the database and only the record is removed.",
 				Optional:    true, Computed: true, Default: booldefault.StaticBool(false),
+			},
+			"environments": schema.ListAttribute{
+				Description: "The environments whose database this migration changes, such as `[\"staging\"]`. A down refuses while one of them " +
+					"still serves the migration's image. Defaults to every environment on the Docker host, which is safe but too broad when " +
+					"environments with databases of their own share a host. Changing it changes nothing on the host.",
+				Optional: true, ElementType: types.StringType,
 			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
 			"output": schema.StringAttribute{
@@ -169,6 +176,9 @@ func (r *migrationResource) spec(ctx context.Context, m migrationModel) (migrati
 	}
 	if !m.Env.IsNull() {
 		diags.Append(m.Env.ElementsAs(ctx, &s.Env, false)...)
+	}
+	if !m.Environments.IsNull() {
+		diags.Append(m.Environments.ElementsAs(ctx, &s.Environments, false)...)
 	}
 	return s, diags
 }

@@ -60,6 +60,8 @@ resource "release_migration" "m%[1]d" {
   image        = "%[2]s@%[3]s"
   up_command   = ["/app", "migrate", "up"]
   down_command = ["/app", "migrate", "down"]
+  # Only this test's environment: other environments on the host may serve the same images.
+  environments = [%[10]q]
   env = {
     DATABASE_URL       = %[4]q
     MIGRATION_VERSION  = %[5]q
@@ -70,7 +72,7 @@ resource "release_migration" "m%[1]d" {
   %[8]s
   %[9]s
 }
-`, n, f.repo, digest, f.dbURL, v, f.table(n), extraEnv, deps, lifecycle)
+`, n, f.repo, digest, f.dbURL, v, f.table(n), extraEnv, deps, lifecycle, f.env)
 }
 
 // release renders the router, the environment on digest depending on migration n, and the migrations.

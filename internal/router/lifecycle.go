@@ -92,6 +92,8 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 		return "", fmt.Errorf("starting router %s: %w", s.Name, err)
 	}
 	if err := waitLoaded(ctx, e, id, start); err != nil {
+		// A router that never loaded is no router: leave nothing behind, so the next apply can create it again.
+		_ = e.Remove(context.WithoutCancel(ctx), id)
 		return "", err
 	}
 	return id, nil

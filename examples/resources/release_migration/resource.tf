@@ -20,6 +20,7 @@ resource "release_migration" "v1" {
   up_command   = ["/app", "migrate", "up"]
   down_command = ["/app", "migrate", "down"]
   env          = { DATABASE_URL = var.database_url }
+  environments = ["production"]
 
   # Required for rollback by revert: Terraform then switches the environment
   # back to the previous release before it runs this migration's down command.
@@ -34,6 +35,8 @@ resource "release_migration" "v2" {
   down_command = ["/app", "migrate", "down"]
   env          = { DATABASE_URL = var.database_url }
   depends_on   = [release_migration.v1]
+  # The environments whose database this is: a down waits only for them.
+  environments = ["production"]
 
   lifecycle {
     create_before_destroy = true

@@ -10,6 +10,7 @@
 #
 # With QUICKSTART_ARGS set, it runs one `terraform apply` with those
 # arguments instead, e.g. QUICKSTART_ARGS='-var staging_release=2.0.0'.
+# `scripts/quickstart.sh down` destroys what the quickstart released.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state_dir="${RELEASE_STACK_DIR:-/tmp/release-stack}"
@@ -38,6 +39,11 @@ apply() { "$tf" apply -auto-approve -input=false "${vars[@]}" "$@"; }
 # dev_overrides need no provider installation (init would look the provider
 # up in a registry); the local modules are installed with get.
 "$tf" get >/dev/null
+
+if [[ "${1:-}" == "down" ]]; then
+	"$tf" destroy -auto-approve -input=false "${vars[@]}"
+	exit 0
+fi
 
 if [[ -n "${QUICKSTART_ARGS:-}" ]]; then
 	# shellcheck disable=SC2086 # QUICKSTART_ARGS is a list of terraform arguments

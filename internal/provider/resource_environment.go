@@ -504,7 +504,9 @@ func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteReq
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	routerID := ""
-	if o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString()); err == nil && o.Found {
+	// A stopped router cannot check or reload a route: its containers and
+	// network still go, and the route is rewritten when the router is repaired.
+	if o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString()); err == nil && o.Found && o.Running {
 		routerID = o.ID
 	}
 	stop, _ := time.ParseDuration(state.StopTimeout.ValueString())

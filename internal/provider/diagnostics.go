@@ -75,7 +75,14 @@ func registryDiagnostic(err error) (string, string, path.Path) {
 func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy, err error) bool {
 	var aborted *rollout.CanaryAbortedError
 	var interrupted *rollout.InterruptedCanaryError
+	var metrics *rollout.CanaryMetricsError
 	switch {
+	case errors.As(err, &metrics):
+		diags.AddAttributeError(path.Root("canary"), "Canary Metrics Unavailable",
+			fmt.Sprintf("The canary of %s/%s (%s) could not start: %v.\n\nNo traffic reached it, its containers were removed, and the state still holds the digest that served before. "+
+				"Check the release_canary's analysis.prometheus (url, and that the variable password_env names is set where Terraform runs) and the router, then apply again.",
+				spec.Environment, spec.Service, spec.Digest, metrics.Err))
+		return true
 	case errors.As(err, &aborted):
 		var b strings.Builder
 		fmt.Fprintf(&b, "The canary of %s/%s revision %d (%s) was aborted at step %d of %d (%d%% of traffic): %s.\n\n",
@@ -88,10 +95,11 @@ func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy,
 			b.WriteString("\n")
 		}
 		if p.ReportPath != "" {
-			fmt.Fprintf(&b, "Every analysis is in %s.", p.ReportPath)
+			fmt.Fprintf(&b, "Every analysis is in %s. ", p.ReportPath)
 		} else {
-			b.WriteString("Set report_path on the release_canary to keep every analysis as Markdown.")
+			b.WriteString("Set report_path on the release_canary to keep every analysis as Markdown. ")
 		}
+		b.WriteString("Fix the release and apply again (the next plan shows the same change), or revert the change of image.")
 		diags.AddAttributeError(path.Root("image"), "Canary Aborted", b.String())
 		return true
 	case errors.As(err, &interrupted):

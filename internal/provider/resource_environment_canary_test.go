@@ -270,11 +270,17 @@ func TestAccEnvironmentCanary_badVersionsAbort(t *testing.T) {
 				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3.*still inconclusive after 2 more analyses.*never promoted`),
 			},
 			{
+				// A Prometheus password that is not set where Terraform runs: the canary never starts.
 				PreConfig: func() {
 					if err := stopPinned(); err != nil {
 						t.Fatal(err)
 					}
 				},
+				Config: strings.Replace(f.config(f.v2, ""), fmt.Sprintf("prometheus         = { url = %q }", f.prometheus),
+					fmt.Sprintf("prometheus         = { url = %q, username = \"ci\", password_env = \"RELEASE_TEST_UNSET_PASSWORD\" }", f.prometheus), 1),
+				ExpectError: expectDiag(`(?s)Canary Metrics Unavailable.*RELEASE_TEST_UNSET_PASSWORD.*No traffic reached it.*apply again`),
+			},
+			{
 				Config: f.config(f.v1, ""),
 				Check:  resource.ComposeTestCheckFunc(f.checkServes("1.0.0"), f.checkOnly("1"), f.checkReport(`inconclusive`, `no requests`)),
 				ConfigStateChecks: []statecheck.StateCheck{

@@ -53,6 +53,15 @@ func (e *CanaryAbortedError) Error() string {
 	return fmt.Sprintf("the canary of revision %d was aborted at step %d of %d (%d%%): %s", e.Revision, e.Step, e.Steps, e.Weight, e.Why)
 }
 
+// CanaryMetricsError says a canary could not start because its metrics
+// cannot be read. No traffic reached it and its containers were removed.
+type CanaryMetricsError struct{ Err error }
+
+func (e *CanaryMetricsError) Error() string {
+	return "the canary's metrics cannot be read: " + e.Err.Error()
+}
+func (e *CanaryMetricsError) Unwrap() error { return e.Err }
+
 // InterruptedCanaryError says an earlier apply stopped mid-canary and, as
 // the policy's on_interrupt = "abort" asks, the canary was removed rather
 // than resumed.
@@ -181,7 +190,7 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, run *CanaryRun, st 
 	}, spec.Router.ContainerID)
 	if err != nil {
 		d.removeContainers(ctx, spec, cleanup)
-		return Result{}, err
+		return Result{}, &CanaryMetricsError{Err: err}
 	}
 
 	analyzer := analysis.NewAnalyzer(judgment(policy))
@@ -376,17 +385,14 @@ func (d *Deployer) restoreStable(ctx context.Context, spec Spec, st canaryState,
 	return restored, nil
 }
 
-// removeContainers stops and removes containers side by side.
+// removeContainers stops and removes a canary's containers, even when the
+// apply was cancelled: none may be left behind.
 func (d *Deployer) removeContainers(ctx context.Context, spec Spec, cs []docker.Container) {
-	ctx = context.WithoutCancel(ctx)
 	ids := make([]string, 0, len(cs))
 	for _, c := range cs {
 		ids = append(ids, c.ID)
 	}
-	_ = parallel(ids, func(id string) error {
-		_ = d.Host.Stop(ctx, id, spec.StopTimeout)
-		return d.Host.Remove(ctx, id)
-	})
+	_ = d.stopAndRemove(context.WithoutCancel(ctx), spec.StopTimeout, ids)
 }
 
 // settleInterrupted deals with a canary an earlier apply left mid-way. It
@@ -413,7 +419,9 @@ func (d *Deployer) settleInterrupted(ctx context.Context, spec Spec, before Stat
 		return nil, nil
 	}
 	if len(stable) == 0 {
-		return nil, fmt.Errorf("an interrupted canary of revision %d was found, but no container of the stable revision %d runs to put traffic back on; start it again (terraform apply -replace) or remove the canary's containers", before.Canary.Revision, before.Revision)
+		return nil, fmt.Errorf("an interrupted canary of revision %d was found, but no container of the stable revision %d runs to put traffic back on; "+
+			"start them again (docker start %s-%s-r%d-<replica>) and apply again, so that the canary can be resumed or removed without leaving users on nothing",
+			before.Canary.Revision, before.Revision, spec.Environment, spec.Service, before.Revision)
 	}
 	cs := byRev[before.Canary.Revision]
 	st := &canaryState{

@@ -318,3 +318,26 @@ func TestCanaryInterruptedThenReverted(t *testing.T) {
 		t.Errorf("the canary's containers were left behind")
 	}
 }
+
+func TestCanaryWhoseMetricsCannotBeReadNeverGetsTraffic(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	before := string(h.route("production"))
+	spec := webSpec("production", digest2)
+	spec.Canary = &CanaryRun{Policy: testPolicy(true), Metrics: func(canary.Target, string) (CanaryMetrics, error) {
+		return nil, errors.New("the environment variable PROM_PASSWORD (password_env) is empty")
+	}}
+	_, err := h.d.Deploy(h.ctx, spec)
+	var metricsErr *CanaryMetricsError
+	if !errors.As(err, &metricsErr) || !strings.Contains(err.Error(), "PROM_PASSWORD") {
+		t.Fatalf("Deploy = %v, want a CanaryMetricsError naming the variable", err)
+	}
+	if got := string(h.route("production")); got != before {
+		t.Errorf("the route changed:\n%s", got)
+	}
+	for _, c := range h.host.containers {
+		if c.c.Labels[LabelRevision] != "1" || c.c.Labels[LabelTrack] == TrackBaseline {
+			t.Errorf("%s was left behind", c.c.Name)
+		}
+	}
+}

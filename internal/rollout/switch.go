@@ -459,11 +459,17 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Co
 	// Containers stop side by side: each finishes its own requests.
 	return errors.Join(
 		parallel(stop, func(id string) error { return d.Host.Stop(ctx, id, spec.StopTimeout) }),
-		parallel(remove, func(id string) error {
-			_ = d.Host.Stop(ctx, id, spec.StopTimeout)
-			return d.Host.Remove(ctx, id)
-		}),
+		d.stopAndRemove(ctx, spec.StopTimeout, remove),
 	)
+}
+
+// stopAndRemove stops containers side by side, each finishing its requests
+// first, and removes them.
+func (d *Deployer) stopAndRemove(ctx context.Context, timeout time.Duration, ids []string) error {
+	return parallel(ids, func(id string) error {
+		_ = d.Host.Stop(ctx, id, timeout)
+		return d.Host.Remove(ctx, id)
+	})
 }
 
 // knownApplier is a Routes that can skip re-reading a file whose previous

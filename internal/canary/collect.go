@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -127,34 +127,30 @@ func (c *Collector) queryData() QueryData {
 	}
 	return QueryData{
 		Environment: c.Target.Environment, Service: c.Target.Service,
-		Track: "canary", Digest: c.Target.CanaryDigest,
+		Track: string(naming.TrackCanary), Digest: c.Target.CanaryDigest,
 		CanaryDigest: c.Target.CanaryDigest, StableDigest: c.Target.StableDigest,
 		Interval: Format(interval),
 	}
 }
 
-// serverPattern reads the track from a router server name: c<rev>-<i> for
-// the canary, b<rev>-<i> for the baseline, r<rev>-<i> for stable.
-var serverPattern = regexp.MustCompile(`^([cbr])[0-9]+-[0-9]+$`)
-
 // requestCounts are the router's counts since Begin. Without a baseline,
 // stable is what the canary is compared with.
 func (c *Collector) requestCounts() (canary, baseline analysis.Counts) {
-	comparison := "r"
+	comparison := naming.TrackStable
 	if c.Target.Baseline {
-		comparison = "b"
+		comparison = naming.TrackBaseline
 	}
 	var canarySum, baselineSum trackSum
 	for name, total := range c.servers.Totals() {
-		m := serverPattern.FindStringSubmatch(name)
-		if m == nil {
+		server, ok := naming.ParseServerName(name)
+		if !ok {
 			continue
 		}
 		// Servers first seen after Begin have no zero point: all of theirs counts.
 		at := c.serversAtBegin[name]
 		since := router.ServerCounts{Requests: total.Requests - at.Requests, Errors: total.Errors - at.Errors, MeanLatency: total.MeanLatency}
-		switch m[1] {
-		case "c":
+		switch server.Track {
+		case naming.TrackCanary:
 			canarySum.add(since)
 		case comparison:
 			baselineSum.add(since)

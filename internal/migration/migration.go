@@ -16,16 +16,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
-)
-
-// Labels of migration containers.
-const (
-	LabelManaged   = "release.managed"
-	LabelKind      = "release.kind" // "migration"
-	LabelKey       = "release.migration"
-	LabelDirection = "release.migration.direction"
-	LabelImage     = "release.image"
-	LabelDigest    = "release.digest"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
 // Spec is one migration.
@@ -118,7 +109,7 @@ func (r *Runner) Down(ctx context.Context, s Spec) (Result, error) {
 
 // Forget removes the records of a migration without running anything.
 func (r *Runner) Forget(ctx context.Context, s Spec) error {
-	cs, err := r.Host.List(ctx, map[string]string{LabelKey: s.Key()})
+	cs, err := r.Host.List(ctx, map[string]string{naming.LabelMigration: s.Key()})
 	if err != nil {
 		return err
 	}
@@ -132,7 +123,7 @@ func (r *Runner) Forget(ctx context.Context, s Spec) error {
 
 func (r *Runner) run(ctx context.Context, s Spec, direction string, cmd []string) (Result, error) {
 	key := s.Key()
-	existing, err := r.Host.List(ctx, map[string]string{LabelKey: key, LabelDirection: direction})
+	existing, err := r.Host.List(ctx, map[string]string{naming.LabelMigration: key, naming.LabelMigrationDir: direction})
 	if err != nil {
 		return Result{}, err
 	}
@@ -174,8 +165,8 @@ func (r *Runner) run(ctx context.Context, s Spec, direction string, cmd []string
 		Env:        env,
 		Network:    s.Network,
 		Labels: map[string]string{
-			LabelManaged: "true", LabelKind: "migration", LabelKey: key, LabelDirection: direction,
-			LabelImage: s.Image, LabelDigest: s.Digest,
+			naming.LabelManaged: "true", naming.LabelKind: "migration", naming.LabelMigration: key, naming.LabelMigrationDir: direction,
+			naming.LabelImage: s.Image, naming.LabelDigest: s.Digest,
 		},
 		NoRestart: true,
 	})
@@ -219,7 +210,7 @@ func (e *ServingError) Error() string {
 // CheckNotServing refuses a down while any environment runs the migration's
 // image: the schema is never dropped under a running version that needs it.
 func CheckNotServing(ctx context.Context, h Host, s Spec) error {
-	cs, err := h.List(ctx, map[string]string{LabelManaged: "true", LabelKind: "app", LabelDigest: s.Digest})
+	cs, err := h.List(ctx, map[string]string{naming.LabelManaged: "true", naming.LabelKind: "app", naming.LabelDigest: s.Digest})
 	if err != nil {
 		return err
 	}
@@ -228,11 +219,11 @@ func CheckNotServing(ctx context.Context, h Host, s Spec) error {
 		scope[e] = true
 	}
 	for _, c := range cs {
-		if len(scope) > 0 && !scope[c.Labels["release.environment"]] {
+		if len(scope) > 0 && !scope[c.Labels[naming.LabelEnvironment]] {
 			continue
 		}
 		if c.Running() {
-			return &ServingError{Environment: c.Labels["release.environment"], Service: c.Labels["release.service"], Image: c.Labels[LabelImage]}
+			return &ServingError{Environment: c.Labels[naming.LabelEnvironment], Service: c.Labels[naming.LabelService], Image: c.Labels[naming.LabelImage]}
 		}
 	}
 	return nil

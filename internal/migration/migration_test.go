@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
 // fakeContainer is one container of fakeHost.
@@ -65,7 +66,7 @@ func (h *fakeHost) add(labels map[string]string, state string, code int, logs st
 	defer h.mu.Unlock()
 	h.nextID++
 	id := fmt.Sprintf("seed%d", h.nextID)
-	fc := &fakeContainer{c: docker.Container{ID: id, Labels: labels, State: state, Image: labels[LabelImage]}, code: code, logs: logs}
+	fc := &fakeContainer{c: docker.Container{ID: id, Labels: labels, State: state, Image: labels[naming.LabelImage]}, code: code, logs: logs}
 	if state != "created" {
 		fc.started = h.tick()
 	}
@@ -201,7 +202,7 @@ func (h *fakeHost) EnsureImage(_ context.Context, ref, registryAuth string) erro
 // records returns the containers carrying the migration key of s.
 func (h *fakeHost) records(t *testing.T, s Spec) []docker.Container {
 	t.Helper()
-	cs, err := h.List(context.Background(), map[string]string{LabelKey: s.Key()})
+	cs, err := h.List(context.Background(), map[string]string{naming.LabelMigration: s.Key()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,8 +329,8 @@ func TestUpRunsOnceAndAdopts(t *testing.T) {
 		t.Errorf("env = %q, want %q", spec.Env, want)
 	}
 	wantLabels := map[string]string{
-		LabelManaged: "true", LabelKind: "migration", LabelKey: s.Key(), LabelDirection: "up",
-		LabelImage: testImage, LabelDigest: testDigest,
+		naming.LabelManaged: "true", naming.LabelKind: "migration", naming.LabelMigration: s.Key(), naming.LabelMigrationDir: "up",
+		naming.LabelImage: testImage, naming.LabelDigest: testDigest,
 	}
 	if !reflect.DeepEqual(spec.Labels, wantLabels) {
 		t.Errorf("labels = %v, want %v", spec.Labels, wantLabels)
@@ -380,8 +381,8 @@ func TestUpWaitsForRunningRecord(t *testing.T) {
 	h := newFakeHost()
 	s := testSpec()
 	labels := map[string]string{
-		LabelManaged: "true", LabelKind: "migration", LabelKey: s.Key(), LabelDirection: "up",
-		LabelImage: s.Image, LabelDigest: s.Digest,
+		naming.LabelManaged: "true", naming.LabelKind: "migration", naming.LabelMigration: s.Key(), naming.LabelMigrationDir: "up",
+		naming.LabelImage: s.Image, naming.LabelDigest: s.Digest,
 	}
 	id := h.add(labels, "running", 0, "still migrating… done\n")
 	r := &Runner{Host: h}
@@ -414,7 +415,7 @@ func TestUpRunningRecordThatFailsRunsAgain(t *testing.T) {
 	ctx := context.Background()
 	h := newFakeHost()
 	s := testSpec()
-	labels := map[string]string{LabelKey: s.Key(), LabelDirection: "up", LabelKind: "migration", LabelManaged: "true"}
+	labels := map[string]string{naming.LabelMigration: s.Key(), naming.LabelMigrationDir: "up", naming.LabelKind: "migration", naming.LabelManaged: "true"}
 	id := h.add(labels, "running", 3, "crashed\n")
 	h.outputs[upLine(s)] = "ok\n"
 	r := &Runner{Host: h}
@@ -441,7 +442,7 @@ func TestUpClearsNeverStartedRecord(t *testing.T) {
 	ctx := context.Background()
 	h := newFakeHost()
 	s := testSpec()
-	labels := map[string]string{LabelKey: s.Key(), LabelDirection: "up", LabelKind: "migration", LabelManaged: "true"}
+	labels := map[string]string{naming.LabelMigration: s.Key(), naming.LabelMigrationDir: "up", naming.LabelKind: "migration", naming.LabelManaged: "true"}
 	// Created but never started (interrupted between Create and Start): exit code 0, but not a run.
 	id := h.add(labels, "created", 0, "")
 	h.outputs[upLine(s)] = "ran\n"
@@ -521,7 +522,7 @@ func TestDownRunsAndForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	// And an app container.
-	appID := h.add(map[string]string{LabelManaged: "true", LabelKind: "app", LabelDigest: testDigest}, "running", 0, "")
+	appID := h.add(map[string]string{naming.LabelManaged: "true", naming.LabelKind: "app", naming.LabelDigest: testDigest}, "running", 0, "")
 
 	res, err := r.Down(ctx, s)
 	if err != nil {
@@ -537,7 +538,7 @@ func TestDownRunsAndForgets(t *testing.T) {
 	if !reflect.DeepEqual(down.Entrypoint, []string{"/app/migrate"}) || !reflect.DeepEqual(down.Cmd, []string{"down", "42"}) {
 		t.Errorf("down ran %q %q", down.Entrypoint, down.Cmd)
 	}
-	if down.Labels[LabelDirection] != "down" || down.Labels[LabelKey] != s.Key() || !down.NoRestart {
+	if down.Labels[naming.LabelMigrationDir] != "down" || down.Labels[naming.LabelMigration] != s.Key() || !down.NoRestart {
 		t.Errorf("down spec labels %v norestart %v", down.Labels, down.NoRestart)
 	}
 	if recs := h.records(t, s); len(recs) != 0 {
@@ -581,7 +582,7 @@ func TestDownFailureKeepsUpRecord(t *testing.T) {
 		t.Errorf("failed = %+v", failed)
 	}
 	recs := h.records(t, s)
-	if len(recs) != 1 || recs[0].Labels[LabelDirection] != "up" {
+	if len(recs) != 1 || recs[0].Labels[naming.LabelMigrationDir] != "up" {
 		t.Fatalf("records after failed down = %+v, want the up record only", recs)
 	}
 	// The migration still counts as applied.
@@ -608,7 +609,7 @@ func TestCheckNotServing(t *testing.T) {
 	s := testSpec()
 	app := func(digest string) map[string]string {
 		return map[string]string{
-			LabelManaged: "true", LabelKind: "app", LabelDigest: digest, LabelImage: "registry.example.com/shop@" + digest,
+			naming.LabelManaged: "true", naming.LabelKind: "app", naming.LabelDigest: digest, naming.LabelImage: "registry.example.com/shop@" + digest,
 			"release.environment": "production", "release.service": "web",
 		}
 	}
@@ -651,8 +652,8 @@ func TestCheckNotServing(t *testing.T) {
 		h.add(app(testDigest), "exited", 0, "")
 		h.add(app(testDigest), "created", 0, "")
 		h.add(app(otherDigest), "running", 0, "")
-		h.add(map[string]string{LabelManaged: "true", LabelKind: "migration", LabelDigest: testDigest}, "running", 0, "")
-		h.add(map[string]string{LabelKind: "app", LabelDigest: testDigest}, "running", 0, "") // not managed
+		h.add(map[string]string{naming.LabelManaged: "true", naming.LabelKind: "migration", naming.LabelDigest: testDigest}, "running", 0, "")
+		h.add(map[string]string{naming.LabelKind: "app", naming.LabelDigest: testDigest}, "running", 0, "") // not managed
 		if err := CheckNotServing(ctx, h, s); err != nil {
 			t.Errorf("CheckNotServing: %v", err)
 		}

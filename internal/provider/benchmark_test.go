@@ -19,7 +19,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
-	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
 // Benchmarks of the release path through the real terraform CLI, the built
@@ -193,7 +193,7 @@ func (f *benchFixture) manyConfig(b testing.TB, n int, dockerHost string) string
 // start (and from its creation) to its first passing health check, as Docker recorded it.
 func (f *benchFixture) healthySeconds(b *testing.B, revision int) (float64, float64) {
 	ctx := context.Background()
-	cs, err := f.engine.List(ctx, map[string]string{rollout.LabelEnvironment: f.prefix, rollout.LabelRevision: strconv.Itoa(revision)})
+	cs, err := f.engine.List(ctx, map[string]string{naming.LabelEnvironment: f.prefix, naming.LabelRevision: strconv.Itoa(revision)})
 	if err != nil || len(cs) == 0 {
 		b.Fatalf("no container of revision %d: %v", revision, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
 var _ datasource.DataSourceWithConfigure = (*environmentDataSource)(nil)
@@ -102,7 +103,7 @@ func (d *environmentDataSource) Read(ctx context.Context, req datasource.ReadReq
 	m.Digest = types.StringValue(st.Digest)
 	m.Revision = types.Int64Value(int64(st.Revision))
 	m.DeployedAt = types.StringValue(st.DeployedAt.Format(time.RFC3339))
-	m.Router = types.StringValue(st.Containers[0].Labels["release.router"])
+	m.Router = types.StringValue(st.Containers[0].Labels[naming.LabelRouter])
 	m.Running = types.Int64Value(int64(st.Running))
 	m.History = historyValue(st.History)
 	m.Verified = verifiedValue(m.Name.ValueString(), m.Service.ValueString(), st)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 	"github.com/releasekit/terraform-provider-release/internal/validators"
@@ -271,7 +272,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 			var cfgNetwork types.String
 			resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("network"), &cfgNetwork)...)
 			if cfgNetwork.IsNull() {
-				plan.Network = types.StringValue(rollout.NetworkName(plan.Name.ValueString(), plan.Service.ValueString()))
+				plan.Network = types.StringValue(naming.NetworkName(plan.Name.ValueString(), plan.Service.ValueString()))
 			}
 		}
 	}
@@ -467,7 +468,7 @@ func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest
 		return
 	}
 	if state.Router.IsNull() && len(st.Containers) > 0 {
-		state.Router = types.StringValue(st.Containers[0].Labels[rollout.LabelRouter])
+		state.Router = types.StringValue(st.Containers[0].Labels[naming.LabelRouter])
 	}
 	if state.Image.IsNull() || st.Image != "" {
 		state.Image = types.StringValue(st.Image)
@@ -476,7 +477,7 @@ func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest
 		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
 	}
 	if state.Network.IsNull() {
-		state.Network = types.StringValue(rollout.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
+		state.Network = types.StringValue(naming.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
 		for _, c := range st.Containers {
 			for n := range c.IPs {
 				state.Network = types.StringValue(n)
@@ -544,8 +545,8 @@ func observeEnvironment(ctx context.Context, d *providerData, name, service, rou
 	}
 	if routerName == "" {
 		for _, c := range managed {
-			if c.Labels[rollout.LabelEnvironment] == name && c.Labels[rollout.LabelService] == service {
-				routerName = c.Labels[rollout.LabelRouter]
+			if c.Labels[naming.LabelEnvironment] == name && c.Labels[naming.LabelService] == service {
+				routerName = c.Labels[naming.LabelRouter]
 				break
 			}
 		}
@@ -553,7 +554,7 @@ func observeEnvironment(ctx context.Context, d *providerData, name, service, rou
 	routerID := ""
 	var files map[string][]byte
 	for _, c := range managed {
-		if c.Labels[rollout.LabelKind] == "router" && c.Labels[router.LabelRouter] == routerName && c.Running() {
+		if c.Labels[naming.LabelKind] == "router" && c.Labels[naming.LabelRouter] == routerName && c.Running() {
 			routerID = c.ID
 		}
 	}
@@ -666,7 +667,7 @@ func listenerList(s router.Spec) string {
 func filterRevision(st rollout.Status) []string {
 	var out []string
 	for _, c := range st.Containers {
-		if c.Labels[rollout.LabelRevision] == fmt.Sprint(st.Revision) {
+		if c.Labels[naming.LabelRevision] == fmt.Sprint(st.Revision) {
 			out = append(out, c.Name)
 		}
 	}
@@ -694,7 +695,7 @@ func indent(s string) string {
 
 // sharedNetwork is the configured network when it is not the environment's own.
 func sharedNetwork(m environmentModel) string {
-	own := rollout.NetworkName(m.Name.ValueString(), m.Service.ValueString())
+	own := naming.NetworkName(m.Name.ValueString(), m.Service.ValueString())
 	if m.Network.IsNull() || m.Network.IsUnknown() || m.Network.ValueString() == own {
 		return ""
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/releasekit/terraform-provider-release/internal/loadgen"
-	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -97,11 +97,11 @@ func (f *canaryFixture) stopCanaryLoad(step, injectedBy string, wantVersions ...
 func (f *canaryFixture) checkOnly(revision string) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		for _, c := range f.containers() {
-			if c.Labels[rollout.LabelTrack] == rollout.TrackBaseline {
+			if naming.TrackOf(c.Labels) == naming.TrackBaseline {
 				return fmt.Errorf("baseline container %s (%s) is left", c.Name, c.State)
 			}
-			if c.Running() && c.Labels[rollout.LabelRevision] != revision {
-				return fmt.Errorf("container %s of revision %s still runs", c.Name, c.Labels[rollout.LabelRevision])
+			if c.Running() && c.Labels[naming.LabelRevision] != revision {
+				return fmt.Errorf("container %s of revision %s still runs", c.Name, c.Labels[naming.LabelRevision])
 			}
 		}
 		return nil

@@ -20,7 +20,7 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/loadgen"
-	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -162,7 +162,7 @@ func (f *envFixture) checkLoad(step string, versions ...string) resource.TestChe
 
 func (f *envFixture) containers() []docker.Container {
 	f.t.Helper()
-	cs, err := f.engine.List(context.Background(), map[string]string{rollout.LabelEnvironment: f.env})
+	cs, err := f.engine.List(context.Background(), map[string]string{naming.LabelEnvironment: f.env})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func (f *envFixture) checkDestroyed(*terraform.State) error {
 	if cs := f.containers(); len(cs) > 0 {
 		return fmt.Errorf("%d containers of %s remain after destroy", len(cs), f.env)
 	}
-	if _, found, _ := f.engine.NetworkLabels(context.Background(), rollout.NetworkName(f.env, "web")); found {
+	if _, found, _ := f.engine.NetworkLabels(context.Background(), naming.NetworkName(f.env, "web")); found {
 		return fmt.Errorf("the network of %s remains after destroy", f.env)
 	}
 	if _, err := f.engine.Inspect(context.Background(), router.ContainerName(f.router)); !docker.IsNotFound(err) {
@@ -192,7 +192,7 @@ func TestAccEnvironment_switchRollbackAndUnhealthy(t *testing.T) {
 	var v1IDs []string
 	rememberV1 := func(*terraform.State) error {
 		for _, c := range f.containers() {
-			if c.Labels[rollout.LabelRevision] == "1" {
+			if c.Labels[naming.LabelRevision] == "1" {
 				v1IDs = append(v1IDs, c.ID)
 			}
 		}
@@ -445,7 +445,7 @@ resource "release_environment" "other" {
 	firstGone := func(*terraform.State) error {
 		if cs := f.containers(); len(cs) > 0 {
 			for _, c := range cs {
-				if c.Labels[rollout.LabelEnvironment] == f.env {
+				if c.Labels[naming.LabelEnvironment] == f.env {
 					return fmt.Errorf("container %s of the destroyed environment remains", c.Name)
 				}
 			}

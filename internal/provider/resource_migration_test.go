@@ -13,8 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	_ "github.com/lib/pq"
-
-	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
 // migFixture runs the test app's migrate mode against the stack's PostgreSQL.
@@ -120,7 +119,7 @@ func TestAccMigration_revertSwitchesBackThenRunsDown(t *testing.T) {
 			return err
 		}
 		for _, c := range f.containers() {
-			if c.Labels[rollout.LabelDigest] != f.v2 {
+			if c.Labels[naming.LabelDigest] != f.v2 {
 				continue
 			}
 			c, err := f.engine.Inspect(context.Background(), c.ID)
@@ -141,7 +140,7 @@ func TestAccMigration_revertSwitchesBackThenRunsDown(t *testing.T) {
 		}
 		stopped := 0
 		for _, c := range f.containers() {
-			if c.Labels[rollout.LabelDigest] != f.v2 {
+			if c.Labels[naming.LabelDigest] != f.v2 {
 				continue
 			}
 			if c.Running() {

@@ -11,6 +11,7 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
 	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/probe"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
@@ -97,12 +98,12 @@ func canaryRoute(spec Spec, st canaryState, weight int) (string, []byte, error) 
 	}
 	groups := []struct {
 		cs    []docker.Container
-		track string
+		track naming.Track
 		share int
 	}{
-		{st.stable, TrackStable, 100 - weight - baselineShare},
-		{st.canary, TrackCanary, weight},
-		{st.baseline, TrackBaseline, baselineShare},
+		{st.stable, naming.TrackStable, 100 - weight - baselineShare},
+		{st.canary, naming.TrackCanary, weight},
+		{st.baseline, naming.TrackBaseline, baselineShare},
 	}
 	// HAProxy weights are per server and at most 256: scale so the largest
 	// per-server share gets 256 and the ratios between tracks hold.
@@ -127,10 +128,10 @@ func canaryRoute(spec Spec, st canaryState, weight int) (string, []byte, error) 
 				w = max(1, int(math.Round(float64(g.share)/float64(len(g.cs))*256/largest)))
 			}
 			r.Servers = append(r.Servers, router.Server{
-				Name:    trackServerName(g.track, atoi(c.Labels[LabelRevision]), atoi(c.Labels[LabelReplica])),
+				Name:    naming.ServerName(g.track, atoi(c.Labels[naming.LabelRevision]), atoi(c.Labels[naming.LabelReplica])),
 				Address: c.IPs[spec.Network()] + ":" + strconv.Itoa(portOf(c, spec)),
 				Weight:  w,
-				Track:   g.track,
+				Track:   string(g.track),
 			})
 		}
 	}
@@ -141,7 +142,7 @@ func canaryRoute(spec Spec, st canaryState, weight int) (string, []byte, error) 
 // portOf is the port a container serves on: its own label, else the spec's
 // (containers from before the label existed).
 func portOf(c docker.Container, spec Spec) int {
-	if p := atoi(c.Labels[LabelPort]); p > 0 {
+	if p := atoi(c.Labels[naming.LabelPort]); p > 0 {
 		return p
 	}
 	return spec.Port
@@ -326,7 +327,7 @@ func (d *Deployer) startBaseline(ctx context.Context, spec Spec, st canaryState)
 		if err != nil {
 			return err
 		}
-		cs := d.containerSpec(baselineSpec(spec, full), st.stableRev, atoi(full.Labels[LabelReplica]), TrackBaseline, full.Labels[LabelConfigHash], nil, probeBin)
+		cs := d.containerSpec(baselineSpec(spec, full), st.stableRev, atoi(full.Labels[naming.LabelReplica]), naming.TrackBaseline, full.Labels[naming.LabelConfigHash], nil, probeBin)
 		ids[i], err = d.Host.Create(ctx, cs)
 		return err
 	})
@@ -348,8 +349,8 @@ func (d *Deployer) startBaseline(ctx context.Context, spec Spec, st canaryState)
 // baselineSpec is the spec of a stable container, read from the container itself.
 func baselineSpec(spec Spec, c docker.Container) Spec {
 	s := spec
-	s.Image = c.Labels[LabelImage]
-	s.Digest = c.Labels[LabelDigest]
+	s.Image = c.Labels[naming.LabelImage]
+	s.Digest = c.Labels[naming.LabelDigest]
 	s.Port = portOf(c, spec)
 	s.Command = c.Cmd
 	s.Env = map[string]string{}
@@ -402,10 +403,10 @@ func (d *Deployer) settleInterrupted(ctx context.Context, spec Spec, before Stat
 	var stable []docker.Container
 	byRev := map[int][]docker.Container{}
 	for _, c := range before.Containers {
-		if c.Labels[LabelTrack] == TrackBaseline {
+		if naming.TrackOf(c.Labels) == naming.TrackBaseline {
 			continue
 		}
-		byRev[atoi(c.Labels[LabelRevision])] = append(byRev[atoi(c.Labels[LabelRevision])], c)
+		byRev[atoi(c.Labels[naming.LabelRevision])] = append(byRev[atoi(c.Labels[naming.LabelRevision])], c)
 	}
 	for _, c := range byRev[before.Revision] {
 		if c.Running() {
@@ -448,7 +449,7 @@ func (d *Deployer) settleInterrupted(ctx context.Context, spec Spec, before Stat
 
 // resumable says whether a found canary is the one the spec asks for, whole and running.
 func resumable(spec Spec, st canaryState) bool {
-	if len(st.canary) != spec.Replicas || st.canary[0].Labels[LabelDigest] != spec.Digest || st.canary[0].Labels[LabelConfigHash] != spec.ConfigHash() {
+	if len(st.canary) != spec.Replicas || st.canary[0].Labels[naming.LabelDigest] != spec.Digest || st.canary[0].Labels[naming.LabelConfigHash] != spec.ConfigHash() {
 		return false
 	}
 	if spec.Canary.Policy.Baseline != (len(st.baseline) > 0) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
 	"github.com/releasekit/terraform-provider-release/internal/canary"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -128,7 +129,7 @@ func TestCanaryPromotesThroughEveryStep(t *testing.T) {
 	}
 	// The baseline is gone; revision 1 is stopped and kept for a rollback.
 	for _, c := range h.host.byLabels("production", 1) {
-		if c.Labels[LabelTrack] == TrackBaseline {
+		if naming.TrackOf(c.Labels) == naming.TrackBaseline {
 			t.Errorf("baseline %s still exists", c.Name)
 		}
 		if c.Running() {
@@ -174,7 +175,7 @@ func TestCanaryAbortsOnErrorsAtTheFirstStep(t *testing.T) {
 		t.Errorf("routed to %v, want %v", got, want)
 	}
 	for _, c := range h.host.containers {
-		if c.c.Labels[LabelRevision] == "2" || c.c.Labels[LabelTrack] == TrackBaseline {
+		if c.c.Labels[naming.LabelRevision] == "2" || naming.TrackOf(c.c.Labels) == naming.TrackBaseline {
 			t.Errorf("%s was left behind", c.c.Name)
 		}
 	}
@@ -264,7 +265,7 @@ func TestCanaryInterruptedThenResumed(t *testing.T) {
 		t.Errorf("looks = %d, want 6 (steps 2 and 3)", m.looks)
 	}
 	for _, c := range h.host.containers {
-		if c.c.Labels[LabelTrack] == TrackBaseline || (c.c.State == "running" && c.c.Labels[LabelRevision] != "2") {
+		if naming.TrackOf(c.c.Labels) == naming.TrackBaseline || (c.c.State == "running" && c.c.Labels[naming.LabelRevision] != "2") {
 			t.Errorf("%s (%s) left behind", c.c.Name, c.c.State)
 		}
 	}
@@ -336,7 +337,7 @@ func TestCanaryWhoseMetricsCannotBeReadNeverGetsTraffic(t *testing.T) {
 		t.Errorf("the route changed:\n%s", got)
 	}
 	for _, c := range h.host.containers {
-		if c.c.Labels[LabelRevision] != "1" || c.c.Labels[LabelTrack] == TrackBaseline {
+		if c.c.Labels[naming.LabelRevision] != "1" || naming.TrackOf(c.c.Labels) == naming.TrackBaseline {
 			t.Errorf("%s was left behind", c.c.Name)
 		}
 	}

@@ -12,31 +12,6 @@ import (
 	"time"
 )
 
-// Container labels. release.managed marks everything the provider owns.
-const (
-	LabelManaged     = "release.managed"
-	LabelKind        = "release.kind" // app or router
-	LabelEnvironment = "release.environment"
-	LabelService     = "release.service"
-	LabelImage       = "release.image"
-	LabelDigest      = "release.digest"
-	LabelRevision    = "release.revision"
-	LabelTrack       = "release.track"
-	LabelReplica     = "release.replica"
-	LabelDeployedAt  = "release.deployed_at"
-	LabelConfigHash  = "release.config_hash"
-	LabelRouter      = "release.router"
-	LabelHistory     = "release.history"
-	LabelPort        = "release.port"
-)
-
-// Tracks of a container.
-const (
-	TrackStable   = "stable"
-	TrackCanary   = "canary"
-	TrackBaseline = "baseline"
-)
-
 // HistoryEntry is one revision that served an environment.
 type HistoryEntry struct {
 	Revision   int
@@ -81,48 +56,4 @@ func decodeHistory(s string) []HistoryEntry {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Revision > out[j].Revision })
 	return out
-}
-
-func containerName(environment, service string, revision, replica int) string {
-	return fmt.Sprintf("%s-%s-r%d-%d", environment, service, revision, replica)
-}
-
-// baselineContainerName names a baseline container: the stable revision, run again beside a canary.
-func baselineContainerName(environment, service string, revision, replica int) string {
-	return fmt.Sprintf("%s-%s-b%d-%d", environment, service, revision, replica)
-}
-
-func serverName(revision, replica int) string {
-	return fmt.Sprintf("r%d-%d", revision, replica)
-}
-
-// trackServerName names a canary (c…) or baseline (b…) server; stable servers are r….
-func trackServerName(track string, revision, replica int) string {
-	switch track {
-	case TrackCanary:
-		return fmt.Sprintf("c%d-%d", revision, replica)
-	case TrackBaseline:
-		return fmt.Sprintf("b%d-%d", revision, replica)
-	}
-	return serverName(revision, replica)
-}
-
-// canaryOfServer reads the revision of a canary server c<rev>-<i>; 0 otherwise.
-func canaryOfServer(name string) int {
-	if !strings.HasPrefix(name, "c") {
-		return 0
-	}
-	rev, _, _ := strings.Cut(name[1:], "-")
-	n, _ := strconv.Atoi(rev)
-	return n
-}
-
-// revisionOfServer reads the revision back from a server name r<rev>-<i>.
-func revisionOfServer(name string) int {
-	if !strings.HasPrefix(name, "r") {
-		return 0
-	}
-	rev, _, _ := strings.Cut(name[1:], "-")
-	n, _ := strconv.Atoi(rev)
-	return n
 }

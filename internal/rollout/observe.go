@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -68,15 +69,15 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 	st := Status{}
 	byRev := map[int][]docker.Container{}
 	for _, c := range managed {
-		if c.Labels[LabelEnvironment] != environment || c.Labels[LabelService] != service || c.Labels[LabelKind] != "app" {
+		if c.Labels[naming.LabelEnvironment] != environment || c.Labels[naming.LabelService] != service || c.Labels[naming.LabelKind] != "app" {
 			continue
 		}
 		st.Containers = append(st.Containers, c)
-		if c.Labels[LabelTrack] == TrackBaseline {
+		if naming.TrackOf(c.Labels) == naming.TrackBaseline {
 			st.Baseline = append(st.Baseline, c)
 			continue
 		}
-		byRev[atoi(c.Labels[LabelRevision])] = append(byRev[atoi(c.Labels[LabelRevision])], c)
+		byRev[atoi(c.Labels[naming.LabelRevision])] = append(byRev[atoi(c.Labels[naming.LabelRevision])], c)
 	}
 	if len(st.Containers) == 0 {
 		return st
@@ -89,13 +90,14 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 	servers := router.ParseRouteServers(route)
 	canaryWeight, totalWeight := 0, 0
 	for _, s := range servers {
-		if r := revisionOfServer(s.Name); r > routed {
-			routed = r
+		name, _ := naming.ParseServerName(s.Name)
+		if name.Track == naming.TrackStable && name.Revision > routed {
+			routed = name.Revision
 		}
 		totalWeight += s.Weight
-		if r := canaryOfServer(s.Name); r > 0 {
+		if name.Track == naming.TrackCanary {
 			canaryWeight += s.Weight
-			st.Canary = &CanaryStatus{Revision: r}
+			st.Canary = &CanaryStatus{Revision: name.Revision}
 		}
 	}
 	if st.Canary != nil {
@@ -103,7 +105,7 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 			st.Canary.Weight = (100*canaryWeight + totalWeight/2) / totalWeight
 		}
 		if cs := byRev[st.Canary.Revision]; len(cs) > 0 {
-			st.Canary.Digest = cs[0].Labels[LabelDigest]
+			st.Canary.Digest = cs[0].Labels[naming.LabelDigest]
 		}
 		st.Drift = append(st.Drift, fmt.Sprintf("a canary of revision %d still gets %d%% of traffic: an apply was interrupted during it", st.Canary.Revision, st.Canary.Weight))
 	}
@@ -124,8 +126,8 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 	cs := byRev[routed]
 	if len(cs) > 0 {
 		l := cs[0].Labels
-		st.Image, st.Digest, st.ConfigHash = l[LabelImage], l[LabelDigest], l[LabelConfigHash]
-		if unix, err := strconv.ParseInt(l[LabelDeployedAt], 10, 64); err == nil {
+		st.Image, st.Digest, st.ConfigHash = l[naming.LabelImage], l[naming.LabelDigest], l[naming.LabelConfigHash]
+		if unix, err := strconv.ParseInt(l[naming.LabelDeployedAt], 10, 64); err == nil {
 			st.DeployedAt = time.Unix(unix, 0).UTC()
 		}
 	}
@@ -209,7 +211,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // ListManaged lists every container the provider manages on a host, in one call.
 func ListManaged(ctx context.Context, h Host) ([]docker.Container, error) {
-	return h.List(ctx, map[string]string{LabelManaged: "true"})
+	return h.List(ctx, map[string]string{naming.LabelManaged: "true"})
 }
 
 // mergeHistory gathers the earlier revisions from every container: the
@@ -219,11 +221,11 @@ func mergeHistory(current int, byRev map[int][]docker.Container) []HistoryEntry 
 	seen := map[int]HistoryEntry{}
 	for rev, cs := range byRev {
 		l := cs[0].Labels
-		for _, h := range decodeHistory(l[LabelHistory]) {
+		for _, h := range decodeHistory(l[naming.LabelHistory]) {
 			seen[h.Revision] = h
 		}
-		e := HistoryEntry{Revision: rev, Image: l[LabelImage], Digest: l[LabelDigest]}
-		if unix, err := strconv.ParseInt(l[LabelDeployedAt], 10, 64); err == nil {
+		e := HistoryEntry{Revision: rev, Image: l[naming.LabelImage], Digest: l[naming.LabelDigest]}
+		if unix, err := strconv.ParseInt(l[naming.LabelDeployedAt], 10, 64); err == nil {
 			e.DeployedAt = time.Unix(unix, 0).UTC()
 		}
 		seen[rev] = e

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -31,24 +32,24 @@ func digestOf(rev int) string {
 func obsContainer(env, svc string, rev, replica int, state, digest, history string) docker.Container {
 	return docker.Container{
 		ID:    fmt.Sprintf("id-%s-%s-r%d-%d", env, svc, rev, replica),
-		Name:  containerName(env, svc, rev, replica),
+		Name:  naming.ContainerName(env, svc, naming.TrackStable, rev, replica),
 		Image: repo + "@" + digest,
 		State: state,
 		Labels: map[string]string{
-			LabelManaged:     "true",
-			LabelKind:        "app",
-			LabelEnvironment: env,
-			LabelService:     svc,
-			LabelImage:       repo + "@" + digest,
-			LabelDigest:      digest,
-			LabelRevision:    strconv.Itoa(rev),
-			LabelReplica:     strconv.Itoa(replica),
-			LabelTrack:       TrackStable,
-			LabelDeployedAt:  strconv.FormatInt(deployedAt(rev).Unix(), 10),
-			LabelConfigHash:  "hash" + strconv.Itoa(rev),
-			LabelHistory:     history,
+			naming.LabelManaged:     "true",
+			naming.LabelKind:        "app",
+			naming.LabelEnvironment: env,
+			naming.LabelService:     svc,
+			naming.LabelImage:       repo + "@" + digest,
+			naming.LabelDigest:      digest,
+			naming.LabelRevision:    strconv.Itoa(rev),
+			naming.LabelReplica:     strconv.Itoa(replica),
+			naming.LabelTrack:       string(naming.TrackStable),
+			naming.LabelDeployedAt:  strconv.FormatInt(deployedAt(rev).Unix(), 10),
+			naming.LabelConfigHash:  "hash" + strconv.Itoa(rev),
+			naming.LabelHistory:     history,
 		},
-		IPs: map[string]string{NetworkName(env, svc): ip(rev, replica)},
+		IPs: map[string]string{naming.NetworkName(env, svc): ip(rev, replica)},
 	}
 }
 
@@ -59,7 +60,7 @@ func routeFile(t *testing.T, env, svc string, rev, replicas int) map[string][]by
 	t.Helper()
 	r := router.Route{Environment: env, Service: svc, ListenPort: 8080, HealthPath: "/healthz"}
 	for i := 1; i <= replicas; i++ {
-		r.Servers = append(r.Servers, router.Server{Name: serverName(rev, i), Address: ip(rev, i) + ":8080", Weight: 100})
+		r.Servers = append(r.Servers, router.Server{Name: naming.ServerName(naming.TrackStable, rev, i), Address: ip(rev, i) + ":8080", Weight: 100})
 	}
 	cfg, err := router.RenderRoute(r)
 	if err != nil {
@@ -105,7 +106,7 @@ func TestObserveNothingDeployed(t *testing.T) {
 	managed := concat(
 		[]docker.Container{obsContainer("staging", "web", 1, 1, "running", digest1, "")},
 		[]docker.Container{obsContainer("production", "api", 1, 1, "running", digest1, "")},
-		[]docker.Container{{ID: "router", State: "running", Labels: map[string]string{LabelManaged: "true", LabelKind: "router", LabelEnvironment: "production", LabelService: "web"}}},
+		[]docker.Container{{ID: "router", State: "running", Labels: map[string]string{naming.LabelManaged: "true", naming.LabelKind: "router", naming.LabelEnvironment: "production", naming.LabelService: "web"}}},
 	)
 	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 1, 1))
 	if st.Found || st.Revision != 0 || len(st.Containers) != 0 || len(st.Drift) != 0 {

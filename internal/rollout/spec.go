@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -58,12 +59,7 @@ func (s Spec) Network() string {
 	if s.SharedNetwork != "" {
 		return s.SharedNetwork
 	}
-	return NetworkName(s.Environment, s.Service)
-}
-
-// NetworkName is the user-defined network of an environment's service.
-func NetworkName(environment, service string) string {
-	return "release-" + environment + "-" + service
+	return naming.NetworkName(s.Environment, s.Service)
 }
 
 // ConfigHash identifies how containers are run, apart from their revision:
@@ -146,10 +142,10 @@ func routeFor(s Spec, containers []docker.Container) (string, []byte, error) {
 	}
 	for _, c := range containers {
 		r.Servers = append(r.Servers, router.Server{
-			Name:    serverName(atoi(c.Labels[LabelRevision]), atoi(c.Labels[LabelReplica])),
+			Name:    naming.ServerName(naming.TrackStable, atoi(c.Labels[naming.LabelRevision]), atoi(c.Labels[naming.LabelReplica])),
 			Address: c.IPs[s.Network()] + ":" + itoa(portOf(c, s)),
 			Weight:  100,
-			Track:   c.Labels[LabelTrack],
+			Track:   c.Labels[naming.LabelTrack],
 		})
 	}
 	cfg, err := router.RenderRoute(r)

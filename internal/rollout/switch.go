@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/probe"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
@@ -67,7 +68,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 	}
 	// The environment's own network, with the router on it (the listing tells, so a switch usually skips this).
 	if !routerOnNetwork(managed, spec) {
-		if _, err := d.Host.EnsureNetwork(ctx, spec.Network(), map[string]string{LabelManaged: "true", LabelEnvironment: spec.Environment, LabelService: spec.Service}); err != nil {
+		if _, err := d.Host.EnsureNetwork(ctx, spec.Network(), map[string]string{naming.LabelManaged: "true", naming.LabelEnvironment: spec.Environment, naming.LabelService: spec.Service}); err != nil {
 			return Result{}, err
 		}
 		if err := d.Host.ConnectNetwork(ctx, spec.Network(), spec.Router.ContainerID); err != nil {
@@ -100,7 +101,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 	byRev := map[int][]docker.Container{}
 	maxRev := 0
 	for _, c := range before.Containers {
-		rev := atoi(c.Labels[LabelRevision])
+		rev := atoi(c.Labels[naming.LabelRevision])
 		byRev[rev] = append(byRev[rev], c)
 		if rev > maxRev {
 			maxRev = rev
@@ -124,7 +125,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 	default:
 		for _, rev := range before.Retained {
 			cs := byRev[rev]
-			if len(cs) == spec.Replicas && cs[0].Labels[LabelDigest] == spec.Digest && cs[0].Labels[LabelConfigHash] == hash {
+			if len(cs) == spec.Replicas && cs[0].Labels[naming.LabelDigest] == spec.Digest && cs[0].Labels[naming.LabelConfigHash] == hash {
 				targetRev, target, reused = rev, cs, true
 				break
 			}
@@ -141,9 +142,9 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 	// environment has one. A rollback to a retained revision does not: it
 	// served before, and a rollback should be quick.
 	asCanary := spec.Canary != nil && target == nil && before.Revision > 0 && before.Running > 0
-	track := TrackStable
+	track := naming.TrackStable
 	if asCanary {
-		track = TrackCanary
+		track = naming.TrackCanary
 	}
 
 	var created []string
@@ -269,7 +270,7 @@ func (d *Deployer) registryAuth(image string) string {
 	return d.RegistryAuth(image)
 }
 
-func (d *Deployer) containerSpec(spec Spec, rev, replica int, track, hash string, history []HistoryEntry, probeBin []byte) docker.ContainerSpec {
+func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track, hash string, history []HistoryEntry, probeBin []byte) docker.ContainerSpec {
 	env := make([]string, 0, len(spec.Env)+3)
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
@@ -280,30 +281,27 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, track, hash string
 		env = append(env, k+"="+spec.Env[k])
 	}
 	env = append(env, "RELEASE_ENVIRONMENT="+spec.Environment, "RELEASE_SERVICE="+spec.Service, "RELEASE_REVISION="+strconv.Itoa(rev))
-	name := containerName(spec.Environment, spec.Service, rev, replica)
-	if track == TrackBaseline {
-		name = baselineContainerName(spec.Environment, spec.Service, rev, replica)
-	}
+	name := naming.ContainerName(spec.Environment, spec.Service, track, rev, replica)
 	return docker.ContainerSpec{
 		Name:  name,
 		Image: spec.Image,
 		Cmd:   spec.Command,
 		Env:   env,
 		Labels: map[string]string{
-			LabelManaged:     "true",
-			LabelKind:        "app",
-			LabelEnvironment: spec.Environment,
-			LabelService:     spec.Service,
-			LabelImage:       spec.Image,
-			LabelDigest:      spec.Digest,
-			LabelRevision:    strconv.Itoa(rev),
-			LabelReplica:     strconv.Itoa(replica),
-			LabelTrack:       track,
-			LabelPort:        strconv.Itoa(spec.Port),
-			LabelDeployedAt:  strconv.FormatInt(d.Clock.Now().Unix(), 10),
-			LabelConfigHash:  hash,
-			LabelRouter:      spec.Router.Name,
-			LabelHistory:     encodeHistory(history),
+			naming.LabelManaged:     "true",
+			naming.LabelKind:        "app",
+			naming.LabelEnvironment: spec.Environment,
+			naming.LabelService:     spec.Service,
+			naming.LabelImage:       spec.Image,
+			naming.LabelDigest:      spec.Digest,
+			naming.LabelRevision:    strconv.Itoa(rev),
+			naming.LabelReplica:     strconv.Itoa(replica),
+			naming.LabelTrack:       string(track),
+			naming.LabelPort:        strconv.Itoa(spec.Port),
+			naming.LabelDeployedAt:  strconv.FormatInt(d.Clock.Now().Unix(), 10),
+			naming.LabelConfigHash:  hash,
+			naming.LabelRouter:      spec.Router.Name,
+			naming.LabelHistory:     encodeHistory(history),
 		},
 		Network: spec.Network(),
 		Health: &docker.HealthCheck{
@@ -428,9 +426,9 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Co
 			continue // a resumed canary's baseline is both observed and carried
 		}
 		seen[c.ID] = true
-		rev := atoi(c.Labels[LabelRevision])
+		rev := atoi(c.Labels[naming.LabelRevision])
 		switch {
-		case c.Labels[LabelTrack] == TrackBaseline:
+		case naming.TrackOf(c.Labels) == naming.TrackBaseline:
 			d.log("removing the baseline", "container", c.Name)
 			remove = append(remove, c.ID)
 		case rev != serving:
@@ -529,7 +527,7 @@ func (d *Deployer) Destroy(ctx context.Context, environment, service, routerID s
 		return err
 	}
 	for _, c := range managed {
-		if c.Labels[LabelEnvironment] == environment && c.Labels[LabelService] == service && c.Labels[LabelKind] == "app" {
+		if c.Labels[naming.LabelEnvironment] == environment && c.Labels[naming.LabelService] == service && c.Labels[naming.LabelKind] == "app" {
 			if c.Running() {
 				_ = d.Host.Stop(ctx, c.ID, stopTimeout)
 			}
@@ -537,8 +535,8 @@ func (d *Deployer) Destroy(ctx context.Context, environment, service, routerID s
 		}
 	}
 	if routerID != "" {
-		errs = append(errs, d.Host.DisconnectNetwork(ctx, NetworkName(environment, service), routerID))
+		errs = append(errs, d.Host.DisconnectNetwork(ctx, naming.NetworkName(environment, service), routerID))
 	}
-	errs = append(errs, d.Host.RemoveNetwork(ctx, NetworkName(environment, service)))
+	errs = append(errs, d.Host.RemoveNetwork(ctx, naming.NetworkName(environment, service)))
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/probe"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
@@ -333,7 +334,7 @@ func (h *fakeHost) byLabels(env string, rev int) []docker.Container {
 	defer h.mu.Unlock()
 	var out []docker.Container
 	for _, fc := range h.containers {
-		if fc.c.Labels[LabelEnvironment] == env && (rev == 0 || fc.c.Labels[LabelRevision] == fmt.Sprint(rev)) {
+		if fc.c.Labels[naming.LabelEnvironment] == env && (rev == 0 || fc.c.Labels[naming.LabelRevision] == fmt.Sprint(rev)) {
 			out = append(out, h.view(fc))
 		}
 	}
@@ -534,20 +535,20 @@ func TestDeployFirstRevision(t *testing.T) {
 			t.Errorf("container name %q, want %q", cs.Name, want)
 		}
 		wantLabels := map[string]string{
-			LabelManaged:     "true",
-			LabelKind:        "app",
-			LabelEnvironment: "production",
-			LabelService:     "web",
-			LabelImage:       spec.Image,
-			LabelDigest:      digest1,
-			LabelRevision:    "1",
-			LabelReplica:     fmt.Sprint(replica),
-			LabelTrack:       TrackStable,
-			LabelPort:        "8080",
-			LabelDeployedAt:  fmt.Sprint(cs.Labels[LabelDeployedAt]),
-			LabelConfigHash:  spec.ConfigHash(),
-			LabelRouter:      "edge",
-			LabelHistory:     "",
+			naming.LabelManaged:     "true",
+			naming.LabelKind:        "app",
+			naming.LabelEnvironment: "production",
+			naming.LabelService:     "web",
+			naming.LabelImage:       spec.Image,
+			naming.LabelDigest:      digest1,
+			naming.LabelRevision:    "1",
+			naming.LabelReplica:     fmt.Sprint(replica),
+			naming.LabelTrack:       string(naming.TrackStable),
+			naming.LabelPort:        "8080",
+			naming.LabelDeployedAt:  fmt.Sprint(cs.Labels[naming.LabelDeployedAt]),
+			naming.LabelConfigHash:  spec.ConfigHash(),
+			naming.LabelRouter:      "edge",
+			naming.LabelHistory:     "",
 		}
 		if !reflect.DeepEqual(cs.Labels, wantLabels) {
 			t.Errorf("labels of %s =\n%v\nwant\n%v", cs.Name, cs.Labels, wantLabels)
@@ -582,7 +583,7 @@ func TestDeployFirstRevision(t *testing.T) {
 		if !c.Running() || c.Health != "healthy" {
 			t.Errorf("%s is %s/%s", c.Name, c.State, c.Health)
 		}
-		want = append(want, router.Server{Name: "r1-" + c.Labels[LabelReplica], Address: c.IPs["release-production-web"] + ":8080", Weight: 100})
+		want = append(want, router.Server{Name: "r1-" + c.Labels[naming.LabelReplica], Address: c.IPs["release-production-web"] + ":8080", Weight: 100})
 	}
 	if got := router.ParseRouteServers(h.route("production")); !reflect.DeepEqual(got, want) {
 		t.Errorf("route servers = %+v, want %+v", got, want)
@@ -650,9 +651,9 @@ func TestDeploySwitchToNewDigest(t *testing.T) {
 	}
 	// The new containers carry the revision they replaced.
 	for _, c := range h.host.byLabels("production", 2) {
-		h := decodeHistory(c.Labels[LabelHistory])
+		h := decodeHistory(c.Labels[naming.LabelHistory])
 		if len(h) != 1 || h[0].Revision != 1 || h[0].Digest != digest1 {
-			t.Errorf("%s history label = %q", c.Name, c.Labels[LabelHistory])
+			t.Errorf("%s history label = %q", c.Name, c.Labels[naming.LabelHistory])
 		}
 	}
 	// No downtime: the route moved before the old revision stopped, and after the new one started.
@@ -796,7 +797,7 @@ func TestDeployUnhealthyRevisionLeavesTrafficAlone(t *testing.T) {
 			h := newHarness(t)
 			h.deploy(webSpec("production", digest1))
 			h.host.behaviour = func(s docker.ContainerSpec) string {
-				if s.Labels[LabelDigest] == digest2 {
+				if s.Labels[naming.LabelDigest] == digest2 {
 					return b.behaviour
 				}
 				return healthy
@@ -864,7 +865,7 @@ func TestDeployUnhealthyRollbackKeepsRetainedRevision(t *testing.T) {
 	route := append([]byte(nil), h.route("production")...)
 	// Revision 1 no longer starts healthy (its database is gone, say).
 	h.host.behaviour = func(s docker.ContainerSpec) string {
-		if s.Labels[LabelDigest] == digest1 {
+		if s.Labels[naming.LabelDigest] == digest1 {
 			return unhealthy
 		}
 		return healthy
@@ -976,7 +977,7 @@ func TestDeployAfterRollbackNumbersAfterTheNewest(t *testing.T) {
 	}
 	// Revision 3 records both earlier revisions in its own label.
 	for _, c := range h.host.byLabels("production", 3) {
-		if got := revisions(decodeHistory(c.Labels[LabelHistory])); !reflect.DeepEqual(got, []int{2, 1}) {
+		if got := revisions(decodeHistory(c.Labels[naming.LabelHistory])); !reflect.DeepEqual(got, []int{2, 1}) {
 			t.Errorf("%s history label = %v, want [2 1]", c.Name, got)
 		}
 	}

@@ -9,15 +9,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
-)
-
-// Labels of a router container; its settings live in them so that import
-// and drift detection need nothing but the container.
-const (
-	LabelRouter      = "release.router"
-	LabelPorts       = "release.router.ports"
-	LabelMetricsPort = "release.router.metrics_port"
-	LabelNetwork     = "release.router.network"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
 // Spec is a router container.
@@ -57,14 +49,14 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 	if err := e.EnsureImage(ctx, s.Image, registryAuth); err != nil {
 		return "", err
 	}
-	labels := map[string]string{"release.managed": "true", "release.kind": "router", LabelRouter: s.Name}
+	labels := map[string]string{naming.LabelManaged: "true", naming.LabelKind: string(naming.KindRouter), naming.LabelRouter: s.Name}
 	if _, err := e.EnsureNetwork(ctx, s.Network, labels); err != nil {
 		return "", err
 	}
 	if err := e.EnsureVolume(ctx, VolumeName(s.Name), labels); err != nil {
 		return "", err
 	}
-	for k, v := range map[string]string{LabelPorts: formatPorts(s.Ports), LabelMetricsPort: strconv.Itoa(s.MetricsPort), LabelNetwork: s.Network} {
+	for k, v := range map[string]string{naming.LabelRouterPorts: formatPorts(s.Ports), naming.LabelRouterMetricsPort: strconv.Itoa(s.MetricsPort), naming.LabelRouterNetwork: s.Network} {
 		labels[k] = v
 	}
 	id, err := e.Create(ctx, docker.ContainerSpec{
@@ -177,7 +169,7 @@ func Destroy(ctx context.Context, e Engine, name, network string) error {
 	if err != nil || !found {
 		return err
 	}
-	if labels[LabelRouter] == name {
+	if labels[naming.LabelRouter] == name {
 		return e.RemoveNetwork(ctx, network)
 	}
 	return nil
@@ -202,8 +194,8 @@ func Observe(ctx context.Context, e Engine, name string) (Observed, error) {
 		return Observed{}, err
 	}
 	o := Observed{Found: true, ID: c.ID, Running: c.Running()}
-	o.Spec = Spec{Name: name, Image: c.Image, Network: c.Labels[LabelNetwork], Ports: parsePorts(c.Labels[LabelPorts])}
-	o.Spec.MetricsPort, _ = strconv.Atoi(c.Labels[LabelMetricsPort])
+	o.Spec = Spec{Name: name, Image: c.Image, Network: c.Labels[naming.LabelRouterNetwork], Ports: parsePorts(c.Labels[naming.LabelRouterPorts])}
+	o.Spec.MetricsPort, _ = strconv.Atoi(c.Labels[naming.LabelRouterMetricsPort])
 	if !o.Running {
 		o.Drift = append(o.Drift, "the router container is "+c.State)
 		return o, nil

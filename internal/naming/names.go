@@ -1,0 +1,62 @@
+package naming
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// trackLetters name a router server's track in its first letter.
+var trackLetters = map[Track]string{TrackStable: "r", TrackCanary: "c", TrackBaseline: "b"}
+
+// ServerName names a container in the router: r<rev>-<replica> for stable,
+// c… for a canary, b… for a baseline.
+func ServerName(track Track, revision, replica int) string {
+	letter, ok := trackLetters[track]
+	if !ok {
+		letter = trackLetters[TrackStable]
+	}
+	return fmt.Sprintf("%s%d-%d", letter, revision, replica)
+}
+
+// Server is a router server name read back.
+type Server struct {
+	Track    Track
+	Revision int
+	Replica  int
+}
+
+// ParseServerName reads a name ServerName wrote; ok is false for any other.
+func ParseServerName(name string) (s Server, ok bool) {
+	if name == "" {
+		return Server{}, false
+	}
+	for track, letter := range trackLetters {
+		if name[:1] != letter {
+			continue
+		}
+		rev, replica, found := strings.Cut(name[1:], "-")
+		r, err1 := strconv.Atoi(rev)
+		n, err2 := strconv.Atoi(replica)
+		if !found || err1 != nil || err2 != nil || r < 1 || n < 1 || strconv.Itoa(r) != rev || strconv.Itoa(n) != replica {
+			return Server{}, false
+		}
+		return Server{Track: track, Revision: r, Replica: n}, true
+	}
+	return Server{}, false
+}
+
+// ContainerName names an application container. A baseline runs the stable
+// revision again, so its name says so (b) to stay apart from the original (r).
+func ContainerName(environment, service string, track Track, revision, replica int) string {
+	letter := "r"
+	if track == TrackBaseline {
+		letter = "b"
+	}
+	return fmt.Sprintf("%s-%s-%s%d-%d", environment, service, letter, revision, replica)
+}
+
+// NetworkName is the user-defined network of an environment's service.
+func NetworkName(environment, service string) string {
+	return "release-" + environment + "-" + service
+}

@@ -209,7 +209,7 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 		routes:   routes,
 		snapshot: &hostSnapshot{},
 	}
-	data.deployer = &rollout.Deployer{Host: engine, Routes: routes, Clock: rollout.RealClock{}, RegistryAuth: data.pullAuth}
+	data.deployer = &rollout.Deployer{Host: engine, Routes: routes, Clock: rollout.RealClock{}, RegistryAuth: data.pullAuth, Metrics: canaryMetricsSource{data}}
 	data.registry.UserAgent = "terraform-provider-release/" + p.version
 	resp.ResourceData = data
 	resp.DataSourceData = data

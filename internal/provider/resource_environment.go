@@ -394,7 +394,7 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 				spec.Router.Name, spec.Router.ListenPort, listenerList(o.Spec)))
 		return
 	}
-	spec.Router.ContainerID = o.ID
+	spec.Router.ContainerID, spec.Router.MetricsPort = o.ID, o.Spec.MetricsPort
 	if other := r.listenerTaken(ctx, spec); other != "" {
 		diags.AddAttributeError(path.Root("listen_port"), "Listener Already Used",
 			fmt.Sprintf("Port %d of router %q already serves %s. Give each environment's service its own listen_port.", spec.Router.ListenPort, spec.Router.Name, other))
@@ -418,7 +418,7 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 			return
 		}
 		policy = p
-		spec.Canary = &rollout.CanaryRun{Policy: p, Metrics: r.canaryMetrics(ctx, p, o.Spec.MetricsPort)}
+		spec.Canary = &policy
 	}
 	res, err := deployer.Deploy(ctx, spec)
 	if policy.ReportPath != "" && res.CanaryReport != "" {
@@ -748,32 +748,6 @@ func orNone(s string) string {
 		return "nothing"
 	}
 	return s
-}
-
-// canaryMetrics builds what samples a canary: the router's per-server
-// counters, read through the Docker API, and Prometheus when the policy names one.
-func (r *environmentResource) canaryMetrics(ctx context.Context, p canary.Policy, metricsPort int) func(canary.Target, string) (rollout.CanaryMetrics, error) {
-	return func(t canary.Target, routerID string) (rollout.CanaryMetrics, error) {
-		arch, err := r.data.engine.Architecture(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if err := r.data.routes.InstallProbe(ctx, routerID, arch); err != nil {
-			return nil, fmt.Errorf("placing the metrics reader in the router: %w", err)
-		}
-		backend := router.BackendName(t.Environment, t.Service)
-		c := &canary.Collector{Policy: p, Target: t, Router: func(ctx context.Context) (map[string]router.ServerCounts, error) {
-			return r.data.routes.ScrapeServers(ctx, routerID, metricsPort, backend)
-		}}
-		if p.Analysis.Prometheus != nil {
-			prom, err := canary.NewPrometheus(*p.Analysis.Prometheus)
-			if err != nil {
-				return nil, err
-			}
-			c.Prometheus = prom
-		}
-		return c, nil
-	}
 }
 
 // retainedCandidate is the revision of the history, within history_limit,

@@ -16,6 +16,13 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
+// metricsFunc is a MetricsSource from a function.
+type metricsFunc func(t canary.Target) (CanaryMetrics, error)
+
+func (f metricsFunc) Open(_ context.Context, _ canary.Policy, t canary.Target, _ RouterRef) (CanaryMetrics, error) {
+	return f(t)
+}
+
 // fakeMetrics serves samples from a function of the look number.
 type fakeMetrics struct {
 	mu      sync.Mutex
@@ -64,10 +71,11 @@ func testPolicy(baseline bool) canary.Policy {
 }
 
 func (h *harness) withCanary(spec Spec, p canary.Policy, m *fakeMetrics) Spec {
-	spec.Canary = &CanaryRun{Policy: p, Metrics: func(t canary.Target, routerID string) (CanaryMetrics, error) {
+	spec.Canary = &p
+	h.d.Metrics = metricsFunc(func(t canary.Target) (CanaryMetrics, error) {
 		m.targets = append(m.targets, t)
 		return m, nil
-	}}
+	})
 	return spec
 }
 
@@ -212,8 +220,8 @@ func TestCanaryFirstReleaseAndRollbackAreHardSwitches(t *testing.T) {
 	h.deploy(h.withCanary(webSpec("production", digest2), testPolicy(true), m))
 	looks := m.looks
 	res := h.deploy(h.withCanary(webSpec("production", digest1), testPolicy(true), m))
-	if !res.Reused || m.looks != looks || len(m.targets) != 1 {
-		t.Errorf("reused %v, looks %d -> %d, canaries %d: the first release and the rollback must not run a canary", res.Reused, looks, m.looks, len(m.targets))
+	if !(res.Decision.Kind == Rollback) || m.looks != looks || len(m.targets) != 1 {
+		t.Errorf("reused %v, looks %d -> %d, canaries %d: the first release and the rollback must not run a canary", (res.Decision.Kind == Rollback), looks, m.looks, len(m.targets))
 	}
 }
 
@@ -325,9 +333,11 @@ func TestCanaryWhoseMetricsCannotBeReadNeverGetsTraffic(t *testing.T) {
 	h.deploy(webSpec("production", digest1))
 	before := string(h.route("production"))
 	spec := webSpec("production", digest2)
-	spec.Canary = &CanaryRun{Policy: testPolicy(true), Metrics: func(canary.Target, string) (CanaryMetrics, error) {
+	p := testPolicy(true)
+	spec.Canary = &p
+	h.d.Metrics = metricsFunc(func(canary.Target) (CanaryMetrics, error) {
 		return nil, errors.New("the environment variable PROM_PASSWORD (password_env) is empty")
-	}}
+	})
 	_, err := h.d.Deploy(h.ctx, spec)
 	var metricsErr *CanaryMetricsError
 	if !errors.As(err, &metricsErr) || !strings.Contains(err.Error(), "PROM_PASSWORD") {

@@ -1,16 +1,14 @@
 package rollout
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"sort"
 	"time"
 
-	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
-	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
 // Spec is what an environment should run.
@@ -34,7 +32,10 @@ type Spec struct {
 	SharedNetwork string
 	// Canary, when set, releases a new revision as a canary whenever a
 	// stable revision serves (a first release is a hard switch).
-	Canary *CanaryRun
+	Canary *canary.Policy
+	// Planned is the decision the plan showed (Decision.String); when set,
+	// Deploy does nothing if the host now leads to another.
+	Planned string
 }
 
 // Health is the gate a new container passes before it gets traffic.
@@ -52,6 +53,8 @@ type RouterRef struct {
 	Name        string
 	ContainerID string
 	ListenPort  int
+	// MetricsPort is where the router's exporter answers, inside its container.
+	MetricsPort int
 }
 
 // Network is the network the containers run on, which the router joins.
@@ -84,70 +87,4 @@ func (s Spec) ConfigHash() string {
 	}{s.Image, s.Port, env, s.Command, s.Health, s.SharedNetwork})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
-}
-
-// Host is the Docker side of a rollout.
-type Host interface {
-	List(ctx context.Context, labels map[string]string) ([]docker.Container, error)
-	Inspect(ctx context.Context, id string) (docker.Container, error)
-	Create(ctx context.Context, spec docker.ContainerSpec) (string, error)
-	Start(ctx context.Context, id string) error
-	Stop(ctx context.Context, id string, timeout time.Duration) error
-	Remove(ctx context.Context, id string) error
-	Logs(ctx context.Context, id string, tail int) (string, error)
-	EnsureImage(ctx context.Context, ref, registryAuth string) error
-	EnsureNetwork(ctx context.Context, name string, labels map[string]string) (bool, error)
-	ConnectNetwork(ctx context.Context, network, containerID string) error
-	DisconnectNetwork(ctx context.Context, network, containerID string) error
-	RemoveNetwork(ctx context.Context, name string) error
-	Architecture(ctx context.Context) (string, error)
-}
-
-// Routes is the router side of a rollout.
-type Routes interface {
-	Files(ctx context.Context, routerID string) (map[string][]byte, error)
-	Apply(ctx context.Context, routerID string, files map[string][]byte) error
-}
-
-// Clock lets tests drive time.
-type Clock interface {
-	Now() time.Time
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-// RealClock is the wall clock.
-type RealClock struct{}
-
-func (RealClock) Now() time.Time { return time.Now() }
-
-func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// routeFor renders the route that sends traffic to the given containers.
-func routeFor(s Spec, containers []docker.Container) (string, []byte, error) {
-	r := router.Route{
-		Environment:   s.Environment,
-		Service:       s.Service,
-		ListenPort:    s.Router.ListenPort,
-		HealthPath:    s.Health.Path,
-		CheckInterval: s.Health.Interval,
-	}
-	for _, c := range containers {
-		r.Servers = append(r.Servers, router.Server{
-			Name:    naming.ServerName(naming.TrackStable, atoi(c.Labels[naming.LabelRevision]), atoi(c.Labels[naming.LabelReplica])),
-			Address: c.IPs[s.Network()] + ":" + itoa(portOf(c, s)),
-			Weight:  100,
-			Track:   c.Labels[naming.LabelTrack],
-		})
-	}
-	cfg, err := router.RenderRoute(r)
-	return r.FileName(), cfg, err
 }

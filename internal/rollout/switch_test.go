@@ -511,8 +511,8 @@ func TestDeployFirstRevision(t *testing.T) {
 	if want := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC); !st.DeployedAt.Equal(want) {
 		t.Errorf("DeployedAt = %v, want %v", st.DeployedAt, want)
 	}
-	if len(st.Drift) != 0 || len(st.History) != 0 || len(st.Retained) != 0 || res.Reused {
-		t.Errorf("a first deploy has drift %q, history %v, retained %v, reused %v", st.Drift, st.History, st.Retained, res.Reused)
+	if len(st.Drift) != 0 || len(st.History) != 0 || len(st.Retained) != 0 || (res.Decision.Kind == Rollback) {
+		t.Errorf("a first deploy has drift %q, history %v, retained %v, reused %v", st.Drift, st.History, st.Retained, (res.Decision.Kind == Rollback))
 	}
 	if res.HealthyAfter < 2*spec.Health.Interval || res.HealthyAfter > spec.Health.StartTimeout {
 		t.Errorf("HealthyAfter = %s, want the time of %d checks every %s", res.HealthyAfter, spec.Health.HealthyThreshold, spec.Health.Interval)
@@ -608,8 +608,8 @@ func TestDeploySameReleaseChangesNothing(t *testing.T) {
 	n := len(h.events)
 
 	res := h.deploy(spec)
-	if res.Status.Revision != 1 || res.Reused || len(res.Status.Drift) != 0 {
-		t.Errorf("second apply: revision %d, reused %v, drift %q", res.Status.Revision, res.Reused, res.Status.Drift)
+	if res.Status.Revision != 1 || (res.Decision.Kind == Rollback) || len(res.Status.Drift) != 0 {
+		t.Errorf("second apply: revision %d, reused %v, drift %q", res.Status.Revision, (res.Decision.Kind == Rollback), res.Status.Drift)
 	}
 	if extra := h.events[n:]; len(extra) != 0 {
 		t.Errorf("an apply without changes did %v", extra)
@@ -627,8 +627,8 @@ func TestDeploySwitchToNewDigest(t *testing.T) {
 
 	res := h.deploy(webSpec("production", digest2))
 	st := res.Status
-	if st.Revision != 2 || st.Digest != digest2 || st.Running != 2 || res.Reused {
-		t.Errorf("Status = revision %d (%s), %d running, reused %v; want revision 2 of digest2", st.Revision, st.Digest, st.Running, res.Reused)
+	if st.Revision != 2 || st.Digest != digest2 || st.Running != 2 || (res.Decision.Kind == Rollback) {
+		t.Errorf("Status = revision %d (%s), %d running, reused %v; want revision 2 of digest2", st.Revision, st.Digest, st.Running, (res.Decision.Kind == Rollback))
 	}
 	if got, want := h.routedNames("production"), []string{"r2-1", "r2-2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("routed to %v, want %v", got, want)
@@ -673,7 +673,7 @@ func TestDeployRollbackReusesRetainedRevision(t *testing.T) {
 
 	res := h.deploy(webSpec("production", digest1))
 	st := res.Status
-	if !res.Reused {
+	if !(res.Decision.Kind == Rollback) {
 		t.Errorf("Reused = false, want the retained revision 1 restarted")
 	}
 	if len(h.host.creates) != creates {
@@ -720,8 +720,8 @@ func TestDeployRollbackReusesRetainedRevision(t *testing.T) {
 
 	// Forward again to digest2: revision 2 is reused in its turn.
 	res = h.deploy(webSpec("production", digest2))
-	if !res.Reused || res.Status.Revision != 2 || len(h.host.creates) != creates {
-		t.Errorf("forward again: reused %v, revision %d, %d new containers", res.Reused, res.Status.Revision, len(h.host.creates)-creates)
+	if !(res.Decision.Kind == Rollback) || res.Status.Revision != 2 || len(h.host.creates) != creates {
+		t.Errorf("forward again: reused %v, revision %d, %d new containers", (res.Decision.Kind == Rollback), res.Status.Revision, len(h.host.creates)-creates)
 	}
 }
 
@@ -732,8 +732,8 @@ func TestDeployRollbackWithOtherSettingsIsANewRevision(t *testing.T) {
 	spec := webSpec("production", digest1)
 	spec.Env["MODE"] = "debug"
 	res := h.deploy(spec)
-	if res.Reused || res.Status.Revision != 3 {
-		t.Errorf("changed settings: reused %v, revision %d; want a new revision 3", res.Reused, res.Status.Revision)
+	if (res.Decision.Kind == Rollback) || res.Status.Revision != 3 {
+		t.Errorf("changed settings: reused %v, revision %d; want a new revision 3", (res.Decision.Kind == Rollback), res.Status.Revision)
 	}
 	if got, want := h.routedNames("production"), []string{"r3-1", "r3-2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("routed to %v, want %v", got, want)
@@ -780,8 +780,8 @@ func TestDeployHistoryLimitPrunesOldest(t *testing.T) {
 	// A rollback to a pruned revision is a new revision with a pull.
 	pulls := h.host.pulls[repo+"@"+digest1]
 	res = h.deploy(spec(digest1))
-	if res.Reused || res.Status.Revision != 5 || h.host.pulls[repo+"@"+digest1] != pulls+1 {
-		t.Errorf("rollback to a pruned revision: reused %v, revision %d, pulls %d", res.Reused, res.Status.Revision, h.host.pulls[repo+"@"+digest1]-pulls)
+	if (res.Decision.Kind == Rollback) || res.Status.Revision != 5 || h.host.pulls[repo+"@"+digest1] != pulls+1 {
+		t.Errorf("rollback to a pruned revision: reused %v, revision %d, pulls %d", (res.Decision.Kind == Rollback), res.Status.Revision, h.host.pulls[repo+"@"+digest1]-pulls)
 	}
 }
 
@@ -966,8 +966,8 @@ func TestDeployAfterRollbackNumbersAfterTheNewest(t *testing.T) {
 	h.deploy(webSpec("production", digest1)) // rollback: revision 1 serves, 2 is retained
 	res := h.deploy(webSpec("production", digest3))
 	st := res.Status
-	if st.Revision != 3 || st.Digest != digest3 || res.Reused {
-		t.Errorf("Status = revision %d (%s), reused %v; want a new revision 3", st.Revision, st.Digest, res.Reused)
+	if st.Revision != 3 || st.Digest != digest3 || (res.Decision.Kind == Rollback) {
+		t.Errorf("Status = revision %d (%s), reused %v; want a new revision 3", st.Revision, st.Digest, (res.Decision.Kind == Rollback))
 	}
 	if want := []int{2, 1}; !reflect.DeepEqual(st.Retained, want) {
 		t.Errorf("Retained = %v, want %v", st.Retained, want)

@@ -1,7 +1,3 @@
-// Package rollout decides and carries out what happens to an environment's
-// containers and route: the hard switch, its health gate, the history kept
-// for rollback, drift repair and teardown. Labels on the containers are the
-// record, so a crash at any step leaves a state that Observe reads back.
 package rollout
 
 import (

@@ -1,0 +1,193 @@
+package rollout
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/releasekit/terraform-provider-release/internal/canary"
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// revisionOf is a revision's two replicas as the spec would have run them.
+func revisionOf(spec Spec, rev int, state, digest string, track naming.Track) []docker.Container {
+	s := spec
+	s.Image, s.Digest = repo+"@"+digest, digest
+	cs := pair(rev, state, digest, "")
+	for i := range cs {
+		cs[i].Labels[naming.LabelConfigHash] = s.ConfigHash()
+		cs[i].Labels[naming.LabelTrack] = string(track)
+		if track == naming.TrackBaseline {
+			cs[i].ID += "-baseline"
+			cs[i].Name = naming.ContainerName("production", "web", track, rev, i+1)
+		}
+	}
+	return cs
+}
+
+// splitRoute routes weight percent to the canary revision and the rest to stable.
+func splitRoute(t *testing.T, stable, canaryRev, weight int) map[string][]byte {
+	t.Helper()
+	r := router.Route{Environment: "production", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Sticky: true}
+	for i := 1; i <= 2; i++ {
+		r.Servers = append(r.Servers,
+			router.Server{Name: naming.ServerName(naming.TrackStable, stable, i), Address: ip(stable, i) + ":8080", Weight: 100 - weight},
+			router.Server{Name: naming.ServerName(naming.TrackCanary, canaryRev, i), Address: ip(canaryRev, i) + ":8080", Weight: weight})
+	}
+	cfg, err := router.RenderRoute(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{router.BaseFile: []byte("base"), r.FileName(): cfg}
+}
+
+func TestDecide(t *testing.T) {
+	plain := webSpec("production", digest1)
+	withPolicy := func(digest, onInterrupt string) Spec {
+		s := webSpec("production", digest)
+		p := testPolicy(false)
+		p.OnInterrupt = onInterrupt
+		s.Canary = &p
+		return s
+	}
+	v2 := webSpec("production", digest2)
+	for _, tc := range []struct {
+		name       string
+		containers []docker.Container
+		route      func(t *testing.T) map[string][]byte
+		spec       Spec
+		want       Kind
+		revision   int
+		rollout    string // a part of Decision.String()
+		check      func(t *testing.T, d Decision)
+	}{
+		{
+			name: "nothing on the host", spec: plain,
+			want: FirstRelease, revision: 1, rollout: "hard switch (first release)",
+		},
+		{
+			name:       "the serving release again, a container stopped",
+			containers: concat(revisionOf(plain, 1, "running", digest1, naming.TrackStable)[:1], revisionOf(plain, 1, "exited", digest1, naming.TrackStable)[1:]),
+			route:      func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 1, 2) },
+			spec:       plain, want: Repair, revision: 1, rollout: "repair of revision 1",
+		},
+		{
+			name:       "the image of a retained revision",
+			containers: concat(revisionOf(plain, 1, "exited", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackStable)),
+			route:      func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 2, 2) },
+			spec:       plain, want: Rollback, revision: 1, rollout: "rollback to revision 1: a hard switch to its retained containers",
+		},
+		{
+			name:       "a new digest without a canary",
+			containers: revisionOf(plain, 1, "running", digest1, naming.TrackStable),
+			route:      func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 1, 2) },
+			spec:       v2, want: HardSwitch, revision: 2, rollout: "hard switch",
+			check: func(t *testing.T, d Decision) {
+				if d.String() != "hard switch" {
+					t.Errorf("String() = %q, want exactly %q", d.String(), "hard switch")
+				}
+			},
+		},
+		{
+			name:       "a new digest with a canary",
+			containers: revisionOf(plain, 1, "running", digest1, naming.TrackStable),
+			route:      func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 1, 2) },
+			spec:       withPolicy(digest2, "abort"), want: Canary, revision: 2, rollout: "canary: 10% for 30s → 25% for 30s → 50% for 30s → 100%",
+		},
+		{
+			// The plan used to say canary here while the apply did a hard switch.
+			name:       "a canary policy, but the serving containers are stopped",
+			containers: revisionOf(plain, 1, "exited", digest1, naming.TrackStable),
+			route:      func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 1, 2) },
+			spec:       withPolicy(digest2, "abort"), want: HardSwitch, revision: 2,
+			rollout: "hard switch (no container of the serving revision 1 runs to compare a canary with)",
+		},
+		{
+			name:       "route lost and nothing runs, a new digest",
+			containers: revisionOf(plain, 1, "exited", digest1, naming.TrackStable),
+			spec:       v2, want: HardSwitch, revision: 2, rollout: "hard switch (nothing serves now)",
+		},
+		{
+			name:       "an interrupted canary, on_interrupt resume",
+			containers: concat(revisionOf(plain, 1, "running", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackCanary)),
+			route:      func(t *testing.T) map[string][]byte { return splitRoute(t, 1, 2, 25) },
+			spec:       withPolicy(digest2, "resume"), want: ResumeCanary, revision: 2,
+			rollout: "resume the interrupted canary of revision 2 at step 2 of 3: 25% for 30s → 50% for 30s → 100%",
+			check: func(t *testing.T, d Decision) {
+				if d.FirstStep != 1 || d.Stable != 1 {
+					t.Errorf("FirstStep %d, Stable %d; want step index 1 (25%%) and stable 1", d.FirstStep, d.Stable)
+				}
+			},
+		},
+		{
+			name:       "an interrupted canary, on_interrupt abort",
+			containers: concat(revisionOf(plain, 1, "running", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackCanary)),
+			route:      func(t *testing.T) map[string][]byte { return splitRoute(t, 1, 2, 25) },
+			spec:       withPolicy(digest2, "abort"), want: AbortCanary, revision: 2,
+			rollout: "abort the interrupted canary of revision 2 (on_interrupt = abort): every user back on revision 1",
+		},
+		{
+			name:       "an interrupted canary whose containers stopped is not resumed",
+			containers: concat(revisionOf(plain, 1, "running", digest1, naming.TrackStable), revisionOf(v2, 2, "exited", digest2, naming.TrackCanary)),
+			route:      func(t *testing.T) map[string][]byte { return splitRoute(t, 1, 2, 25) },
+			spec:       withPolicy(digest2, "resume"), want: Canary, revision: 2,
+			rollout: "remove the interrupted canary of revision 2, then canary: 10% for 30s",
+			check: func(t *testing.T, d Decision) {
+				if d.Discard == nil || d.Discard.Revision != 2 {
+					t.Errorf("Discard = %+v, want the canary of revision 2", d.Discard)
+				}
+			},
+		},
+		{
+			name:       "an interrupted canary, then the change reverted",
+			containers: concat(revisionOf(plain, 1, "running", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackCanary)),
+			route:      func(t *testing.T) map[string][]byte { return splitRoute(t, 1, 2, 25) },
+			spec:       withPolicy(digest1, "abort"), want: Repair, revision: 1,
+			rollout: "remove the interrupted canary of revision 2, then repair of revision 1",
+		},
+		{
+			name:       "an interrupted canary with nothing stable running",
+			containers: concat(revisionOf(plain, 1, "exited", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackCanary)),
+			route:      func(t *testing.T) map[string][]byte { return splitRoute(t, 1, 2, 25) },
+			spec:       withPolicy(digest2, "resume"), want: Blocked, revision: 2,
+			rollout: "blocked: an interrupted canary of revision 2 was found, but no container of the stable revision 1 runs",
+		},
+		{
+			name: "a promoted canary's baseline left behind",
+			containers: concat(revisionOf(plain, 1, "exited", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackCanary),
+				revisionOf(plain, 1, "running", digest1, naming.TrackBaseline)),
+			route: func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 2, 2) },
+			spec:  withPolicy(digest2, "abort"), want: Repair, revision: 2,
+			rollout: "remove the baseline a finished canary left, then repair of revision 2",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var files map[string][]byte
+			if tc.route != nil {
+				files = tc.route(t)
+			}
+			st := Observe("production", "web", tc.containers, "router-1", files)
+			d := Decide(st, tc.spec)
+			if d.Kind != tc.want || d.Revision != tc.revision {
+				t.Fatalf("Decide = %s of revision %d (%q), want %s of revision %d", d.Kind, d.Revision, d.String(), tc.want, tc.revision)
+			}
+			if !strings.Contains(d.String(), tc.rollout) {
+				t.Errorf("String() = %q, want it to contain %q", d.String(), tc.rollout)
+			}
+			if tc.check != nil {
+				tc.check(t, d)
+			}
+		})
+	}
+}
+
+// Every kind has a name and a plan text.
+func TestDecisionStringCoversEveryKind(t *testing.T) {
+	p := canary.Policy{Steps: []canary.Step{{Weight: 10}}, Analysis: canary.Analysis{Interval: canary.Duration(1)}}
+	for k := FirstRelease; k <= Blocked; k++ {
+		if k.String() == "" || (Decision{Kind: k, Policy: &p}).String() == "" {
+			t.Errorf("kind %d has no name or no plan text", k)
+		}
+	}
+}

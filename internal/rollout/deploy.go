@@ -1,0 +1,167 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// Deployer carries out rollouts on one Docker host.
+type Deployer struct {
+	Host   Host
+	Routes Routes
+	Clock  Clock
+	// Metrics opens what samples a canary; given once, used by every canary.
+	Metrics MetricsSource
+	// RegistryAuth is the X-Registry-Auth value for pulls, if any.
+	RegistryAuth func(image string) string
+	// Log reports progress (tflog in the provider).
+	Log func(msg string, fields ...any)
+}
+
+// Result is the outcome of a deploy.
+type Result struct {
+	Status Status
+	// Decision is what the rollout did.
+	Decision Decision
+	// HealthyAfter is how long the new containers took to become healthy.
+	HealthyAfter time.Duration
+	// CanaryReport is the Markdown report of a canary's analyses, if one ran.
+	CanaryReport string
+}
+
+// Plan observes the host and decides, as a plan does: nothing changes.
+func (d *Deployer) Plan(ctx context.Context, spec Spec) (Decision, error) {
+	before, _, err := d.observe(ctx, spec)
+	if err != nil {
+		return Decision{}, err
+	}
+	return Decide(before, spec), nil
+}
+
+// Deploy makes the environment serve spec: observe, decide, then run the
+// executor of the decision's kind. When spec.Planned is set and the host
+// no longer leads to that decision, nothing is done.
+//
+// Environments sharing a router deploy side by side; the router serialises
+// only its own configuration changes (Routes.Apply).
+func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
+	managed, err := ListManaged(ctx, d.Host)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := d.ensureNetwork(ctx, spec, managed); err != nil {
+		return Result{}, err
+	}
+	before, route, err := d.observeFrom(ctx, spec, managed)
+	if err != nil {
+		return Result{}, err
+	}
+	dec := Decide(before, spec)
+	if spec.Planned != "" && dec.String() != spec.Planned {
+		return Result{Decision: dec}, &PlanChangedError{Planned: spec.Planned, Now: dec.String()}
+	}
+	d.log("rollout decided", "kind", dec.Kind.String(), "revision", dec.Revision, "rollout", dec.String())
+
+	if dec.Discard != nil || dec.RemoveBaseline {
+		if before, route, err = d.settle(ctx, spec, before, route, dec); err != nil {
+			return Result{Decision: dec}, err
+		}
+	}
+	var res Result
+	switch dec.Kind {
+	case Blocked:
+		err = &BlockedError{Reason: dec.Reason}
+	case AbortCanary:
+		err = d.abortInterrupted(ctx, spec, before, route, dec)
+	case ResumeCanary:
+		res, err = d.resumeCanary(ctx, spec, before, route, dec)
+	case Canary:
+		res, err = d.startCanary(ctx, spec, before, route, dec)
+	default:
+		res, err = d.hardSwitch(ctx, spec, before, route, dec)
+	}
+	res.Decision = dec
+	return res, err
+}
+
+// observe reads the environment and its route as the host has them now.
+func (d *Deployer) observe(ctx context.Context, spec Spec) (Status, []byte, error) {
+	managed, err := ListManaged(ctx, d.Host)
+	if err != nil {
+		return Status{}, nil, err
+	}
+	return d.observeFrom(ctx, spec, managed)
+}
+
+// observeFrom reads the environment from a listing already made.
+func (d *Deployer) observeFrom(ctx context.Context, spec Spec, managed []docker.Container) (Status, []byte, error) {
+	var files map[string][]byte
+	var err error
+	if spec.Router.ContainerID != "" {
+		if files, err = d.Routes.Files(ctx, spec.Router.ContainerID); err != nil {
+			return Status{}, nil, err
+		}
+	}
+	st := Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files)
+	return st, files[router.RouteFileName(spec.Environment, spec.Service)], nil
+}
+
+// ensureNetwork creates the environment's network and puts the router on
+// it, unless the listing shows it there already (usually, after the first release).
+func (d *Deployer) ensureNetwork(ctx context.Context, spec Spec, managed []docker.Container) error {
+	for _, c := range managed {
+		if c.ID == spec.Router.ContainerID {
+			if _, ok := c.IPs[spec.Network()]; ok {
+				return nil
+			}
+		}
+	}
+	labels := map[string]string{naming.LabelManaged: "true", naming.LabelEnvironment: spec.Environment, naming.LabelService: spec.Service}
+	if _, err := d.Host.EnsureNetwork(ctx, spec.Network(), labels); err != nil {
+		return err
+	}
+	if err := d.Host.ConnectNetwork(ctx, spec.Network(), spec.Router.ContainerID); err != nil {
+		return fmt.Errorf("connecting the router to network %s: %w", spec.Network(), err)
+	}
+	return nil
+}
+
+// settle removes what an interrupted canary left before the decision runs,
+// then reads the host again: the executors work from what is there now.
+func (d *Deployer) settle(ctx context.Context, spec Spec, before Status, route []byte, dec Decision) (Status, []byte, error) {
+	if dec.Discard != nil {
+		remove := append(containersOf(before, dec.Discard.Revision), before.Baseline...)
+		if _, err := d.restoreStable(ctx, spec, runningOf(before, before.Revision), route, remove); err != nil {
+			return Status{}, nil, err
+		}
+	} else {
+		d.log("removing the baseline of a finished canary")
+		d.removeContainers(ctx, spec, before.Baseline)
+	}
+	after, route, err := d.observe(ctx, spec)
+	if err != nil {
+		return Status{}, nil, err
+	}
+	if again := Decide(after, spec); again.Kind != dec.Kind || again.Revision != dec.Revision {
+		return Status{}, nil, &PlanChangedError{Planned: dec.String(), Now: again.String()}
+	}
+	return after, route, nil
+}
+
+func (d *Deployer) log(msg string, fields ...any) {
+	if d.Log != nil {
+		d.Log(msg, fields...)
+	}
+}
+
+func (d *Deployer) registryAuth(image string) string {
+	if d.RegistryAuth == nil {
+		return ""
+	}
+	return d.RegistryAuth(image)
+}

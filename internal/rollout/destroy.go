@@ -1,0 +1,43 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// Destroy removes an environment's route, containers and network. Other
+// environments' routes and containers are not touched.
+func (d *Deployer) Destroy(ctx context.Context, environment, service, routerID string, stopTimeout time.Duration) error {
+	var errs []error
+	if routerID != "" {
+		files, err := d.Routes.Files(ctx, routerID)
+		if err == nil && len(files[router.RouteFileName(environment, service)]) > 0 {
+			// An empty file is an empty configuration: the listener closes.
+			errs = append(errs, d.Routes.Apply(ctx, routerID, map[string][]byte{router.RouteFileName(environment, service): {}}))
+		} else if err != nil && !docker.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	managed, err := ListManaged(ctx, d.Host)
+	if err != nil {
+		return err
+	}
+	for _, c := range managed {
+		if c.Labels[naming.LabelEnvironment] == environment && c.Labels[naming.LabelService] == service && c.Labels[naming.LabelKind] == "app" {
+			if c.Running() {
+				_ = d.Host.Stop(ctx, c.ID, stopTimeout)
+			}
+			errs = append(errs, d.Host.Remove(ctx, c.ID))
+		}
+	}
+	if routerID != "" {
+		errs = append(errs, d.Host.DisconnectNetwork(ctx, naming.NetworkName(environment, service), routerID))
+	}
+	errs = append(errs, d.Host.RemoveNetwork(ctx, naming.NetworkName(environment, service)))
+	return errors.Join(errs...)
+}

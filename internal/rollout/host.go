@@ -1,0 +1,75 @@
+package rollout
+
+import (
+	"context"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/analysis"
+	"github.com/releasekit/terraform-provider-release/internal/canary"
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+)
+
+// Host is the Docker side of a rollout.
+type Host interface {
+	List(ctx context.Context, labels map[string]string) ([]docker.Container, error)
+	Inspect(ctx context.Context, id string) (docker.Container, error)
+	Create(ctx context.Context, spec docker.ContainerSpec) (string, error)
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	Remove(ctx context.Context, id string) error
+	Logs(ctx context.Context, id string, tail int) (string, error)
+	EnsureImage(ctx context.Context, ref, registryAuth string) error
+	EnsureNetwork(ctx context.Context, name string, labels map[string]string) (bool, error)
+	ConnectNetwork(ctx context.Context, network, containerID string) error
+	DisconnectNetwork(ctx context.Context, network, containerID string) error
+	RemoveNetwork(ctx context.Context, name string) error
+	Architecture(ctx context.Context) (string, error)
+}
+
+// Routes is the router side of a rollout.
+type Routes interface {
+	Files(ctx context.Context, routerID string) (map[string][]byte, error)
+	Apply(ctx context.Context, routerID string, files map[string][]byte) error
+}
+
+// knownApplier is a Routes that can skip re-reading a file whose previous
+// content the caller already holds (router.Controller does).
+type knownApplier interface {
+	ApplyKnown(ctx context.Context, routerID string, files, previous map[string][]byte) error
+}
+
+// Clock lets tests drive time.
+type Clock interface {
+	Now() time.Time
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// MetricsSource opens what samples a canary: the router's counters, and
+// Prometheus when the policy names one.
+type MetricsSource interface {
+	Open(ctx context.Context, p canary.Policy, t canary.Target, r RouterRef) (CanaryMetrics, error)
+}
+
+// CanaryMetrics samples a running canary.
+type CanaryMetrics interface {
+	// Begin is called once traffic first reaches the canary: counts start there.
+	Begin(ctx context.Context) error
+	// Sample returns the counts since Begin.
+	Sample(ctx context.Context) (analysis.Sample, error)
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+func (RealClock) Now() time.Time { return time.Now() }
+
+func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,95 @@
+package rollout
+
+import (
+	"context"
+	"math"
+	"strconv"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/router"
+)
+
+// share is a group of containers of one track and its percent of traffic.
+type share struct {
+	containers []docker.Container
+	track      naming.Track
+	percent    int
+}
+
+// renderRoute writes the route that splits traffic between the groups. With
+// more than one group, users stick to the server that first answered them,
+// so a user on the canary stays on it as its weight grows.
+func renderRoute(spec Spec, groups ...share) (string, []byte, error) {
+	r := router.Route{
+		Environment:   spec.Environment,
+		Service:       spec.Service,
+		ListenPort:    spec.Router.ListenPort,
+		HealthPath:    spec.Health.Path,
+		CheckInterval: spec.Health.Interval,
+		Sticky:        len(groups) > 1,
+	}
+	// HAProxy weights are per server and at most 256: scale so the largest
+	// per-server share gets 256 and the ratios between tracks hold. A single
+	// group keeps HAProxy's plain weight of 100.
+	largest := 0.0
+	for _, g := range groups {
+		if len(g.containers) > 0 {
+			largest = math.Max(largest, float64(g.percent)/float64(len(g.containers)))
+		}
+	}
+	for _, g := range groups {
+		for _, c := range g.containers {
+			w := 100
+			if len(groups) > 1 {
+				w = 0
+				if g.percent > 0 {
+					w = max(1, int(math.Round(float64(g.percent)/float64(len(g.containers))*256/largest)))
+				}
+			}
+			r.Servers = append(r.Servers, router.Server{
+				Name:    naming.ServerName(g.track, atoi(c.Labels[naming.LabelRevision]), atoi(c.Labels[naming.LabelReplica])),
+				Address: c.IPs[spec.Network()] + ":" + strconv.Itoa(portOf(c, spec)),
+				Weight:  w,
+				Track:   string(g.track),
+			})
+		}
+	}
+	cfg, err := router.RenderRoute(r)
+	return r.FileName(), cfg, err
+}
+
+// routeFor renders the route that sends all traffic to the given containers.
+func routeFor(spec Spec, containers []docker.Container) (string, []byte, error) {
+	return renderRoute(spec, share{containers: containers, track: naming.TrackStable, percent: 100})
+}
+
+// canaryRoute splits traffic: weight percent to the canary, as much to the
+// baseline when there is one, the rest to stable.
+func canaryRoute(spec Spec, st canaryState, weight int) (string, []byte, error) {
+	baseline := 0
+	if len(st.baseline) > 0 {
+		baseline = weight
+	}
+	return renderRoute(spec,
+		share{st.stable, naming.TrackStable, 100 - weight - baseline},
+		share{st.canary, naming.TrackCanary, weight},
+		share{st.baseline, naming.TrackBaseline, baseline})
+}
+
+// portOf is the port a container serves on: its own label, else the spec's
+// (containers from before the label existed).
+func portOf(c docker.Container, spec Spec) int {
+	if p := atoi(c.Labels[naming.LabelPort]); p > 0 {
+		return p
+	}
+	return spec.Port
+}
+
+// applyRoute writes one route and reloads the router.
+func (d *Deployer) applyRoute(ctx context.Context, routerID, name string, cfg, previous []byte) error {
+	if ka, ok := d.Routes.(knownApplier); ok {
+		return ka.ApplyKnown(ctx, routerID, map[string][]byte{name: cfg}, map[string][]byte{name: previous})
+	}
+	return d.Routes.Apply(ctx, routerID, map[string][]byte{name: cfg})
+}

@@ -1,0 +1,229 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
+)
+
+// startServing starts the containers a decision serves from: the new
+// revision's (created here), or the retained or serving revision's as they
+// are. It waits until every one is healthy. On failure nothing is left
+// behind: created containers are removed, retained ones stopped again.
+func (d *Deployer) startServing(ctx context.Context, spec Spec, before Status, dec Decision, track naming.Track) ([]docker.Container, time.Duration, error) {
+	var ids, created []string
+	switch dec.Kind {
+	case Repair, Rollback:
+		if dec.Kind == Rollback {
+			d.log("restarting a retained revision", "revision", dec.Revision)
+		}
+		for _, c := range containersOf(before, dec.Revision) {
+			ids = append(ids, c.ID)
+		}
+	default:
+		history := before.History
+		if before.Revision > 0 {
+			// The new containers carry the history, including the revision they replace.
+			history = append([]HistoryEntry{{Revision: before.Revision, Digest: before.Digest, Image: before.Image, DeployedAt: before.DeployedAt}}, history...)
+		}
+		d.log("starting a new revision", "revision", dec.Revision, "image", spec.Image)
+		var err error
+		if created, err = d.createReplicas(ctx, spec, dec.Revision, track, spec.ConfigHash(), history, nil); err != nil {
+			return nil, 0, err
+		}
+		ids = created
+	}
+	undo := func() {
+		if created != nil {
+			d.cleanup(created)
+		} else if dec.Kind == Rollback {
+			for _, id := range ids {
+				_ = d.Host.Stop(context.WithoutCancel(ctx), id, spec.StopTimeout)
+			}
+		}
+	}
+	start := d.Clock.Now()
+	if err := parallel(ids, func(id string) error { return d.Host.Start(ctx, id) }); err != nil {
+		undo()
+		return nil, 0, fmt.Errorf("starting containers: %w", err)
+	}
+	healthy, err := d.waitHealthy(ctx, spec, ids)
+	if err != nil {
+		undo()
+		return nil, 0, err
+	}
+	after := d.Clock.Now().Sub(start)
+	d.log("new containers healthy", "revision", dec.Revision, "after", after.String())
+	return healthy, after, nil
+}
+
+// createReplicas creates a revision's containers side by side. from, when
+// set, gives per replica the container whose image, command and env to
+// copy (a baseline); otherwise the spec's are used. On failure the ones
+// created are removed.
+func (d *Deployer) createReplicas(ctx context.Context, spec Spec, rev int, track naming.Track, hash string, history []HistoryEntry, from []docker.Container) ([]string, error) {
+	if from == nil { // a baseline runs the stable revision's image, which is here
+		if err := d.Host.EnsureImage(ctx, spec.Image, d.registryAuth(spec.Image)); err != nil {
+			return nil, err
+		}
+	}
+	arch, err := d.Host.Architecture(ctx)
+	if err != nil {
+		return nil, err
+	}
+	probeBin, err := probe.Binary(arch)
+	if err != nil {
+		return nil, err
+	}
+	n := spec.Replicas
+	if from != nil {
+		n = len(from)
+	}
+	ids := make([]string, n)
+	idx := make([]string, n)
+	for i := range idx {
+		idx[i] = strconv.Itoa(i)
+	}
+	err = parallel(idx, func(s string) error {
+		i := atoi(s)
+		s2, replica, h := spec, i+1, hash
+		if from != nil {
+			full, err := d.Host.Inspect(ctx, from[i].ID)
+			if err != nil {
+				return err
+			}
+			s2, replica, h = baselineSpec(spec, full), atoi(full.Labels[naming.LabelReplica]), full.Labels[naming.LabelConfigHash]
+		}
+		id, err := d.Host.Create(ctx, d.containerSpec(s2, rev, replica, track, h, history, probeBin))
+		ids[i] = id
+		return err
+	})
+	if err != nil {
+		d.cleanup(ids)
+		return nil, err
+	}
+	return ids, nil
+}
+
+func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track, hash string, history []HistoryEntry, probeBin []byte) docker.ContainerSpec {
+	env := make([]string, 0, len(spec.Env)+3)
+	keys := make([]string, 0, len(spec.Env))
+	for k := range spec.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+spec.Env[k])
+	}
+	env = append(env, "RELEASE_ENVIRONMENT="+spec.Environment, "RELEASE_SERVICE="+spec.Service, "RELEASE_REVISION="+strconv.Itoa(rev))
+	return docker.ContainerSpec{
+		Name:  naming.ContainerName(spec.Environment, spec.Service, track, rev, replica),
+		Image: spec.Image,
+		Cmd:   spec.Command,
+		Env:   env,
+		Labels: map[string]string{
+			naming.LabelManaged:     "true",
+			naming.LabelKind:        string(naming.KindApp),
+			naming.LabelEnvironment: spec.Environment,
+			naming.LabelService:     spec.Service,
+			naming.LabelImage:       spec.Image,
+			naming.LabelDigest:      spec.Digest,
+			naming.LabelRevision:    strconv.Itoa(rev),
+			naming.LabelReplica:     strconv.Itoa(replica),
+			naming.LabelTrack:       string(track),
+			naming.LabelPort:        strconv.Itoa(spec.Port),
+			naming.LabelDeployedAt:  strconv.FormatInt(d.Clock.Now().Unix(), 10),
+			naming.LabelConfigHash:  hash,
+			naming.LabelRouter:      spec.Router.Name,
+			naming.LabelHistory:     encodeHistory(history),
+		},
+		Network: spec.Network(),
+		Health: &docker.HealthCheck{
+			Test:        probe.Command(spec.Port, spec.Health.Path, spec.Health.Timeout),
+			Interval:    spec.Health.Interval,
+			Timeout:     spec.Health.Timeout + time.Second,
+			Retries:     3,
+			StartPeriod: spec.Health.StartTimeout,
+		},
+		StopTimeout: int(spec.StopTimeout / time.Second),
+		Files:       []docker.File{{Path: probe.Path, Mode: 0o755, Content: probeBin}},
+	}
+}
+
+// waitHealthy waits until every container passed HealthyThreshold checks in a row.
+func (d *Deployer) waitHealthy(ctx context.Context, spec Spec, ids []string) ([]docker.Container, error) {
+	deadline := d.Clock.Now().Add(spec.Health.StartTimeout)
+	threshold := max(spec.Health.HealthyThreshold, 1)
+	// Inspecting is cheap; polling often keeps the switch close behind the health check.
+	const poll = 50 * time.Millisecond
+	done := map[string]docker.Container{}
+	for {
+		for _, id := range ids {
+			if _, ok := done[id]; ok {
+				continue
+			}
+			c, err := d.Host.Inspect(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			if c.State == "exited" || c.State == "dead" {
+				return nil, d.unhealthy(ctx, c, "it exited")
+			}
+			if c.Health == "unhealthy" {
+				return nil, d.unhealthy(ctx, c, "its health check failed: "+lastOutput(c))
+			}
+			if c.Health == "healthy" && passedInARow(c.HealthLog, threshold) {
+				done[id] = c
+			}
+		}
+		if len(done) == len(ids) {
+			out := make([]docker.Container, 0, len(ids))
+			for _, id := range ids {
+				out = append(out, done[id])
+			}
+			return out, nil
+		}
+		if d.Clock.Now().After(deadline) {
+			for _, id := range ids {
+				if _, ok := done[id]; !ok {
+					c, _ := d.Host.Inspect(ctx, id)
+					return nil, d.unhealthy(ctx, c, fmt.Sprintf("not healthy after %s; last check: %s", spec.Health.StartTimeout, lastOutput(c)))
+				}
+			}
+		}
+		if err := d.Clock.Sleep(ctx, poll); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func passedInARow(log []docker.HealthResult, n int) bool {
+	if len(log) < n {
+		return false
+	}
+	for _, r := range log[len(log)-n:] {
+		if r.ExitCode != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func lastOutput(c docker.Container) string {
+	if len(c.HealthLog) == 0 {
+		return "no check has run yet"
+	}
+	return strings.TrimSpace(c.HealthLog[len(c.HealthLog)-1].Output)
+}
+
+func (d *Deployer) unhealthy(ctx context.Context, c docker.Container, reason string) error {
+	logs, _ := d.Host.Logs(ctx, c.ID, 20)
+	return &UnhealthyError{Container: c.Name, Reason: reason, Logs: strings.TrimSpace(logs)}
+}

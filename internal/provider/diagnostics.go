@@ -111,3 +111,23 @@ func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy,
 	}
 	return false
 }
+
+// addRolloutError reports a rollout that did not start: the host no longer
+// matches the plan, or nothing can be done safely. False for other errors.
+func addRolloutError(diags *diag.Diagnostics, spec rollout.Spec, err error) bool {
+	var changed *rollout.PlanChangedError
+	var blocked *rollout.BlockedError
+	switch {
+	case errors.As(err, &changed):
+		diags.AddAttributeError(path.Root("rollout"), "Host Changed Since Plan",
+			fmt.Sprintf("The plan showed rollout = %q for %s/%s, but the containers and route on the host now lead to %q: something changed them between plan and apply.\n\n"+
+				"Nothing was changed. Run terraform plan again and review the new rollout before applying it.",
+				changed.Planned, spec.Environment, spec.Service, changed.Now))
+		return true
+	case errors.As(err, &blocked):
+		diags.AddAttributeError(path.Root("image"), "Rollout Blocked",
+			fmt.Sprintf("%s/%s cannot be released safely: %s.", spec.Environment, spec.Service, blocked.Reason))
+		return true
+	}
+	return false
+}

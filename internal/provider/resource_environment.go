@@ -283,7 +283,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 	if req.State.Raw.IsNull() {
 		checkPromotion(ctx, plan, &resp.Diagnostics)
-		plan.Rollout = types.StringValue(rolloutFirst)
+		plan.Rollout = r.plannedRollout(ctx, plan)
 		plan.Verified = plannedVerified(plan)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
@@ -296,52 +296,40 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if !plan.Image.Equal(state.Image) {
 		checkPromotion(ctx, plan, &resp.Diagnostics)
 	}
-	changed := !plan.Image.Equal(state.Image) || !plan.Replicas.Equal(state.Replicas) || !plan.Port.Equal(state.Port) ||
-		!plan.ListenPort.Equal(state.ListenPort) || !plan.Env.Equal(state.Env) || !plan.Command.Equal(state.Command) ||
-		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router) || !plan.Network.Equal(state.Network)
+	changed := releaseChanged(plan, state)
 	if changed || !state.Drift.IsNull() {
 		plan.Revision, plan.DeployedAt, plan.History = types.Int64Unknown(), types.StringUnknown(), types.ListUnknown(historyEntryType)
 		plan.Verified = plannedVerified(plan)
+		// The same decision the apply will take, from what the host runs now.
+		plan.Rollout = r.plannedRollout(ctx, plan)
 	} else {
 		plan.Revision, plan.DeployedAt, plan.History, plan.Verified = state.Revision, state.DeployedAt, state.History, state.Verified
-	}
-	switch {
-	case !changed:
 		plan.Rollout = state.Rollout
-	case plan.Canary.IsUnknown():
-		plan.Rollout = types.StringUnknown()
-	case !plan.Canary.IsNull() && state.Revision.ValueInt64() > 0:
-		p, err := canary.Decode(plan.Canary.ValueString())
-		if err != nil {
-			break
-		}
-		plan.Rollout = types.StringValue(rolloutCanary + p.Schedule())
-		// A rollback reuses the stopped containers of a retained revision
-		// when they are still there, which only the apply can see.
-		if rev := retainedCandidate(ctx, state, plan.Digest.ValueString()); rev > 0 {
-			plan.Rollout = types.StringValue(fmt.Sprintf("rollback to revision %d: a hard switch if its containers are still retained, else %s%s", rev, rolloutCanary, p.Schedule()))
-		}
-	default:
-		plan.Rollout = types.StringValue(rolloutHard)
 	}
 	plan.Drift = types.StringNull()
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
 func (r *environmentResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull())
+	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull(), true)
 }
 
 func (r *environmentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var prior types.String
-	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("image"), &prior)...)
-	r.apply(ctx, req.Plan.Get, timeouts.Value.Update, &resp.State, &resp.Diagnostics, prior)
+	var plan, prior environmentModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	// The plan decided the rollout when the release changed or drifted; else it kept the last one.
+	promised := releaseChanged(plan, prior) || !prior.Drift.IsNull()
+	r.apply(ctx, req.Plan.Get, timeouts.Value.Update, &resp.State, &resp.Diagnostics, prior.Image, promised)
 }
 
 // apply is Create and Update: a switch to the plan, within the operation's timeout.
 func (r *environmentResource) apply(ctx context.Context, get func(context.Context, any) diag.Diagnostics,
 	timeout func(timeouts.Value, context.Context, time.Duration) (time.Duration, diag.Diagnostics),
-	state *tfsdk.State, diags *diag.Diagnostics, priorImage types.String) {
+	state *tfsdk.State, diags *diag.Diagnostics, priorImage types.String, promised bool) {
 	var plan environmentModel
 	diags.Append(get(ctx, &plan)...)
 	if diags.HasError() {
@@ -364,18 +352,21 @@ func (r *environmentResource) apply(ctx context.Context, get func(context.Contex
 	diags.Append(d...)
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	r.deploy(ctx, &plan, diags)
+	r.deploy(ctx, &plan, promised, diags)
 	if !diags.HasError() {
 		diags.Append(state.Set(ctx, &plan)...)
 	}
 }
 
 // deploy runs the switch and fills the computed attributes from what the host then runs.
-func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel, diags *diag.Diagnostics) {
+func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel, promised bool, diags *diag.Diagnostics) {
 	spec, d := r.spec(ctx, *plan)
 	diags.Append(d...)
 	if diags.HasError() {
 		return
+	}
+	if promised && !plan.Rollout.IsUnknown() {
+		spec.Planned = plan.Rollout.ValueString()
 	}
 	o, err := router.Observe(ctx, r.data.engine, spec.Router.Name)
 	if err != nil {
@@ -427,7 +418,7 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		}
 	}
 	if err != nil {
-		if addCanaryError(diags, spec, policy, err) {
+		if addRolloutError(diags, spec, err) || addCanaryError(diags, spec, policy, err) {
 			return
 		}
 		var unhealthy *rollout.UnhealthyError
@@ -442,6 +433,9 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	}
 	r.setObserved(plan, res.Status)
 	plan.Drift = types.StringNull()
+	if plan.Rollout.IsUnknown() {
+		plan.Rollout = types.StringValue(res.Decision.String())
+	}
 }
 
 func (r *environmentResource) listenerTaken(ctx context.Context, spec rollout.Spec) string {
@@ -702,13 +696,6 @@ func sharedNetwork(m environmentModel) string {
 	return m.Network.ValueString()
 }
 
-// How a change is released, as the plan shows it in `rollout`.
-const (
-	rolloutFirst  = "hard switch (first release)"
-	rolloutHard   = "hard switch"
-	rolloutCanary = "canary: "
-)
-
 // checkPromotion is the promotion gate: the digest must be one the upstream
 // environment verified. Unknown values (an upstream changing in the same
 // plan) are checked again at apply, when they are known.
@@ -750,25 +737,43 @@ func orNone(s string) string {
 	return s
 }
 
-// retainedCandidate is the revision of the history, within history_limit,
-// that served digest: a rollback target whose containers may still be kept.
-func retainedCandidate(ctx context.Context, state environmentModel, digest string) int64 {
-	var history []struct {
-		Revision   types.Int64  `tfsdk:"revision"`
-		Digest     types.String `tfsdk:"digest"`
-		Image      types.String `tfsdk:"image"`
-		DeployedAt types.String `tfsdk:"deployed_at"`
-	}
-	if state.History.IsNull() || state.History.IsUnknown() || state.History.ElementsAs(ctx, &history, false).HasError() {
-		return 0
-	}
-	for i, h := range history {
-		if int64(i) >= state.HistoryLimit.ValueInt64() {
-			break
+// releaseChanged says whether the plan changes what serves, as opposed to
+// settings that take effect at the next release (canary, history_limit,
+// stop_timeout, timeouts, promote_from).
+func releaseChanged(plan, state environmentModel) bool {
+	return !plan.Image.Equal(state.Image) || !plan.Replicas.Equal(state.Replicas) || !plan.Port.Equal(state.Port) ||
+		!plan.ListenPort.Equal(state.ListenPort) || !plan.Env.Equal(state.Env) || !plan.Command.Equal(state.Command) ||
+		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router) || !plan.Network.Equal(state.Network)
+}
+
+// plannedRollout is the rollout's decision for the plan, from what the
+// host runs now: the apply takes the same decision and refuses to go on if
+// the host has changed in between. Unknown while the plan holds unknown
+// values or the host cannot be read (the apply then reports it).
+func (r *environmentResource) plannedRollout(ctx context.Context, plan environmentModel) types.String {
+	for _, v := range []attr.Value{plan.Name, plan.Service, plan.Image, plan.Replicas, plan.Port, plan.ListenPort, plan.Env, plan.Command,
+		plan.HealthCheck, plan.Router, plan.Network, plan.Canary} {
+		if tv, err := v.ToTerraformValue(ctx); err != nil || !tv.IsFullyKnown() {
+			return types.StringUnknown()
 		}
-		if h.Digest.ValueString() == digest {
-			return h.Revision.ValueInt64()
-		}
 	}
-	return 0
+	if r.data == nil {
+		return types.StringUnknown()
+	}
+	spec, diags := r.spec(ctx, plan)
+	if diags.HasError() {
+		return types.StringUnknown()
+	}
+	if !plan.Canary.IsNull() {
+		p, err := canary.Decode(plan.Canary.ValueString())
+		if err != nil {
+			return types.StringUnknown() // the canary's validator reports it
+		}
+		spec.Canary = &p
+	}
+	st, err := observeEnvironment(ctx, r.data, spec.Environment, spec.Service, spec.Router.Name)
+	if err != nil {
+		return types.StringUnknown()
+	}
+	return types.StringValue(rollout.Decide(st, spec).String())
 }

@@ -172,7 +172,7 @@ func TestAccEnvironmentCanary_goodVersionPromotes(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					expectDigestChange{"release_environment.web", f.v2, f.v1},
 					plancheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("rollout"),
-						knownvalue.StringRegexp(regexp.MustCompile(`^rollback to revision 1: a hard switch if its containers are still retained, else canary: 20% for 18s`))),
+						knownvalue.StringRegexp(regexp.MustCompile(`^rollback to revision 1: a hard switch to its retained containers$`))),
 				}},
 				Check: resource.ComposeTestCheckFunc(f.checkLoad("rollback to v1", "1.0.0"), f.checkServes("1.0.0"), f.checkOnly("1")),
 				ConfigStateChecks: []statecheck.StateCheck{

@@ -102,23 +102,6 @@ func AboveRateTest(errors, requests int, limit float64) float64 {
 	return BinomialUpperTail(requests, errors, limit)
 }
 
-// normalCDF is the standard normal distribution function.
-func normalCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
-
-// normalQuantile inverts normalCDF by bisection; precise to 1e-10.
-func normalQuantile(p float64) float64 {
-	lo, hi := -40.0, 40.0
-	for i := 0; i < 200; i++ {
-		mid := (lo + hi) / 2
-		if normalCDF(mid) < p {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return (lo + hi) / 2
-}
-
 // SpentAlpha is the false-alarm probability allowed up to information
 // fraction t, from the power family of spending functions (Kim and DeMets):
 // alpha * t^rho. rho = 1 spends evenly, so gross failures stop a canary at

@@ -73,9 +73,6 @@ func TestSpending(t *testing.T) {
 	if LookAlpha(0.025, 2.5, 13, 12) != 0 {
 		t.Error("a look beyond the plan must spend nothing")
 	}
-	if got := normalQuantile(0.975); !near(got, 1.959964, 1e-5) {
-		t.Errorf("normalQuantile(0.975) = %v", got)
-	}
 }
 
 func TestAnalyzerSampleSize(t *testing.T) {
@@ -180,20 +177,5 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
-	}
-}
-
-// The simulation is the judgment's own acceptance: A/A canaries rarely fail,
-// bad ones are caught. Small run counts keep this a unit test; the benchmark
-// prints the full table.
-func TestSimulationTargets(t *testing.T) {
-	pol := Policy{MinRequests: 50}
-	aa := Simulate(Scenario{Looks: 10, PerSide: 2000, CanaryRate: 0.02, BaselineRate: 0.02, Policy: pol}, 1500, 42)
-	ab := Simulate(Scenario{Looks: 10, PerSide: 2000, CanaryRate: 0.02, BaselineRate: 0.005, Policy: pol}, 800, 43)
-	if aa.FailRate() > 0.015 {
-		t.Errorf("A/A canaries failed %.2f%% of the time", 100*aa.FailRate())
-	}
-	if ab.FailRate() < 0.93 {
-		t.Errorf("2%% vs 0.5%% with 2,000 a side caught in %.1f%% of runs", 100*ab.FailRate())
 	}
 }

@@ -222,12 +222,6 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// IsUnreachable reports whether err says the daemon did not answer.
-func IsUnreachable(err error) bool {
-	var ue *UnreachableError
-	return errors.As(err, &ue)
-}
-
 // HostForDisplay strips credentials from a host URL.
 func HostForDisplay(host string) string {
 	u, err := url.Parse(host)

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,8 @@ func TestConnectorNamesUnansweringHost(t *testing.T) {
 	for _, host := range []string{"tcp://" + addr, "unix://" + filepath.Join(t.TempDir(), "docker.sock")} {
 		c := NewConnector(Config{Host: host})
 		_, err := c.Client(context.Background())
-		if !IsUnreachable(err) {
+		var ue *UnreachableError
+		if !errors.As(err, &ue) {
 			t.Fatalf("%s: got %v, want an unreachable error", host, err)
 		}
 		if !strings.Contains(err.Error(), host) {

@@ -1,9 +1,6 @@
 package registry
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Kind says which of the failures users meet an error is, so that callers can
 // word a diagnostic that tells the user what to do.
@@ -65,12 +62,3 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-// KindOf returns the Kind of a registry error, or KindUnknown.
-func KindOf(err error) Kind {
-	var re *Error
-	if errors.As(err, &re) {
-		return re.Kind
-	}
-	return KindUnknown
-}

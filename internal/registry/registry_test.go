@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,7 +127,8 @@ func TestBearerTokenFlow(t *testing.T) {
 	c = NewClient(StaticCredentials{host: {Username: "bob", Password: "wrong"}})
 	c.HTTP = srv.Client()
 	_, err := c.Resolve(context.Background(), q)
-	if KindOf(err) != KindUnauthorized {
+	var re *Error
+	if !errors.As(err, &re) || re.Kind != KindUnauthorized {
 		t.Errorf("wrong password: got %v, want an access refused error", err)
 	}
 }

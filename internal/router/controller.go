@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 )
 
@@ -32,6 +33,15 @@ type Controller struct {
 	// DrainTimeout bounds the wait for old workers after a reload.
 	DrainTimeout time.Duration
 	Poll         time.Duration
+	// Clock times the wait for a reload; nil is the wall clock.
+	Clock clock.Clock
+}
+
+func (c *Controller) clock() clock.Clock {
+	if c.Clock == nil {
+		return clock.Real{}
+	}
+	return c.Clock
 }
 
 // Router-wide locks: environments applied in parallel share a router.
@@ -127,8 +137,9 @@ func (c *Controller) Reload(ctx context.Context, routerID string) error {
 	if drain <= 0 {
 		drain = 30 * time.Second
 	}
+	clk := c.clock()
 	// A second of slack for clock differences between here and the daemon.
-	since := time.Now().Add(-time.Second)
+	since := clk.Now().Add(-time.Second)
 	// A reload just before ours (another environment's) may be in that window:
 	// count the reloads already logged, so that only a later one is ours.
 	prior, err := c.Docker.LogsSince(ctx, routerID, since)
@@ -139,9 +150,9 @@ func (c *Controller) Reload(ctx context.Context, routerID string) error {
 	if err := c.Docker.Signal(ctx, routerID, "SIGUSR2"); err != nil {
 		return fmt.Errorf("signalling the router to reload: %w", err)
 	}
-	deadline := time.Now().Add(drain)
+	deadline := clk.Now().Add(drain)
 	loaded := false
-	for time.Now().Before(deadline) {
+	for clk.Now().Before(deadline) {
 		logs, err := c.Docker.LogsSince(ctx, routerID, since)
 		if err != nil {
 			return err
@@ -165,10 +176,8 @@ func (c *Controller) Reload(ctx context.Context, routerID string) error {
 				return nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(poll):
+		if err := clk.Sleep(ctx, poll); err != nil {
+			return err
 		}
 	}
 	if !loaded {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock/clocktest"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 )
 
@@ -26,6 +27,8 @@ type fakeRouter struct {
 
 	signals   []string
 	signalErr error
+	// onSignal, if set, runs when the reload signal is sent.
+	onSignal func()
 
 	// logsBefore is the output before our reload; afterSignal is what
 	// LogsSince returns on its n-th call after the signal (the last one repeats).
@@ -75,6 +78,9 @@ func (f *fakeRouter) Exec(_ context.Context, id string, cmd []string) (int, stri
 
 func (f *fakeRouter) Signal(_ context.Context, id, signal string) error {
 	f.signals = append(f.signals, signal)
+	if f.onSignal != nil {
+		f.onSignal()
+	}
 	return f.signalErr
 }
 
@@ -124,15 +130,25 @@ const (
 	failure   = "[ALERT]    (1) : config : parsing [/usr/local/etc/haproxy/release/route_production_web.cfg:3] : unknown keyword\n[WARNING]  (1) : Loading failure!\n"
 )
 
-func controller(f *fakeRouter) *Controller {
-	return &Controller{Docker: f, DrainTimeout: 300 * time.Millisecond, Poll: time.Millisecond}
+// epoch is where fake time starts.
+var epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// controller is a Controller on a fake clock: its waits cost no real time.
+func controller(f *fakeRouter) (*Controller, *clocktest.Fake) {
+	clk := clocktest.New(epoch)
+	return &Controller{Docker: f, DrainTimeout: 300 * time.Millisecond, Poll: time.Millisecond, Clock: clk}, clk
+}
+
+func newController(f *fakeRouter) *Controller {
+	c, _ := controller(f)
+	return c
 }
 
 func TestApplyRefusedCheckRestoresFiles(t *testing.T) {
 	f := newFakeRouter(t)
 	f.checkCode = 1
 	f.checkOut = "[ALERT] config : parsing [route_production_web.cfg:2]: unknown keyword 'bogus'\n"
-	c := controller(f)
+	c, _ := controller(f)
 
 	err := c.Apply(context.Background(), "router-1", map[string][]byte{
 		"route_production_web.cfg": []byte("route v2 bogus\n"),
@@ -170,7 +186,7 @@ func TestApplyRefusedCheckRestoresFiles(t *testing.T) {
 func TestApplyExecErrorRestoresFiles(t *testing.T) {
 	f := newFakeRouter(t)
 	f.checkErr = errors.New("container is not running")
-	err := controller(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
 	if err == nil || !strings.Contains(err.Error(), "container is not running") {
 		t.Fatalf("Apply = %v, want the exec error", err)
 	}
@@ -187,10 +203,9 @@ func TestApplySuccessReloadsAndWaitsForDrain(t *testing.T) {
 	f.logsBefore = "[NOTICE] (1) : Loading success.\n" // the start, before our reload
 	f.afterSignal = []string{"", reloading, reloading + success}
 	f.procs = [][]string{haproxyProcs(4), haproxyProcs(3), haproxyProcs(2)}
-	c := controller(f)
+	c, _ := controller(f)
 	c.DrainTimeout = 5 * time.Second
 
-	before := time.Now()
 	if err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")}); err != nil {
 		t.Fatal(err)
 	}
@@ -210,9 +225,10 @@ func TestApplySuccessReloadsAndWaitsForDrain(t *testing.T) {
 	if f.procCalls != 3 {
 		t.Errorf("Reload checked processes %d times, want 3 (4, 3, then 2 processes)", f.procCalls)
 	}
+	// Logs are read from a second before the reload, for clock differences with the daemon.
 	for _, s := range f.sinceSeen {
-		if s.After(before) {
-			t.Errorf("logs read since %v, which is after the reload started (%v)", s, before)
+		if want := epoch.Add(-time.Second); !s.Equal(want) {
+			t.Errorf("logs read since %v, want %v", s, want)
 		}
 	}
 }
@@ -220,7 +236,7 @@ func TestApplySuccessReloadsAndWaitsForDrain(t *testing.T) {
 func TestReloadLoadingFailure(t *testing.T) {
 	f := newFakeRouter(t)
 	f.afterSignal = []string{reloading + failure}
-	err := controller(f).Reload(context.Background(), "router-1")
+	err := newController(f).Reload(context.Background(), "router-1")
 	var re *ReloadError
 	if !errors.As(err, &re) {
 		t.Fatalf("Reload = %v, want *ReloadError", err)
@@ -239,7 +255,7 @@ func TestReloadIgnoresEarlierFailure(t *testing.T) {
 	f.logsBefore = reloading + failure
 	f.afterSignal = []string{reloading + success}
 	f.procs = [][]string{haproxyProcs(2)}
-	if err := controller(f).Reload(context.Background(), "router-1"); err != nil {
+	if err := newController(f).Reload(context.Background(), "router-1"); err != nil {
 		t.Fatalf("Reload = %v, want nil: only what follows the last reload counts", err)
 	}
 }
@@ -252,7 +268,7 @@ func TestReloadWaitsForItsOwnReload(t *testing.T) {
 	f.logsBefore = reloading + success
 	f.afterSignal = []string{"", "", reloading + success}
 	f.procs = [][]string{haproxyProcs(2)}
-	c := controller(f)
+	c, _ := controller(f)
 	c.DrainTimeout = 5 * time.Second
 	if err := c.Reload(context.Background(), "router-1"); err != nil {
 		t.Fatal(err)
@@ -267,7 +283,7 @@ func TestReloadFailureAfterEarlierSuccess(t *testing.T) {
 	f.logsBefore = reloading + success
 	f.afterSignal = []string{"", reloading + failure}
 	f.procs = [][]string{haproxyProcs(2)}
-	c := controller(f)
+	c, _ := controller(f)
 	c.DrainTimeout = 5 * time.Second
 	var re *ReloadError
 	if err := c.Reload(context.Background(), "router-1"); !errors.As(err, &re) {
@@ -278,19 +294,47 @@ func TestReloadFailureAfterEarlierSuccess(t *testing.T) {
 func TestReloadNotConfirmed(t *testing.T) {
 	f := newFakeRouter(t)
 	f.afterSignal = []string{reloading} // never says success or failure
-	c := controller(f)
-	c.DrainTimeout = 50 * time.Millisecond
-	start := time.Now()
+	c, clk := controller(f)
+	c.DrainTimeout = 30 * time.Second
+	c.Poll = 25 * time.Millisecond
+	began := time.Now()
 	err := c.Reload(context.Background(), "router-1")
-	if err == nil || !strings.Contains(err.Error(), "did not confirm") {
-		t.Fatalf("Reload = %v, want an unconfirmed reload error", err)
+	if err == nil || !strings.Contains(err.Error(), "did not confirm the reload within 30s") {
+		t.Fatalf("Reload = %v, want an unconfirmed reload error naming the timeout", err)
 	}
 	var re *ReloadError
 	if errors.As(err, &re) {
 		t.Errorf("an unconfirmed reload is not a refused configuration: %v", err)
 	}
-	if d := time.Since(start); d < 50*time.Millisecond {
-		t.Errorf("gave up after %s, before the drain timeout", d)
+	// It waited the whole drain timeout and polled throughout, on the fake clock.
+	if waited := clk.Now().Sub(epoch); waited < 30*time.Second || waited > 30*time.Second+c.Poll {
+		t.Errorf("gave up after %s, want the 30s drain timeout", waited)
+	}
+	if want := int(30 * time.Second / c.Poll); f.logCalls < want {
+		t.Errorf("logs read %d times, want about %d (every poll)", f.logCalls, want)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("a 30s fake timeout took %s of real time", d)
+	}
+}
+
+func TestReloadConfirmedJustBeforeTimeout(t *testing.T) {
+	f := newFakeRouter(t)
+	polls := int(30*time.Second/(25*time.Millisecond)) - 1
+	f.afterSignal = make([]string, polls)
+	for i := range f.afterSignal {
+		f.afterSignal[i] = reloading
+	}
+	f.afterSignal[polls-1] = reloading + success
+	f.procs = [][]string{haproxyProcs(2)}
+	c, clk := controller(f)
+	c.DrainTimeout = 30 * time.Second
+	c.Poll = 25 * time.Millisecond
+	if err := c.Reload(context.Background(), "router-1"); err != nil {
+		t.Fatalf("Reload = %v, want nil: HAProxy confirmed within the drain timeout", err)
+	}
+	if waited := clk.Now().Sub(epoch); waited >= 30*time.Second {
+		t.Errorf("returned at %s, want before the 30s timeout", waited)
 	}
 }
 
@@ -298,14 +342,13 @@ func TestReloadOldWorkersPastDrainTimeout(t *testing.T) {
 	f := newFakeRouter(t)
 	f.afterSignal = []string{reloading + success}
 	f.procs = [][]string{haproxyProcs(3)} // an old worker never leaves
-	c := controller(f)
+	c, clk := controller(f)
 	c.DrainTimeout = 50 * time.Millisecond
-	start := time.Now()
 	if err := c.Reload(context.Background(), "router-1"); err != nil {
 		t.Fatalf("Reload = %v; old workers are left to hard-stop-after", err)
 	}
-	if d := time.Since(start); d < 50*time.Millisecond {
-		t.Errorf("returned after %s with 3 processes, before the drain timeout", d)
+	if waited := clk.Now().Sub(epoch); waited < 50*time.Millisecond {
+		t.Errorf("returned after %s with 3 processes, before the drain timeout", waited)
 	}
 	if f.procCalls < 2 {
 		t.Errorf("process count read %d times, want it polled", f.procCalls)
@@ -315,7 +358,7 @@ func TestReloadOldWorkersPastDrainTimeout(t *testing.T) {
 func TestReloadSignalError(t *testing.T) {
 	f := newFakeRouter(t)
 	f.signalErr = errors.New("no such container")
-	err := controller(f).Reload(context.Background(), "router-1")
+	err := newController(f).Reload(context.Background(), "router-1")
 	if err == nil || !strings.Contains(err.Error(), "no such container") {
 		t.Fatalf("Reload = %v, want the signal error", err)
 	}
@@ -324,12 +367,32 @@ func TestReloadSignalError(t *testing.T) {
 func TestReloadCancelled(t *testing.T) {
 	f := newFakeRouter(t)
 	f.afterSignal = []string{""}
-	c := controller(f)
+	c, clk := controller(f)
 	c.DrainTimeout = 10 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := c.Reload(ctx, "router-1"); !errors.Is(err, context.DeadlineExceeded) {
+	f.onSignal = cancel // cancelled while it waits for the confirmation
+	if err := c.Reload(ctx, "router-1"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Reload = %v, want the context's error", err)
+	}
+	if waited := clk.Now().Sub(epoch); waited != 0 {
+		t.Errorf("the clock moved %s after the context ended", waited)
+	}
+}
+
+func TestControllerNilClockIsWallClock(t *testing.T) {
+	f := newFakeRouter(t)
+	f.afterSignal = []string{reloading + success}
+	f.procs = [][]string{haproxyProcs(2)}
+	before := time.Now()
+	if err := (&Controller{Docker: f}).Reload(context.Background(), "router-1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.sinceSeen) == 0 {
+		t.Fatal("no logs read")
+	}
+	if s := f.sinceSeen[0]; s.After(before) || s.Before(before.Add(-2*time.Second)) {
+		t.Errorf("logs read since %v, want a second before the wall-clock %v", s, before)
 	}
 }
 

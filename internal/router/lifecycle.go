@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
@@ -27,7 +28,9 @@ func ContainerName(name string) string { return "release-router-" + name }
 // VolumeName holds the router's configuration files, so they outlive the container.
 func VolumeName(name string) string { return "release-router-" + name + "-config" }
 
-// Engine is the Docker side of a router's lifecycle.
+// Engine is the Docker side of a router's lifecycle. An Engine that also has
+// a method Clock() clock.Clock is timed by that clock (a test's engine brings
+// a fake one); any other runs on the wall clock, so callers need not care.
 type Engine interface {
 	Container
 	Inspect(ctx context.Context, id string) (docker.Container, error)
@@ -78,12 +81,13 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 		_ = e.Remove(ctx, id)
 		return "", err
 	}
-	start := time.Now().Add(-time.Second)
+	clk := engineClock(e)
+	start := clk.Now().Add(-time.Second)
 	if err := e.Start(ctx, id); err != nil {
 		_ = e.Remove(ctx, id)
 		return "", fmt.Errorf("starting router %s: %w", s.Name, err)
 	}
-	if err := waitLoaded(ctx, e, id, start); err != nil {
+	if err := waitLoaded(ctx, e, clk, id, start); err != nil {
 		// A router that never loaded is no router: leave nothing behind, so the next apply can create it again.
 		_ = e.Remove(context.WithoutCancel(ctx), id)
 		return "", err
@@ -92,9 +96,9 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 }
 
 // waitLoaded waits for HAProxy's "Loading success." after a start.
-func waitLoaded(ctx context.Context, e Engine, id string, since time.Time) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+func waitLoaded(ctx context.Context, e Engine, clk clock.Clock, id string, since time.Time) error {
+	deadline := clk.Now().Add(30 * time.Second)
+	for clk.Now().Before(deadline) {
 		logs, err := e.LogsSince(ctx, id, since)
 		if err != nil {
 			return err
@@ -109,10 +113,8 @@ func waitLoaded(ctx context.Context, e Engine, id string, since time.Time) error
 		if c.State == "exited" || c.State == "dead" {
 			return fmt.Errorf("the router container exited at start: %s", strings.TrimSpace(lastLines(logs, 15)))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		if err := clk.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	return fmt.Errorf("the router did not report a successful start within 30s")
@@ -213,15 +215,24 @@ func Observe(ctx context.Context, e Engine, name string) (Observed, error) {
 // Repair restarts a stopped router and rewrites its base configuration.
 func Repair(ctx context.Context, e Engine, c *Controller, o Observed) error {
 	if !o.Running {
-		start := time.Now().Add(-time.Second)
+		clk := engineClock(e)
+		start := clk.Now().Add(-time.Second)
 		if err := e.Start(ctx, o.ID); err != nil {
 			return err
 		}
-		if err := waitLoaded(ctx, e, o.ID, start); err != nil {
+		if err := waitLoaded(ctx, e, clk, o.ID, start); err != nil {
 			return err
 		}
 	}
 	return c.Apply(ctx, o.ID, map[string][]byte{BaseFile: RenderBase(Base{MetricsPort: o.Spec.MetricsPort})})
+}
+
+// engineClock is the clock the lifecycle of a router on e runs on.
+func engineClock(e Engine) clock.Clock {
+	if c, ok := e.(interface{ Clock() clock.Clock }); ok && c.Clock() != nil {
+		return c.Clock()
+	}
+	return clock.Real{}
 }
 
 func formatPorts(ps []docker.Port) string {

@@ -1,11 +1,8 @@
 package router
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -109,23 +106,4 @@ func (a *Accumulator) Totals() map[string]ServerCounts {
 		out[k] = v
 	}
 	return out
-}
-
-// Scrape reads a router's metrics endpoint.
-func Scrape(ctx context.Context, url, backend string) (map[string]ServerCounts, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reading the router's metrics at %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("reading the router's metrics at %s: HTTP %d", url, resp.StatusCode)
-	}
-	return ParseServerMetrics(resp.Body, backend)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/registry"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
@@ -209,7 +210,7 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 		routes:   routes,
 		snapshot: &hostSnapshot{},
 	}
-	data.deployer = &rollout.Deployer{Host: engine, Routes: routes, Clock: rollout.RealClock{}, RegistryAuth: data.pullAuth, Metrics: canaryMetricsSource{data}}
+	data.deployer = &rollout.Deployer{Host: engine, Routes: routes, Clock: clock.Real{}, RegistryAuth: data.pullAuth, Metrics: canaryMetricsSource{data}}
 	data.registry.UserAgent = "terraform-provider-release/" + p.version
 	resp.ResourceData = data
 	resp.DataSourceData = data

@@ -67,7 +67,7 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 		return Result{}, &CanaryMetricsError{Err: err}
 	}
 
-	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(judgment(st.policy)), cleanup: cleanup}
+	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(st.policy.Judgment()), cleanup: cleanup}
 	for i := st.firstStep; i < len(st.policy.Steps); i++ {
 		if err := run.step(ctx, i); err != nil {
 			return Result{CanaryReport: run.report}, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
@@ -14,7 +15,8 @@ import (
 type Deployer struct {
 	Host   Host
 	Routes Routes
-	Clock  Clock
+	// Clock is read wherever the rollout waits, so tests never sleep.
+	Clock clock.Clock
 	// Metrics opens what samples a canary; given once, used by every canary.
 	Metrics MetricsSource
 	// RegistryAuth is the X-Registry-Auth value for pulls, if any.

@@ -38,12 +38,6 @@ type knownApplier interface {
 	ApplyKnown(ctx context.Context, routerID string, files, previous map[string][]byte) error
 }
 
-// Clock lets tests drive time.
-type Clock interface {
-	Now() time.Time
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
 // MetricsSource opens what samples a canary: the router's counters, and
 // Prometheus when the policy names one.
 type MetricsSource interface {
@@ -56,20 +50,4 @@ type CanaryMetrics interface {
 	Begin(ctx context.Context) error
 	// Sample returns the counts since Begin.
 	Sample(ctx context.Context) (analysis.Sample, error)
-}
-
-// RealClock is the wall clock.
-type RealClock struct{}
-
-func (RealClock) Now() time.Time { return time.Now() }
-
-func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

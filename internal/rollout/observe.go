@@ -69,7 +69,7 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 	st := Status{}
 	byRev := map[int][]docker.Container{}
 	for _, c := range managed {
-		if c.Labels[naming.LabelEnvironment] != environment || c.Labels[naming.LabelService] != service || c.Labels[naming.LabelKind] != "app" {
+		if c.Labels[naming.LabelEnvironment] != environment || c.Labels[naming.LabelService] != service || !naming.KindApp.Is(c.Labels) {
 			continue
 		}
 		st.Containers = append(st.Containers, c)
@@ -207,11 +207,10 @@ func anyRunning(cs []docker.Container) bool {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // ListManaged lists every container the provider manages on a host, in one call.
 func ListManaged(ctx context.Context, h Host) ([]docker.Container, error) {
-	return h.List(ctx, map[string]string{naming.LabelManaged: "true"})
+	return h.List(ctx, naming.Managed())
 }
 
 // mergeHistory gathers the earlier revisions from every container: the

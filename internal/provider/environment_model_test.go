@@ -1,0 +1,125 @@
+package provider
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/releasekit/terraform-provider-release/internal/rollout"
+)
+
+// historyEntryForTest is the shape of one history element as a
+// configuration reads it: release_environment.<name>.history[0].digest.
+type historyEntryForTest struct {
+	Revision   types.Int64  `tfsdk:"revision"`
+	Digest     types.String `tfsdk:"digest"`
+	Image      types.String `tfsdk:"image"`
+	DeployedAt types.String `tfsdk:"deployed_at"`
+}
+
+func TestHistoryValueRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 11, 28, 20, 24, 54, 0, time.UTC)
+	in := []rollout.HistoryEntry{
+		{Revision: 3, Digest: digest2, Image: "registry.example.com/shop/web@" + digest2, DeployedAt: at},
+		{Revision: 1, Digest: digest1, Image: "registry.example.com/shop/web@" + digest1, DeployedAt: at.Add(-time.Hour)},
+	}
+	v := historyValue(in)
+	if v.IsNull() || v.IsUnknown() {
+		t.Fatalf("history is %s", v)
+	}
+	if !v.ElementType(ctx).Equal(historyEntryType) {
+		t.Fatalf("element type %s, the schema says %s", v.ElementType(ctx), historyEntryType)
+	}
+	var out []historyEntryForTest
+	if d := v.ElementsAs(ctx, &out, false); d.HasError() {
+		t.Fatal(d)
+	}
+	var back []rollout.HistoryEntry
+	for _, e := range out {
+		when, err := time.Parse(time.RFC3339, e.DeployedAt.ValueString())
+		if err != nil {
+			t.Fatalf("deployed_at %s: %v", e.DeployedAt, err)
+		}
+		back = append(back, rollout.HistoryEntry{Revision: int(e.Revision.ValueInt64()), Digest: e.Digest.ValueString(), Image: e.Image.ValueString(), DeployedAt: when})
+	}
+	if !reflect.DeepEqual(back, in) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", back, in)
+	}
+
+	// No history is an empty list, never null, so a plan can index it.
+	if empty := historyValue(nil); empty.IsNull() || empty.IsUnknown() || len(empty.Elements()) != 0 {
+		t.Errorf("historyValue(nil) = %s, want []", empty)
+	}
+}
+
+func TestVerifiedValueRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	st := rollout.Status{Digest: digest3, History: []rollout.HistoryEntry{
+		{Revision: 4, Digest: digest2}, {Revision: 3, Digest: digest3}, {Revision: 2, Digest: ""}, {Revision: 1, Digest: digest1},
+	}}
+	v := verifiedValue("staging", "web", st)
+	var m verifiedModel
+	if d := v.As(ctx, &m, objectAsOptions); d.HasError() {
+		t.Fatal(d)
+	}
+	var digests []string
+	if d := m.Digests.ElementsAs(ctx, &digests, false); d.HasError() {
+		t.Fatal(d)
+	}
+	if m.Environment.ValueString() != "staging" || m.Service.ValueString() != "web" || m.Serving.ValueString() != digest3 {
+		t.Errorf("verified = %+v", m)
+	}
+	if want := st.Verified(); !reflect.DeepEqual(digests, want) {
+		t.Errorf("digests = %v, want %v (the serving one first, each once)", digests, want)
+	}
+
+	// An environment that serves nothing yet has verified nothing: known and empty.
+	v = verifiedValue("staging", "web", rollout.Status{})
+	if d := v.As(ctx, &m, objectAsOptions); d.HasError() {
+		t.Fatal(d)
+	}
+	if m.Serving.ValueString() != "" || m.Digests.IsNull() || m.Digests.IsUnknown() || len(m.Digests.Elements()) != 0 {
+		t.Errorf("verified of an empty environment = %s", v)
+	}
+}
+
+func TestPlannedVerified(t *testing.T) {
+	plan := environmentModel{Name: types.StringValue("staging"), Service: types.StringValue("web"), Digest: types.StringValue(digest2)}
+	v := plannedVerified(plan)
+	attrs := v.Attributes()
+	if !attrs["serving"].Equal(types.StringValue(digest2)) || !attrs["digests"].IsUnknown() {
+		t.Errorf("plannedVerified = %s: want serving %s, digests known after apply", v, digest2)
+	}
+	plan.Digest = types.StringUnknown()
+	if v := plannedVerified(plan); !v.IsUnknown() {
+		t.Errorf("plannedVerified with an unknown digest = %s, want unknown", v)
+	}
+}
+
+func TestRetainedCandidateReadsHistory(t *testing.T) {
+	ctx := context.Background()
+	state := environmentModel{
+		History: historyValue([]rollout.HistoryEntry{
+			{Revision: 4, Digest: digest2}, {Revision: 2, Digest: digest1},
+		}),
+		HistoryLimit: types.Int64Value(2),
+	}
+	if rev := retainedCandidate(ctx, state, digest1); rev != 2 {
+		t.Errorf("retained revision of %s = %d, want 2", digest1, rev)
+	}
+	if rev := retainedCandidate(ctx, state, digest3); rev != 0 {
+		t.Errorf("retained revision of a digest never served = %d, want 0", rev)
+	}
+	state.HistoryLimit = types.Int64Value(1)
+	if rev := retainedCandidate(ctx, state, digest1); rev != 0 {
+		t.Errorf("revision beyond history_limit = %d, want 0", rev)
+	}
+	state.History = types.ListUnknown(historyEntryType)
+	if rev := retainedCandidate(ctx, state, digest1); rev != 0 {
+		t.Errorf("unknown history = %d, want 0", rev)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
-	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
@@ -96,20 +95,4 @@ func addDockerError(diags *diag.Diagnostics, d *providerData, summary string, er
 		return
 	}
 	diags.AddError(summary, "The operation on the Docker host "+d.engine.Host()+" failed.\n\nError: "+err.Error())
-}
-
-type nameValidator struct{}
-
-func (nameValidator) Description(context.Context) string {
-	return "1 to 32 lowercase letters, digits and dashes"
-}
-func (v nameValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-func (nameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if err := router.ValidateName(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Name", req.Path.String()+": "+err.Error()+
-			". Names become container, network and router configuration names, so nothing else is allowed.")
-	}
 }

@@ -104,7 +104,7 @@ func (r *canaryResource) Metadata(_ context.Context, req resource.MetadataReques
 }
 
 func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	duration := []validator.String{durationValidator{min: time.Second}}
+	duration := []validator.String{durationValidator(time.Second)}
 	resp.Schema = schema.Schema{
 		Description: "A canary release policy, reusable across environments and modules: the steps of traffic a new release gets, " +
 			"and how each step is judged on live metrics before the next. It creates nothing on a host; `release_environment.canary` " +
@@ -141,7 +141,7 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"max_error_rate": schema.Float64Attribute{Description: "Fails a canary whose share of 5xx responses is significantly above this fraction, such as 0.01. " +
 						"Read from the router's per-server metrics: no change to the application is needed.", Optional: true},
 					"max_latency": schema.StringAttribute{Description: "Fails a canary whose mean response time, from the router, is above this, such as `250ms`.",
-						Optional: true, Validators: []validator.String{durationValidator{min: time.Millisecond}}},
+						Optional: true, Validators: []validator.String{durationValidator(time.Millisecond)}},
 					"prometheus": schema.SingleNestedAttribute{
 						Description: "The Prometheus server `queries` and `errors` are read from.",
 						Optional:    true,

@@ -127,12 +127,12 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 			},
 			"name": schema.StringAttribute{
 				Description: "Environment name, such as `staging` or `production`: 1 to 32 lowercase letters, digits and dashes. Changing it replaces the environment.",
-				Required:    true, Validators: []validator.String{nameValidator{}},
+				Required:    true, Validators: []validator.String{nameValidator()},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"service": schema.StringAttribute{
 				Description: "Service name within the environment, such as `web`: 1 to 32 lowercase letters, digits and dashes. Changing it replaces the environment.",
-				Required:    true, Validators: []validator.String{nameValidator{}},
+				Required:    true, Validators: []validator.String{nameValidator()},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"image": schema.StringAttribute{
@@ -169,20 +169,20 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				})),
 				Attributes: map[string]schema.Attribute{
 					"path": schema.StringAttribute{Description: "HTTP path that answers 2xx when the container is ready. Defaults to `/healthz`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("/healthz"), Validators: []validator.String{healthPathValidator{}}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString("/healthz"), Validators: []validator.String{healthPathValidator()}},
 					"interval": schema.StringAttribute{Description: "Time between checks, such as `1s`. Defaults to `1s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("1s"), Validators: []validator.String{durationValidator{min: 100 * time.Millisecond}}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString("1s"), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
 					"timeout": schema.StringAttribute{Description: "Time a check may take. Defaults to `2s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("2s"), Validators: []validator.String{durationValidator{min: 100 * time.Millisecond}}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString("2s"), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
 					"healthy_threshold": schema.Int64Attribute{Description: "Checks in a row that must pass before the container gets traffic. Defaults to 1.",
 						Optional: true, Computed: true, Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(1, 5)}},
 					"start_timeout": schema.StringAttribute{Description: "How long a new container may take to become healthy before the apply fails. Defaults to `60s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("60s"), Validators: []validator.String{durationValidator{min: time.Second}}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString("60s"), Validators: []validator.String{durationValidator(time.Second)}},
 				},
 			},
 			"router": schema.StringAttribute{
 				Description: "The `release_router` that serves this environment: `release_router.<name>.id`.",
-				Required:    true, Validators: []validator.String{nameValidator{}},
+				Required:    true, Validators: []validator.String{nameValidator()},
 			},
 			"history_limit": schema.Int64Attribute{
 				Description: "Earlier revisions whose stopped containers are kept for a rollback without a pull. Defaults to 3.",
@@ -190,7 +190,7 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 			},
 			"stop_timeout": schema.StringAttribute{
 				Description: "How long a retired container may finish its requests after SIGTERM before it is killed. Defaults to `10s`.",
-				Optional:    true, Computed: true, Default: stringdefault.StaticString("10s"), Validators: []validator.String{durationValidator{min: 0}},
+				Optional:    true, Computed: true, Default: stringdefault.StaticString("10s"), Validators: []validator.String{durationValidator(0)},
 			},
 			"network": schema.StringAttribute{
 				Description: "User-defined network the containers run on; the router joins it. Defaults to a network of the environment's own, " +
@@ -222,7 +222,7 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"canary's steps and analysis, and is promoted only when they pass; a failed or inconclusive analysis puts every user back on " +
 					"the serving revision and fails the apply with a report. The first release and a rollback to a retained revision switch at " +
 					"once. Null: every release is a health-gated hard switch.",
-				Optional: true, Validators: []validator.String{canaryIDValidator{}},
+				Optional: true, Validators: []validator.String{canaryIDValidator()},
 			},
 			"rollout": schema.StringAttribute{
 				Description: "How the change in this plan is released: `hard switch`, or `canary: ` and the canary's schedule. Kept from the last release when nothing changes.",

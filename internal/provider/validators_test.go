@@ -26,7 +26,7 @@ func TestValidators(t *testing.T) {
 		detail      string
 	}{
 		{
-			name: "name", v: nameValidator{}, attr: path.Root("service"),
+			name: "name", v: nameValidator(), attr: path.Root("service"),
 			description: "1 to 32 lowercase letters, digits and dashes",
 			good:        "web-1", bad: "Web",
 			summary: "Invalid Name",
@@ -34,35 +34,35 @@ func TestValidators(t *testing.T) {
 				`Names become container, network and router configuration names, so nothing else is allowed.`,
 		},
 		{
-			name: "docker host", v: dockerHostValidator{}, attr: path.Root("docker_host"),
+			name: "docker host", v: dockerHostValidator(), attr: path.Root("docker_host"),
 			description: "must be a unix://, tcp:// or ssh:// address",
 			good:        "unix:///var/run/docker.sock", bad: "http://host",
 			summary: "Invalid Docker Host",
 			detail:  `docker_host is not a Docker Engine address: "http://host" has scheme "http"; use unix://, tcp:// or ssh://.`,
 		},
 		{
-			name: "duration", v: durationValidator{min: 100 * time.Millisecond}, attr: path.Root("health_check").AtName("interval"),
+			name: "duration", v: durationValidator(100 * time.Millisecond), attr: path.Root("health_check").AtName("interval"),
 			description: "a duration such as 500ms, 10s or 2m, at least 100ms",
 			good:        "1s", bad: "50ms",
 			summary: "Invalid Duration",
 			detail:  `health_check.interval must be a duration such as 500ms, 10s or 2m, at least 100ms; got "50ms".`,
 		},
 		{
-			name: "duration not parsed", v: durationValidator{min: 0}, attr: path.Root("stop_timeout"),
+			name: "duration not parsed", v: durationValidator(0), attr: path.Root("stop_timeout"),
 			description: "a duration such as 500ms, 10s or 2m, at least 0s",
 			good:        "0s", bad: "ten seconds",
 			summary: "Invalid Duration",
 			detail:  `stop_timeout must be a duration such as 500ms, 10s or 2m, at least 0s; got "ten seconds".`,
 		},
 		{
-			name: "health path", v: healthPathValidator{}, attr: path.Root("health_check").AtName("path"),
+			name: "health path", v: healthPathValidator(), attr: path.Root("health_check").AtName("path"),
 			description: "an absolute URL path such as /healthz",
 			good:        "/healthz", bad: "healthz",
 			summary: "Invalid Health Check Path",
 			detail:  `"healthz" must start with /`,
 		},
 		{
-			name: "canary id", v: canaryIDValidator{}, attr: path.Root("canary"),
+			name: "canary id", v: canaryIDValidator(), attr: path.Root("canary"),
 			description: "a release_canary id, release_canary.<name>.id",
 			good:        canaryIDForTest(), bad: "standard",
 			summary: "Invalid Canary",

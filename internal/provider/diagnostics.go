@@ -13,6 +13,7 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/registry"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
 // addRegistryError words a registry failure as a diagnostic that says what
@@ -110,4 +111,29 @@ func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy,
 		return true
 	}
 	return false
+}
+
+func listenerList(s router.Spec) string {
+	var ps []string
+	for _, p := range s.Ports {
+		ps = append(ps, fmt.Sprint(p.Internal))
+	}
+	if len(ps) == 0 {
+		return "(none)"
+	}
+	return strings.Join(ps, ", ")
+}
+
+func indent(s string) string {
+	if s == "" {
+		return "  (no output)"
+	}
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
@@ -95,4 +96,33 @@ func addDockerError(diags *diag.Diagnostics, d *providerData, summary string, er
 		return
 	}
 	diags.AddError(summary, "The operation on the Docker host "+d.engine.Host()+" failed.\n\nError: "+err.Error())
+}
+
+// observeEnvironment reads an environment from the shared host snapshot.
+func observeEnvironment(ctx context.Context, d *providerData, name, service, routerName string) (rollout.Status, error) {
+	managed, err := d.snapshot.listing(ctx, d.engine)
+	if err != nil {
+		return rollout.Status{}, err
+	}
+	if routerName == "" {
+		for _, c := range managed {
+			if c.Labels[naming.LabelEnvironment] == name && c.Labels[naming.LabelService] == service {
+				routerName = c.Labels[naming.LabelRouter]
+				break
+			}
+		}
+	}
+	routerID := ""
+	var files map[string][]byte
+	for _, c := range managed {
+		if c.Labels[naming.LabelKind] == "router" && c.Labels[naming.LabelRouter] == routerName && c.Running() {
+			routerID = c.ID
+		}
+	}
+	if routerID != "" {
+		if files, err = d.snapshot.routerFiles(ctx, d.routes, routerID); err != nil {
+			return rollout.Status{}, err
+		}
+	}
+	return rollout.Observe(name, service, managed, routerID, files), nil
 }

@@ -50,62 +50,6 @@ type environmentResource struct {
 	data *providerData
 }
 
-type environmentModel struct {
-	ID           types.String   `tfsdk:"id"`
-	Name         types.String   `tfsdk:"name"`
-	Service      types.String   `tfsdk:"service"`
-	Image        types.String   `tfsdk:"image"`
-	Replicas     types.Int64    `tfsdk:"replicas"`
-	Port         types.Int64    `tfsdk:"port"`
-	ListenPort   types.Int64    `tfsdk:"listen_port"`
-	Env          types.Map      `tfsdk:"env"`
-	Command      types.List     `tfsdk:"command"`
-	HealthCheck  types.Object   `tfsdk:"health_check"`
-	Router       types.String   `tfsdk:"router"`
-	HistoryLimit types.Int64    `tfsdk:"history_limit"`
-	StopTimeout  types.String   `tfsdk:"stop_timeout"`
-	Network      types.String   `tfsdk:"network"`
-	Timeouts     timeouts.Value `tfsdk:"timeouts"`
-	Digest       types.String   `tfsdk:"digest"`
-	Revision     types.Int64    `tfsdk:"revision"`
-	DeployedAt   types.String   `tfsdk:"deployed_at"`
-	History      types.List     `tfsdk:"history"`
-	Drift        types.String   `tfsdk:"drift"`
-	Canary       types.String   `tfsdk:"canary"`
-	Rollout      types.String   `tfsdk:"rollout"`
-	Verified     types.Object   `tfsdk:"verified"`
-	PromoteFrom  types.Object   `tfsdk:"promote_from"`
-}
-
-// verifiedModel is what an environment has verified, and what promote_from takes.
-type verifiedModel struct {
-	Environment types.String `tfsdk:"environment"`
-	Service     types.String `tfsdk:"service"`
-	Serving     types.String `tfsdk:"serving"`
-	Digests     types.List   `tfsdk:"digests"`
-}
-
-var verifiedType = types.ObjectType{AttrTypes: map[string]attr.Type{
-	"environment": types.StringType, "service": types.StringType, "serving": types.StringType, "digests": types.ListType{ElemType: types.StringType},
-}}
-
-type healthCheckModel struct {
-	Path             types.String `tfsdk:"path"`
-	Interval         types.String `tfsdk:"interval"`
-	Timeout          types.String `tfsdk:"timeout"`
-	HealthyThreshold types.Int64  `tfsdk:"healthy_threshold"`
-	StartTimeout     types.String `tfsdk:"start_timeout"`
-}
-
-var healthCheckTypes = map[string]attr.Type{
-	"path": types.StringType, "interval": types.StringType, "timeout": types.StringType,
-	"healthy_threshold": types.Int64Type, "start_timeout": types.StringType,
-}
-
-var historyEntryType = types.ObjectType{AttrTypes: map[string]attr.Type{
-	"revision": types.Int64Type, "digest": types.StringType, "image": types.StringType, "deployed_at": types.StringType,
-}}
-
 func (r *environmentResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 }
@@ -332,10 +276,95 @@ func (r *environmentResource) Create(ctx context.Context, req resource.CreateReq
 	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull())
 }
 
+func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state environmentModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	st, err := observeEnvironment(ctx, r.data, state.Name.ValueString(), state.Service.ValueString(), state.Router.ValueString())
+	if err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Environment", err)
+		return
+	}
+	if !st.Found {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if state.Router.IsNull() && len(st.Containers) > 0 {
+		state.Router = types.StringValue(st.Containers[0].Labels[naming.LabelRouter])
+	}
+	if state.Image.IsNull() || st.Image != "" {
+		state.Image = types.StringValue(st.Image)
+	}
+	if state.Replicas.IsNull() {
+		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
+	}
+	if state.Network.IsNull() {
+		state.Network = types.StringValue(naming.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
+		for _, c := range st.Containers {
+			for n := range c.IPs {
+				state.Network = types.StringValue(n)
+			}
+		}
+	}
+	r.setObserved(&state, st)
+	var drift []string
+	drift = append(drift, st.Drift...)
+	if !state.Replicas.IsNull() && int64(st.Running) < state.Replicas.ValueInt64() {
+		drift = append(drift, fmt.Sprintf("%d of %d containers run", st.Running, state.Replicas.ValueInt64()))
+	}
+	state.Drift = driftValue(dedupe(drift))
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
 func (r *environmentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var prior types.String
 	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("image"), &prior)...)
 	r.apply(ctx, req.Plan.Get, timeouts.Value.Update, &resp.State, &resp.Diagnostics, prior)
+}
+
+func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state environmentModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, 10*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	routerID := ""
+	// A stopped router cannot check or reload a route: its containers and
+	// network still go, and the route is rewritten when the router is repaired.
+	if o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString()); err == nil && o.Found && o.Running {
+		routerID = o.ID
+	}
+	stop, _ := time.ParseDuration(state.StopTimeout.ValueString())
+	defer r.data.invalidate()
+	if err := r.data.deployer.Destroy(ctx, state.Name.ValueString(), state.Service.ValueString(), routerID, stop); err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
+	}
+}
+
+// ImportState takes <name>/<service>.
+func (r *environmentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	name, service, ok := strings.Cut(req.ID, "/")
+	if !ok || router.ValidateName(name) != nil || router.ValidateName(service) != nil {
+		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_environment as <environment>/<service>, such as production/web.")
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("service"), service)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	// The rest is read from the containers' labels; settings that labels do not hold take their defaults.
+	for attr, v := range map[string]any{"port": int64(8080), "listen_port": int64(80), "history_limit": int64(3), "stop_timeout": "10s"} {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("health_check"), types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
+		"path": types.StringValue("/healthz"), "interval": types.StringValue("1s"), "timeout": types.StringValue("2s"),
+		"healthy_threshold": types.Int64Value(1), "start_timeout": types.StringValue("60s"),
+	}))...)
 }
 
 // apply is Create and Update: a switch to the plan, within the operation's timeout.
@@ -452,198 +481,6 @@ func (r *environmentResource) listenerTaken(ctx context.Context, spec rollout.Sp
 	return router.ListenerOwner(files, spec.Router.ListenPort, router.RouteFileName(spec.Environment, spec.Service))
 }
 
-func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state environmentModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	st, err := observeEnvironment(ctx, r.data, state.Name.ValueString(), state.Service.ValueString(), state.Router.ValueString())
-	if err != nil {
-		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Environment", err)
-		return
-	}
-	if !st.Found {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if state.Router.IsNull() && len(st.Containers) > 0 {
-		state.Router = types.StringValue(st.Containers[0].Labels[naming.LabelRouter])
-	}
-	if state.Image.IsNull() || st.Image != "" {
-		state.Image = types.StringValue(st.Image)
-	}
-	if state.Replicas.IsNull() {
-		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
-	}
-	if state.Network.IsNull() {
-		state.Network = types.StringValue(naming.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
-		for _, c := range st.Containers {
-			for n := range c.IPs {
-				state.Network = types.StringValue(n)
-			}
-		}
-	}
-	r.setObserved(&state, st)
-	var drift []string
-	drift = append(drift, st.Drift...)
-	if !state.Replicas.IsNull() && int64(st.Running) < state.Replicas.ValueInt64() {
-		drift = append(drift, fmt.Sprintf("%d of %d containers run", st.Running, state.Replicas.ValueInt64()))
-	}
-	state.Drift = driftValue(dedupe(drift))
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
-}
-
-func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state environmentModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	timeout, diags := state.Timeouts.Delete(ctx, 10*time.Minute)
-	resp.Diagnostics.Append(diags...)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	routerID := ""
-	// A stopped router cannot check or reload a route: its containers and
-	// network still go, and the route is rewritten when the router is repaired.
-	if o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString()); err == nil && o.Found && o.Running {
-		routerID = o.ID
-	}
-	stop, _ := time.ParseDuration(state.StopTimeout.ValueString())
-	defer r.data.invalidate()
-	if err := r.data.deployer.Destroy(ctx, state.Name.ValueString(), state.Service.ValueString(), routerID, stop); err != nil {
-		addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
-	}
-}
-
-// ImportState takes <name>/<service>.
-func (r *environmentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	name, service, ok := strings.Cut(req.ID, "/")
-	if !ok || router.ValidateName(name) != nil || router.ValidateName(service) != nil {
-		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_environment as <environment>/<service>, such as production/web.")
-		return
-	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("service"), service)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
-	// The rest is read from the containers' labels; settings that labels do not hold take their defaults.
-	for attr, v := range map[string]any{"port": int64(8080), "listen_port": int64(80), "history_limit": int64(3), "stop_timeout": "10s"} {
-		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
-	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("health_check"), types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
-		"path": types.StringValue("/healthz"), "interval": types.StringValue("1s"), "timeout": types.StringValue("2s"),
-		"healthy_threshold": types.Int64Value(1), "start_timeout": types.StringValue("60s"),
-	}))...)
-}
-
-// observeEnvironment reads an environment from the shared host snapshot.
-func observeEnvironment(ctx context.Context, d *providerData, name, service, routerName string) (rollout.Status, error) {
-	managed, err := d.snapshot.listing(ctx, d.engine)
-	if err != nil {
-		return rollout.Status{}, err
-	}
-	if routerName == "" {
-		for _, c := range managed {
-			if c.Labels[naming.LabelEnvironment] == name && c.Labels[naming.LabelService] == service {
-				routerName = c.Labels[naming.LabelRouter]
-				break
-			}
-		}
-	}
-	routerID := ""
-	var files map[string][]byte
-	for _, c := range managed {
-		if c.Labels[naming.LabelKind] == "router" && c.Labels[naming.LabelRouter] == routerName && c.Running() {
-			routerID = c.ID
-		}
-	}
-	if routerID != "" {
-		if files, err = d.snapshot.routerFiles(ctx, d.routes, routerID); err != nil {
-			return rollout.Status{}, err
-		}
-	}
-	return rollout.Observe(name, service, managed, routerID, files), nil
-}
-
-func (r *environmentResource) setObserved(m *environmentModel, st rollout.Status) {
-	m.ID = types.StringValue(m.Name.ValueString() + "/" + m.Service.ValueString())
-	m.Digest = types.StringValue(st.Digest)
-	m.Revision = types.Int64Value(int64(st.Revision))
-	m.DeployedAt = types.StringValue(st.DeployedAt.Format(time.RFC3339))
-	m.History = historyValue(st.History)
-	m.Verified = verifiedValue(m.Name.ValueString(), m.Service.ValueString(), st)
-}
-
-// plannedVerified is verified as a plan knows it: the digest that will
-// serve once the apply succeeds; the full list is known after it.
-func plannedVerified(plan environmentModel) types.Object {
-	if plan.Name.IsUnknown() || plan.Service.IsUnknown() || plan.Digest.IsUnknown() {
-		return types.ObjectUnknown(verifiedType.AttrTypes)
-	}
-	return types.ObjectValueMust(verifiedType.AttrTypes, map[string]attr.Value{
-		"environment": plan.Name, "service": plan.Service, "serving": plan.Digest, "digests": types.ListUnknown(types.StringType),
-	})
-}
-
-// verifiedValue is what an environment gives its downstream's promote_from.
-func verifiedValue(name, service string, st rollout.Status) types.Object {
-	digests := []attr.Value{}
-	for _, d := range st.Verified() {
-		digests = append(digests, types.StringValue(d))
-	}
-	return types.ObjectValueMust(verifiedType.AttrTypes, map[string]attr.Value{
-		"environment": types.StringValue(name), "service": types.StringValue(service),
-		"serving": types.StringValue(st.Digest), "digests": types.ListValueMust(types.StringType, digests),
-	})
-}
-
-func historyValue(h []rollout.HistoryEntry) types.List {
-	elems := make([]attr.Value, 0, len(h))
-	for _, e := range h {
-		elems = append(elems, types.ObjectValueMust(historyEntryType.AttrTypes, map[string]attr.Value{
-			"revision": types.Int64Value(int64(e.Revision)), "digest": types.StringValue(e.Digest),
-			"image": types.StringValue(e.Image), "deployed_at": types.StringValue(e.DeployedAt.Format(time.RFC3339)),
-		}))
-	}
-	return types.ListValueMust(historyEntryType, elems)
-}
-
-// spec converts the plan into the rollout's terms.
-func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rollout.Spec, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	ref, err := imageref.ParsePinned(m.Image.ValueString())
-	if err != nil {
-		diags.AddAttributeError(path.Root("image"), "Image Not Pinned", err.Error())
-		return rollout.Spec{}, diags
-	}
-	var hc healthCheckModel
-	diags.Append(m.HealthCheck.As(ctx, &hc, objectAsOptions)...)
-	env := map[string]string{}
-	diags.Append(m.Env.ElementsAs(ctx, &env, false)...)
-	var cmd []string
-	diags.Append(m.Command.ElementsAs(ctx, &cmd, false)...)
-	parse := func(s types.String) time.Duration { d, _ := time.ParseDuration(s.ValueString()); return d }
-	return rollout.Spec{
-		Environment: m.Name.ValueString(),
-		Service:     m.Service.ValueString(),
-		Image:       m.Image.ValueString(),
-		Digest:      ref.Digest,
-		Replicas:    int(m.Replicas.ValueInt64()),
-		Port:        int(m.Port.ValueInt64()),
-		Env:         env,
-		Command:     cmd,
-		Health: rollout.Health{
-			Path: hc.Path.ValueString(), Interval: parse(hc.Interval), Timeout: parse(hc.Timeout),
-			HealthyThreshold: int(hc.HealthyThreshold.ValueInt64()), StartTimeout: parse(hc.StartTimeout),
-		},
-		Router:        rollout.RouterRef{Name: m.Router.ValueString(), ListenPort: int(m.ListenPort.ValueInt64())},
-		HistoryLimit:  int(m.HistoryLimit.ValueInt64()),
-		StopTimeout:   parse(m.StopTimeout),
-		SharedNetwork: sharedNetwork(m),
-	}, diags
-}
-
 func hasListener(s router.Spec, port int) bool {
 	for _, p := range s.Ports {
 		if p.Internal == port {
@@ -651,103 +488,6 @@ func hasListener(s router.Spec, port int) bool {
 		}
 	}
 	return false
-}
-
-func listenerList(s router.Spec) string {
-	var ps []string
-	for _, p := range s.Ports {
-		ps = append(ps, fmt.Sprint(p.Internal))
-	}
-	if len(ps) == 0 {
-		return "(none)"
-	}
-	return strings.Join(ps, ", ")
-}
-
-func filterRevision(st rollout.Status) []string {
-	var out []string
-	for _, c := range st.Containers {
-		if c.Labels[naming.LabelRevision] == fmt.Sprint(st.Revision) {
-			out = append(out, c.Name)
-		}
-	}
-	return out
-}
-
-func dedupe(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-func indent(s string) string {
-	if s == "" {
-		return "  (no output)"
-	}
-	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
-}
-
-// sharedNetwork is the configured network when it is not the environment's own.
-func sharedNetwork(m environmentModel) string {
-	own := naming.NetworkName(m.Name.ValueString(), m.Service.ValueString())
-	if m.Network.IsNull() || m.Network.IsUnknown() || m.Network.ValueString() == own {
-		return ""
-	}
-	return m.Network.ValueString()
-}
-
-// How a change is released, as the plan shows it in `rollout`.
-const (
-	rolloutFirst  = "hard switch (first release)"
-	rolloutHard   = "hard switch"
-	rolloutCanary = "canary: "
-)
-
-// checkPromotion is the promotion gate: the digest must be one the upstream
-// environment verified. Unknown values (an upstream changing in the same
-// plan) are checked again at apply, when they are known.
-func checkPromotion(ctx context.Context, plan environmentModel, diags *diag.Diagnostics) {
-	if plan.PromoteFrom.IsNull() || plan.PromoteFrom.IsUnknown() || plan.Image.IsUnknown() {
-		return
-	}
-	var up verifiedModel
-	diags.Append(plan.PromoteFrom.As(ctx, &up, objectAsOptions)...)
-	if diags.HasError() || up.Digests.IsUnknown() || up.Serving.IsUnknown() {
-		return
-	}
-	ref, err := imageref.ParsePinned(plan.Image.ValueString())
-	if err != nil {
-		return // the image's own validator reports it
-	}
-	var verified []string
-	diags.Append(up.Digests.ElementsAs(ctx, &verified, false)...)
-	for _, d := range verified {
-		if d == ref.Digest {
-			return
-		}
-	}
-	upstream := up.Environment.ValueString() + "/" + up.Service.ValueString()
-	list := "nothing yet"
-	if len(verified) > 0 {
-		list = strings.Join(verified, ", ")
-	}
-	diags.AddAttributeError(path.Root("image"), "Digest Not Verified Upstream",
-		fmt.Sprintf("%s/%s would release %s, which %s has not verified.\n\n%s serves %s and has verified: %s.\n\n"+
-			"Release this digest to %s first and let its rollout (and canary) complete, or set image to a verified digest.",
-			plan.Name.ValueString(), plan.Service.ValueString(), ref.Digest, upstream, upstream, orNone(up.Serving.ValueString()), list, upstream))
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "nothing"
-	}
-	return s
 }
 
 // canaryMetrics builds what samples a canary: the router's per-server
@@ -774,27 +514,4 @@ func (r *environmentResource) canaryMetrics(ctx context.Context, p canary.Policy
 		}
 		return c, nil
 	}
-}
-
-// retainedCandidate is the revision of the history, within history_limit,
-// that served digest: a rollback target whose containers may still be kept.
-func retainedCandidate(ctx context.Context, state environmentModel, digest string) int64 {
-	var history []struct {
-		Revision   types.Int64  `tfsdk:"revision"`
-		Digest     types.String `tfsdk:"digest"`
-		Image      types.String `tfsdk:"image"`
-		DeployedAt types.String `tfsdk:"deployed_at"`
-	}
-	if state.History.IsNull() || state.History.IsUnknown() || state.History.ElementsAs(ctx, &history, false).HasError() {
-		return 0
-	}
-	for i, h := range history {
-		if int64(i) >= state.HistoryLimit.ValueInt64() {
-			break
-		}
-		if h.Digest.ValueString() == digest {
-			return h.Revision.ValueInt64()
-		}
-	}
-	return 0
 }

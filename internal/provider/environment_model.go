@@ -8,7 +8,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
@@ -94,7 +93,7 @@ func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rol
 	var diags diag.Diagnostics
 	ref, err := imageref.ParsePinned(m.Image.ValueString())
 	if err != nil {
-		diags.AddAttributeError(path.Root("image"), "Image Not Pinned", err.Error())
+		addImageNotPinnedError(&diags, err)
 		return rollout.Spec{}, diags
 	}
 	var hc healthCheckModel

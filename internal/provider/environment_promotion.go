@@ -2,11 +2,8 @@ package provider
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
 )
@@ -34,13 +31,6 @@ func checkPromotion(ctx context.Context, plan environmentModel, diags *diag.Diag
 			return
 		}
 	}
-	upstream := up.Environment.ValueString() + "/" + up.Service.ValueString()
-	list := "nothing yet"
-	if len(verified) > 0 {
-		list = strings.Join(verified, ", ")
-	}
-	diags.AddAttributeError(path.Root("image"), "Digest Not Verified Upstream",
-		fmt.Sprintf("%s/%s would release %s, which %s has not verified.\n\n%s serves %s and has verified: %s.\n\n"+
-			"Release this digest to %s first and let its rollout (and canary) complete, or set image to a verified digest.",
-			plan.Name.ValueString(), plan.Service.ValueString(), ref.Digest, upstream, upstream, orNone(up.Serving.ValueString()), list, upstream))
+	addNotVerifiedUpstreamError(diags, plan.Name.ValueString()+"/"+plan.Service.ValueString(), ref.Digest,
+		up.Environment.ValueString()+"/"+up.Service.ValueString(), up.Serving.ValueString(), verified)
 }

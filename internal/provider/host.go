@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
@@ -84,18 +81,6 @@ func (d *providerData) pullAuth(image string) string {
 	}
 	b, _ := json.Marshal(map[string]string{"username": cred.Username, "password": cred.Password, "identitytoken": cred.IdentityToken, "serveraddress": host})
 	return base64.URLEncoding.EncodeToString(b)
-}
-
-// addDockerError words a Docker failure; an unanswering daemon names the host.
-func addDockerError(diags *diag.Diagnostics, d *providerData, summary string, err error) {
-	var unreachable *docker.UnreachableError
-	if errors.As(err, &unreachable) {
-		diags.AddError("Docker Daemon Unreachable",
-			"The Docker daemon at "+docker.HostForDisplay(unreachable.Host)+" did not answer. Check that it runs and that docker_host "+
-				"(or DOCKER_HOST) points at it.\n\nError: "+unreachable.Err.Error())
-		return
-	}
-	diags.AddError(summary, "The operation on the Docker host "+d.engine.Host()+" failed.\n\nError: "+err.Error())
 }
 
 // observeEnvironment reads an environment from the shared host snapshot.

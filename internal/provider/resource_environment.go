@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -412,21 +411,16 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		return
 	}
 	if !o.Found || !o.Running {
-		diags.AddAttributeError(path.Root("router"), "Router Not Running",
-			fmt.Sprintf("The router %q has no running container (%s) on %s. Create or repair it first: terraform apply -target=release_router.<name>.",
-				spec.Router.Name, router.ContainerName(spec.Router.Name), r.data.engine.Host()))
+		addRouterNotRunningError(diags, r.data, spec.Router.Name)
 		return
 	}
 	if !hasListener(o.Spec, spec.Router.ListenPort) {
-		diags.AddAttributeError(path.Root("listen_port"), "Router Has No Such Listener",
-			fmt.Sprintf("The router %q publishes no listener on port %d inside its container. Add it to the router's ports, or set listen_port to one of %s.",
-				spec.Router.Name, spec.Router.ListenPort, listenerList(o.Spec)))
+		addNoSuchListenerError(diags, spec.Router.Name, spec.Router.ListenPort, o.Spec)
 		return
 	}
 	spec.Router.ContainerID = o.ID
 	if other := r.listenerTaken(ctx, spec); other != "" {
-		diags.AddAttributeError(path.Root("listen_port"), "Listener Already Used",
-			fmt.Sprintf("Port %d of router %q already serves %s. Give each environment's service its own listen_port.", spec.Router.ListenPort, spec.Router.Name, other))
+		addListenerUsedError(diags, spec.Router.Name, spec.Router.ListenPort, other)
 		return
 	}
 
@@ -443,7 +437,7 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	if !plan.Canary.IsNull() {
 		p, err := canary.Decode(plan.Canary.ValueString())
 		if err != nil {
-			diags.AddAttributeError(path.Root("canary"), "Invalid Canary", err.Error())
+			addInvalidCanaryError(diags, err)
 			return
 		}
 		policy = p
@@ -452,21 +446,11 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	res, err := deployer.Deploy(ctx, spec)
 	if policy.ReportPath != "" && res.CanaryReport != "" {
 		if werr := os.WriteFile(policy.ReportPath, []byte(res.CanaryReport), 0o644); werr != nil {
-			diags.AddWarning("Canary Report Not Written", fmt.Sprintf("The canary's report could not be written to %s (report_path): %v.", policy.ReportPath, werr))
+			addReportNotWrittenWarning(diags, policy.ReportPath, werr)
 		}
 	}
 	if err != nil {
-		if addCanaryError(diags, spec, policy, err) {
-			return
-		}
-		var unhealthy *rollout.UnhealthyError
-		if errors.As(err, &unhealthy) {
-			diags.AddAttributeError(path.Root("image"), "New Containers Not Healthy",
-				fmt.Sprintf("The switch of %s/%s to %s was stopped: %s. Traffic was never moved: the environment still serves what it served before, and the new containers were removed.\n\nLast log lines of %s:\n%s",
-					spec.Environment, spec.Service, spec.Image, unhealthy.Error(), unhealthy.Container, indent(unhealthy.Logs)))
-			return
-		}
-		addDockerError(diags, r.data, "Switch Failed", err)
+		addSwitchError(diags, r.data, spec, policy, err)
 		return
 	}
 	r.setObserved(plan, res.Status)

@@ -67,6 +67,30 @@ var healthCheckTypes = map[string]attr.Type{
 	"healthy_threshold": types.Int64Type, "start_timeout": types.StringType,
 }
 
+// The defaults of release_environment's settings, for the schema and for
+// an import (the containers' labels do not hold these settings).
+const (
+	defaultReplicas     int64 = 1
+	defaultPort         int64 = 8080
+	defaultListenPort   int64 = 80
+	defaultHistoryLimit int64 = 3
+	defaultStopTimeout        = "10s"
+
+	defaultHealthPath                   = "/healthz"
+	defaultHealthInterval               = "1s"
+	defaultHealthTimeout                = "2s"
+	defaultHealthHealthyThreshold int64 = 1
+	defaultHealthStartTimeout           = "60s"
+)
+
+// defaultHealthCheck is health_check when it is not set.
+func defaultHealthCheck() types.Object {
+	return types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
+		"path": types.StringValue(defaultHealthPath), "interval": types.StringValue(defaultHealthInterval), "timeout": types.StringValue(defaultHealthTimeout),
+		"healthy_threshold": types.Int64Value(defaultHealthHealthyThreshold), "start_timeout": types.StringValue(defaultHealthStartTimeout),
+	})
+}
+
 var historyEntryType = types.ObjectType{AttrTypes: map[string]attr.Type{
 	"revision": types.Int64Type, "digest": types.StringType, "image": types.StringType, "deployed_at": types.StringType,
 }}

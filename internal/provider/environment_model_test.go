@@ -6,7 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/defaults"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 )
@@ -122,4 +128,57 @@ func TestRetainedCandidateReadsHistory(t *testing.T) {
 	if rev := retainedCandidate(ctx, state, digest1); rev != 0 {
 		t.Errorf("unknown history = %d, want 0", rev)
 	}
+}
+
+// An imported environment takes the schema's defaults for the settings the
+// host's labels do not hold, so a configuration that leaves them out plans
+// no change after the import.
+func TestImportStateTakesSchemaDefaults(t *testing.T) {
+	ctx := context.Background()
+	r := &environmentResource{}
+	var sr resource.SchemaResponse
+	r.Schema(ctx, resource.SchemaRequest{}, &sr)
+	resp := resource.ImportStateResponse{State: tfsdk.State{Schema: sr.Schema, Raw: tftypes.NewValue(sr.Schema.Type().TerraformType(ctx), nil)}}
+	r.ImportState(ctx, resource.ImportStateRequest{ID: "production/web"}, &resp)
+	if resp.Diagnostics.HasError() {
+		t.Fatal(resp.Diagnostics)
+	}
+	var m environmentModel
+	if d := resp.State.Get(ctx, &m); d.HasError() {
+		t.Fatal(d)
+	}
+	if m.ID.ValueString() != "production/web" || m.Name.ValueString() != "production" || m.Service.ValueString() != "web" {
+		t.Errorf("id, name, service = %s, %s, %s", m.ID, m.Name, m.Service)
+	}
+	imported := map[string]attr.Value{"port": m.Port, "listen_port": m.ListenPort, "history_limit": m.HistoryLimit, "stop_timeout": m.StopTimeout, "health_check": m.HealthCheck}
+	for name, got := range imported {
+		if want := schemaDefault(ctx, t, sr.Schema.Attributes[name]); !got.Equal(want) {
+			t.Errorf("imported %s = %s, the schema's default is %s", name, got, want)
+		}
+	}
+}
+
+// schemaDefault is an attribute's Default value.
+func schemaDefault(ctx context.Context, t *testing.T, a schema.Attribute) attr.Value {
+	t.Helper()
+	switch a := a.(type) {
+	case schema.StringAttribute:
+		var resp defaults.StringResponse
+		a.Default.DefaultString(ctx, defaults.StringRequest{}, &resp)
+		return resp.PlanValue
+	case schema.Int64Attribute:
+		var resp defaults.Int64Response
+		a.Default.DefaultInt64(ctx, defaults.Int64Request{}, &resp)
+		return resp.PlanValue
+	case schema.BoolAttribute:
+		var resp defaults.BoolResponse
+		a.Default.DefaultBool(ctx, defaults.BoolRequest{}, &resp)
+		return resp.PlanValue
+	case schema.SingleNestedAttribute:
+		var resp defaults.ObjectResponse
+		a.Default.DefaultObject(ctx, defaults.ObjectRequest{}, &resp)
+		return resp.PlanValue
+	}
+	t.Fatalf("no default for %T", a)
+	return nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
-	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -84,15 +83,15 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 			},
 			"replicas": schema.Int64Attribute{
 				Description: "Number of containers. Defaults to 1.",
-				Optional:    true, Computed: true, Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(1, 50)},
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultReplicas), Validators: []validator.Int64{int64validator.Between(1, 50)},
 			},
 			"port": schema.Int64Attribute{
 				Description: "Port the application listens on inside its container. Defaults to 8080.",
-				Optional:    true, Computed: true, Default: int64default.StaticInt64(8080), Validators: []validator.Int64{int64validator.Between(1, 65535)},
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultPort), Validators: []validator.Int64{int64validator.Between(1, 65535)},
 			},
 			"listen_port": schema.Int64Attribute{
 				Description: "The router's listener port (one of its `ports[*].internal`) that serves this environment's service. Defaults to 80.",
-				Optional:    true, Computed: true, Default: int64default.StaticInt64(80), Validators: []validator.Int64{int64validator.Between(1, 65535)},
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultListenPort), Validators: []validator.Int64{int64validator.Between(1, 65535)},
 			},
 			"env": schema.MapAttribute{
 				Description: "Environment variables of the containers. The provider adds RELEASE_ENVIRONMENT, RELEASE_SERVICE and RELEASE_REVISION.",
@@ -106,21 +105,18 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Description: "The gate a new container passes before it gets traffic, also used by the router afterwards. The provider places a small " +
 					"static probe in each container (at `/.release-probe`), so images without a shell or curl are checked too.",
 				Optional: true, Computed: true,
-				Default: objectdefault.StaticValue(types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
-					"path": types.StringValue("/healthz"), "interval": types.StringValue("1s"), "timeout": types.StringValue("2s"),
-					"healthy_threshold": types.Int64Value(1), "start_timeout": types.StringValue("60s"),
-				})),
+				Default: objectdefault.StaticValue(defaultHealthCheck()),
 				Attributes: map[string]schema.Attribute{
 					"path": schema.StringAttribute{Description: "HTTP path that answers 2xx when the container is ready. Defaults to `/healthz`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("/healthz"), Validators: []validator.String{healthPathValidator()}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthPath), Validators: []validator.String{healthPathValidator()}},
 					"interval": schema.StringAttribute{Description: "Time between checks, such as `1s`. Defaults to `1s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("1s"), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthInterval), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
 					"timeout": schema.StringAttribute{Description: "Time a check may take. Defaults to `2s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("2s"), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthTimeout), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
 					"healthy_threshold": schema.Int64Attribute{Description: "Checks in a row that must pass before the container gets traffic. Defaults to 1.",
-						Optional: true, Computed: true, Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(1, 5)}},
+						Optional: true, Computed: true, Default: int64default.StaticInt64(defaultHealthHealthyThreshold), Validators: []validator.Int64{int64validator.Between(1, 5)}},
 					"start_timeout": schema.StringAttribute{Description: "How long a new container may take to become healthy before the apply fails. Defaults to `60s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("60s"), Validators: []validator.String{durationValidator(time.Second)}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthStartTimeout), Validators: []validator.String{durationValidator(time.Second)}},
 				},
 			},
 			"router": schema.StringAttribute{
@@ -129,11 +125,11 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 			},
 			"history_limit": schema.Int64Attribute{
 				Description: "Earlier revisions whose stopped containers are kept for a rollback without a pull. Defaults to 3.",
-				Optional:    true, Computed: true, Default: int64default.StaticInt64(3), Validators: []validator.Int64{int64validator.Between(0, 20)},
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultHistoryLimit), Validators: []validator.Int64{int64validator.Between(0, 20)},
 			},
 			"stop_timeout": schema.StringAttribute{
 				Description: "How long a retired container may finish its requests after SIGTERM before it is killed. Defaults to `10s`.",
-				Optional:    true, Computed: true, Default: stringdefault.StaticString("10s"), Validators: []validator.String{durationValidator(0)},
+				Optional:    true, Computed: true, Default: stringdefault.StaticString(defaultStopTimeout), Validators: []validator.String{durationValidator(0)},
 			},
 			"network": schema.StringAttribute{
 				Description: "User-defined network the containers run on; the router joins it. Defaults to a network of the environment's own, " +
@@ -357,13 +353,10 @@ func (r *environmentResource) ImportState(ctx context.Context, req resource.Impo
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("service"), service)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	// The rest is read from the containers' labels; settings that labels do not hold take their defaults.
-	for attr, v := range map[string]any{"port": int64(8080), "listen_port": int64(80), "history_limit": int64(3), "stop_timeout": "10s"} {
+	for attr, v := range map[string]any{"port": defaultPort, "listen_port": defaultListenPort, "history_limit": defaultHistoryLimit, "stop_timeout": defaultStopTimeout} {
 		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("health_check"), types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
-		"path": types.StringValue("/healthz"), "interval": types.StringValue("1s"), "timeout": types.StringValue("2s"),
-		"healthy_threshold": types.Int64Value(1), "start_timeout": types.StringValue("60s"),
-	}))...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("health_check"), defaultHealthCheck())...)
 }
 
 // apply is Create and Update: a switch to the plan, within the operation's timeout.

@@ -91,6 +91,14 @@ func defaultHealthCheck() types.Object {
 	})
 }
 
+// historyEntryModel is one element of history.
+type historyEntryModel struct {
+	Revision   types.Int64  `tfsdk:"revision"`
+	Digest     types.String `tfsdk:"digest"`
+	Image      types.String `tfsdk:"image"`
+	DeployedAt types.String `tfsdk:"deployed_at"`
+}
+
 var historyEntryType = types.ObjectType{AttrTypes: map[string]attr.Type{
 	"revision": types.Int64Type, "digest": types.StringType, "image": types.StringType, "deployed_at": types.StringType,
 }}
@@ -184,12 +192,7 @@ func historyValue(h []rollout.HistoryEntry) types.List {
 // retainedCandidate is the revision of the history, within history_limit,
 // that served digest: a rollback target whose containers may still be kept.
 func retainedCandidate(ctx context.Context, state environmentModel, digest string) int64 {
-	var history []struct {
-		Revision   types.Int64  `tfsdk:"revision"`
-		Digest     types.String `tfsdk:"digest"`
-		Image      types.String `tfsdk:"image"`
-		DeployedAt types.String `tfsdk:"deployed_at"`
-	}
+	var history []historyEntryModel
 	if state.History.IsNull() || state.History.IsUnknown() || state.History.ElementsAs(ctx, &history, false).HasError() {
 		return 0
 	}

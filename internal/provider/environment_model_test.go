@@ -17,15 +17,6 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 )
 
-// historyEntryForTest is the shape of one history element as a
-// configuration reads it: release_environment.<name>.history[0].digest.
-type historyEntryForTest struct {
-	Revision   types.Int64  `tfsdk:"revision"`
-	Digest     types.String `tfsdk:"digest"`
-	Image      types.String `tfsdk:"image"`
-	DeployedAt types.String `tfsdk:"deployed_at"`
-}
-
 func TestHistoryValueRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2026, 11, 28, 20, 24, 54, 0, time.UTC)
@@ -40,7 +31,7 @@ func TestHistoryValueRoundTrip(t *testing.T) {
 	if !v.ElementType(ctx).Equal(historyEntryType) {
 		t.Fatalf("element type %s, the schema says %s", v.ElementType(ctx), historyEntryType)
 	}
-	var out []historyEntryForTest
+	var out []historyEntryModel
 	if d := v.ElementsAs(ctx, &out, false); d.HasError() {
 		t.Fatal(d)
 	}

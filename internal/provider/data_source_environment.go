@@ -54,8 +54,8 @@ func (d *environmentDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 			"has verified, which a production environment in another state takes as its `promote_from`.",
 		Attributes: map[string]schema.Attribute{
 			"id":          schema.StringAttribute{Description: "`<name>/<service>`.", Computed: true},
-			"name":        schema.StringAttribute{Description: "Environment name.", Required: true, Validators: []validator.String{nameValidator{}}},
-			"service":     schema.StringAttribute{Description: "Service name.", Required: true, Validators: []validator.String{nameValidator{}}},
+			"name":        schema.StringAttribute{Description: "Environment name.", Required: true, Validators: []validator.String{nameValidator()}},
+			"service":     schema.StringAttribute{Description: "Service name.", Required: true, Validators: []validator.String{nameValidator()}},
 			"image":       schema.StringAttribute{Description: "The serving image, `repository@sha256:…`.", Computed: true},
 			"digest":      schema.StringAttribute{Description: "The serving digest.", Computed: true},
 			"revision":    schema.Int64Attribute{Description: "The serving revision.", Computed: true},

@@ -1,3 +1,7 @@
+// The diagnostics the provider makes of errors from the domain packages and
+// the Docker host, and of a host that cannot do what a switch needs: a title
+// in Title Case, then what happened, what to do, and the underlying error.
+
 package provider
 
 import (
@@ -11,9 +15,24 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
 	"github.com/releasekit/terraform-provider-release/internal/canary"
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/migration"
 	"github.com/releasekit/terraform-provider-release/internal/registry"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/router"
 )
+
+// addDockerError words a Docker failure; an unanswering daemon names the host.
+func addDockerError(diags *diag.Diagnostics, d *providerData, summary string, err error) {
+	var unreachable *docker.UnreachableError
+	if errors.As(err, &unreachable) {
+		diags.AddError("Docker Daemon Unreachable",
+			"The Docker daemon at "+docker.HostForDisplay(unreachable.Host)+" did not answer. Check that it runs and that docker_host "+
+				"(or DOCKER_HOST) points at it.\n\nError: "+unreachable.Err.Error())
+		return
+	}
+	diags.AddError(summary, "The operation on the Docker host "+d.engine.Host()+" failed.\n\nError: "+err.Error())
+}
 
 // addRegistryError words a registry failure as a diagnostic that says what
 // happened and what to do, on the attribute the user should look at.
@@ -68,6 +87,66 @@ func registryDiagnostic(err error) (string, string, path.Path) {
 			fmt.Sprintf("The registry %s answered in a way the provider does not understand while resolving %s (%s).%s", re.Registry, repo, re.Reference, said),
 			path.Root("repository")
 	}
+}
+
+// addImageNotPinnedError reports an image that is not repository@sha256:….
+func addImageNotPinnedError(diags *diag.Diagnostics, err error) {
+	diags.AddAttributeError(path.Root("image"), "Image Not Pinned", err.Error())
+}
+
+// addRouterNotRunningError reports an environment's router that has no running container.
+func addRouterNotRunningError(diags *diag.Diagnostics, d *providerData, name string) {
+	diags.AddAttributeError(path.Root("router"), "Router Not Running",
+		fmt.Sprintf("The router %q has no running container (%s) on %s. Create or repair it first: terraform apply -target=release_router.<name>.",
+			name, router.ContainerName(name), d.engine.Host()))
+}
+
+// addNoSuchListenerError reports a listen_port the router does not publish.
+func addNoSuchListenerError(diags *diag.Diagnostics, name string, port int, s router.Spec) {
+	diags.AddAttributeError(path.Root("listen_port"), "Router Has No Such Listener",
+		fmt.Sprintf("The router %q publishes no listener on port %d inside its container. Add it to the router's ports, or set listen_port to one of %s.",
+			name, port, listenerList(s)))
+}
+
+// addListenerUsedError reports a listen_port that serves another environment's service.
+func addListenerUsedError(diags *diag.Diagnostics, name string, port int, other string) {
+	diags.AddAttributeError(path.Root("listen_port"), "Listener Already Used",
+		fmt.Sprintf("Port %d of router %q already serves %s. Give each environment's service its own listen_port.", port, name, other))
+}
+
+// addInvalidCanaryError reports a canary that is not a release_canary id.
+func addInvalidCanaryError(diags *diag.Diagnostics, err error) {
+	diags.AddAttributeError(path.Root("canary"), "Invalid Canary", err.Error())
+}
+
+// addReportNotWrittenWarning reports a canary report that could not be written to report_path.
+func addReportNotWrittenWarning(diags *diag.Diagnostics, reportPath string, err error) {
+	diags.AddWarning("Canary Report Not Written", fmt.Sprintf("The canary's report could not be written to %s (report_path): %v.", reportPath, err))
+}
+
+// addSwitchError reports a failed switch or canary: what the canary decided,
+// containers that never became healthy, else the Docker error.
+func addSwitchError(diags *diag.Diagnostics, d *providerData, spec rollout.Spec, p canary.Policy, err error) {
+	if addRolloutError(diags, spec, err) || addCanaryError(diags, spec, p, err) {
+		return
+	}
+	if addUnhealthyError(diags, spec, err) {
+		return
+	}
+	addDockerError(diags, d, "Switch Failed", err)
+}
+
+// addUnhealthyError reports new containers that did not pass their health
+// check, with their last log lines; false when err is not that.
+func addUnhealthyError(diags *diag.Diagnostics, spec rollout.Spec, err error) bool {
+	var unhealthy *rollout.UnhealthyError
+	if !errors.As(err, &unhealthy) {
+		return false
+	}
+	diags.AddAttributeError(path.Root("image"), "New Containers Not Healthy",
+		fmt.Sprintf("The switch of %s/%s to %s was stopped: %s. Traffic was never moved: the environment still serves what it served before, and the new containers were removed.\n\nLast log lines of %s:\n%s",
+			spec.Environment, spec.Service, spec.Image, unhealthy.Error(), unhealthy.Container, indent(unhealthy.Logs)))
+	return true
 }
 
 // addCanaryError reports a canary's abort or an interrupted canary; false
@@ -130,4 +209,72 @@ func addRolloutError(diags *diag.Diagnostics, spec rollout.Spec, err error) bool
 		return true
 	}
 	return false
+}
+
+// addNotVerifiedUpstreamError reports a promotion of a digest the upstream
+// has not verified, naming what the upstream serves and has verified.
+func addNotVerifiedUpstreamError(diags *diag.Diagnostics, downstream, digest, upstream, serving string, verified []string) {
+	list := "nothing yet"
+	if len(verified) > 0 {
+		list = strings.Join(verified, ", ")
+	}
+	diags.AddAttributeError(path.Root("image"), "Digest Not Verified Upstream",
+		fmt.Sprintf("%s would release %s, which %s has not verified.\n\n%s serves %s and has verified: %s.\n\n"+
+			"Release this digest to %s first and let its rollout (and canary) complete, or set image to a verified digest.",
+			downstream, digest, upstream, upstream, orNone(serving), list, upstream))
+}
+
+// addStillServingError reports a migration whose down command would drop
+// the schema under an environment that still serves its release; false
+// when err is not that.
+func addStillServingError(diags *diag.Diagnostics, err error) bool {
+	var serving *migration.ServingError
+	if !errors.As(err, &serving) {
+		return false
+	}
+	diags.AddError("Migration Still Needed",
+		fmt.Sprintf("The down command of this migration was not run: environment %s/%s still serves %s, which was released with it, "+
+			"and the schema must not be dropped under it. Nothing was changed.\n\n"+
+			"Terraform destroyed the migration before switching the environment back, which it does when the migration lacks "+
+			"lifecycle { create_before_destroy = true }. Add that block to every release_migration. To recover now, switch first "+
+			"with terraform apply -target=release_environment.<name>, then apply again to run the down command.",
+			serving.Environment, serving.Service, serving.Image))
+	return true
+}
+
+// addMigrationRunError reports a migration command that failed, with its
+// output (secrets redacted), else the Docker error; next says what to do.
+func addMigrationRunError(diags *diag.Diagnostics, d *providerData, summary string, spec migration.Spec, err error, next string) {
+	var failed *migration.FailedError
+	if errors.As(err, &failed) {
+		diags.AddError(summary, fmt.Sprintf("%s from %s. %s\n\nOutput (last %d lines):\n%s",
+			failed.Error(), spec.Image, next, migration.OutputLines, indent(migration.Redact(failed.Output, spec.Env))))
+		return
+	}
+	addDockerError(diags, d, summary, fmt.Errorf("%s", migration.Redact(err.Error(), spec.Env)))
+}
+
+func listenerList(s router.Spec) string {
+	var ps []string
+	for _, p := range s.Ports {
+		ps = append(ps, fmt.Sprint(p.Internal))
+	}
+	if len(ps) == 0 {
+		return "(none)"
+	}
+	return strings.Join(ps, ", ")
+}
+
+func indent(s string) string {
+	if s == "" {
+		return "  (no output)"
+	}
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
 }

@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-framework/diag"
-	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
-
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
@@ -86,30 +83,31 @@ func (d *providerData) pullAuth(image string) string {
 	return base64.URLEncoding.EncodeToString(b)
 }
 
-// addDockerError words a Docker failure; an unanswering daemon names the host.
-func addDockerError(diags *diag.Diagnostics, d *providerData, summary string, err error) {
-	var unreachable *docker.UnreachableError
-	if errors.As(err, &unreachable) {
-		diags.AddError("Docker Daemon Unreachable",
-			"The Docker daemon at "+docker.HostForDisplay(unreachable.Host)+" did not answer. Check that it runs and that docker_host "+
-				"(or DOCKER_HOST) points at it.\n\nError: "+unreachable.Err.Error())
-		return
+// observeEnvironment reads an environment from the shared host snapshot.
+func observeEnvironment(ctx context.Context, d *providerData, name, service, routerName string) (rollout.Status, error) {
+	managed, err := d.snapshot.listing(ctx, d.engine)
+	if err != nil {
+		return rollout.Status{}, err
 	}
-	diags.AddError(summary, "The operation on the Docker host "+d.engine.Host()+" failed.\n\nError: "+err.Error())
-}
-
-type nameValidator struct{}
-
-func (nameValidator) Description(context.Context) string {
-	return "1 to 32 lowercase letters, digits and dashes"
-}
-func (v nameValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-func (nameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
+	if routerName == "" {
+		for _, c := range managed {
+			if c.Labels[naming.LabelEnvironment] == name && c.Labels[naming.LabelService] == service {
+				routerName = c.Labels[naming.LabelRouter]
+				break
+			}
+		}
 	}
-	if err := router.ValidateName(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Name", req.Path.String()+": "+err.Error()+
-			". Names become container, network and router configuration names, so nothing else is allowed.")
+	routerID := ""
+	var files map[string][]byte
+	for _, c := range managed {
+		if naming.KindRouter.Is(c.Labels) && c.Labels[naming.LabelRouter] == routerName && c.Running() {
+			routerID = c.ID
+		}
 	}
+	if routerID != "" {
+		if files, err = d.snapshot.routerFiles(ctx, d.routes, routerID); err != nil {
+			return rollout.Status{}, err
+		}
+	}
+	return rollout.Observe(name, service, managed, routerID, files), nil
 }

@@ -80,7 +80,7 @@ func (p *releaseProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 					"Defaults to the `DOCKER_HOST` environment variable, then `" + docker.DefaultHost + "`. " +
 					"The daemon is contacted only by operations that need it, so a plan that needs none works without it.",
 				Optional:   true,
-				Validators: []validator.String{dockerHostValidator{}},
+				Validators: []validator.String{dockerHostValidator()},
 			},
 			"cert_path": schema.StringAttribute{
 				Description: "Directory holding `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` host with TLS. Defaults to the `DOCKER_CERT_PATH` environment variable. " +
@@ -253,25 +253,6 @@ func (h hostOnly) Lookup(host string) (registry.Credential, bool, error) {
 func setIfKnown(dst *string, v types.String) {
 	if !v.IsNull() && !v.IsUnknown() {
 		*dst = v.ValueString()
-	}
-}
-
-type dockerHostValidator struct{}
-
-func (dockerHostValidator) Description(context.Context) string {
-	return "must be a unix://, tcp:// or ssh:// address"
-}
-
-func (v dockerHostValidator) MarkdownDescription(ctx context.Context) string {
-	return v.Description(ctx)
-}
-
-func (dockerHostValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if err := (docker.Config{Host: req.ConfigValue.ValueString()}).Validate(); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Docker Host", "docker_host is not a Docker Engine address: "+err.Error()+".")
 	}
 }
 

@@ -104,7 +104,7 @@ func (r *canaryResource) Metadata(_ context.Context, req resource.MetadataReques
 }
 
 func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	duration := []validator.String{durationValidator{min: time.Second}}
+	duration := []validator.String{durationValidator(time.Second)}
 	resp.Schema = schema.Schema{
 		Description: "A canary release policy, reusable across environments and modules: the steps of traffic a new release gets, " +
 			"and how each step is judged on live metrics before the next. It creates nothing on a host; `release_environment.canary` " +
@@ -128,20 +128,20 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"canary against baseline, with an exact test whose false-alarm budget is spread over every analysis of the canary.",
 				Optional: true, Computed: true,
 				Default: objectdefault.StaticValue(types.ObjectValueMust(analysisTypes, map[string]attr.Value{
-					"interval": types.StringValue("30s"), "min_requests": types.Int64Value(100), "max_error_rate": types.Float64Null(),
+					"interval": types.StringValue(canary.Format(canary.DefaultInterval)), "min_requests": types.Int64Value(canary.DefaultMinRequests), "max_error_rate": types.Float64Null(),
 					"max_latency": types.StringNull(), "prometheus": types.ObjectNull(prometheusTypes),
 					"queries": types.ListNull(types.ObjectType{AttrTypes: queryTypes}), "errors": types.ObjectNull(errorsTypes),
-					"failure_limit": types.Int64Value(1), "inconclusive_limit": types.Int64Value(3),
+					"failure_limit": types.Int64Value(canary.DefaultFailureLimit), "inconclusive_limit": types.Int64Value(canary.DefaultInconclusiveLimit),
 				})),
 				Attributes: map[string]schema.Attribute{
 					"interval": schema.StringAttribute{Description: "Time between analyses. Defaults to `30s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("30s"), Validators: duration},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(canary.Format(canary.DefaultInterval)), Validators: duration},
 					"min_requests": schema.Int64Attribute{Description: "Requests each side needs before a check counts. Defaults to 100.",
-						Optional: true, Computed: true, Default: int64default.StaticInt64(100)},
+						Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultMinRequests)},
 					"max_error_rate": schema.Float64Attribute{Description: "Fails a canary whose share of 5xx responses is significantly above this fraction, such as 0.01. " +
 						"Read from the router's per-server metrics: no change to the application is needed.", Optional: true},
 					"max_latency": schema.StringAttribute{Description: "Fails a canary whose mean response time, from the router, is above this, such as `250ms`.",
-						Optional: true, Validators: []validator.String{durationValidator{min: time.Millisecond}}},
+						Optional: true, Validators: []validator.String{durationValidator(time.Millisecond)}},
 					"prometheus": schema.SingleNestedAttribute{
 						Description: "The Prometheus server `queries` and `errors` are read from.",
 						Optional:    true,
@@ -171,26 +171,26 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 						Attributes: map[string]schema.Attribute{
 							"metric": schema.StringAttribute{Description: "Counter of errors, such as `app_errors_total`.", Required: true},
 							"label": schema.StringAttribute{Description: "Label that holds the error type. Defaults to `type`.",
-								Optional: true, Computed: true, Default: stringdefault.StaticString("type")},
+								Optional: true, Computed: true, Default: stringdefault.StaticString(canary.DefaultErrorLabel)},
 							"new_type_intervals": schema.Int64Attribute{Description: "Consecutive intervals a new type must appear in. Defaults to 2.",
-								Optional: true, Computed: true, Default: int64default.StaticInt64(2)},
+								Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultNewTypeIntervals)},
 							"detect_decrease": schema.BoolAttribute{Description: "Also fail on a significant decrease of a known error's rate.",
-								Optional: true, Computed: true, Default: booldefault.StaticBool(false)},
+								Optional: true, Computed: true, Default: booldefault.StaticBool(canary.DefaultDetectDecrease)},
 						},
 					},
 					"failure_limit": schema.Int64Attribute{Description: "Failed analyses before the canary is aborted. Defaults to 1.",
-						Optional: true, Computed: true, Default: int64default.StaticInt64(1)},
+						Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultFailureLimit)},
 					"inconclusive_limit": schema.Int64Attribute{Description: "Inconclusive analyses in a row at the end of a step before the canary is aborted; no data never promotes. Defaults to 3.",
-						Optional: true, Computed: true, Default: int64default.StaticInt64(3)},
+						Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultInconclusiveLimit)},
 				},
 			},
 			"baseline": schema.BoolAttribute{
 				Description: "Run a fresh container of the stable version beside the canary, with the same traffic, and judge the canary against it (fair: same age, same load). Defaults to true.",
-				Optional:    true, Computed: true, Default: booldefault.StaticBool(true),
+				Optional:    true, Computed: true, Default: booldefault.StaticBool(canary.DefaultBaseline),
 			},
 			"on_interrupt": schema.StringAttribute{
 				Description: "What the next apply does with a canary that an interrupted apply left mid-way: `abort` (every user back on stable, canary removed) or `resume`. Defaults to `abort`.",
-				Optional:    true, Computed: true, Default: stringdefault.StaticString("abort"),
+				Optional:    true, Computed: true, Default: stringdefault.StaticString(canary.DefaultOnInterrupt),
 				Validators: []validator.String{stringvalidator.OneOf("abort", "resume")},
 			},
 			"report_path": schema.StringAttribute{
@@ -303,10 +303,10 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 	var diags diag.Diagnostics
 	p := canary.Policy{Baseline: m.Baseline.ValueBool(), OnInterrupt: m.OnInterrupt.ValueString(), ReportPath: m.ReportPath.ValueString()}
 	if m.Baseline.IsNull() {
-		p.Baseline = true
+		p.Baseline = canary.DefaultBaseline
 	}
 	if m.OnInterrupt.IsNull() {
-		p.OnInterrupt = "abort"
+		p.OnInterrupt = canary.DefaultOnInterrupt
 	}
 	known := !m.Analysis.IsUnknown() && !m.Baseline.IsUnknown() && !m.OnInterrupt.IsUnknown() && !m.ReportPath.IsUnknown()
 	for _, s := range m.Steps {
@@ -317,7 +317,8 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 		d, _ := time.ParseDuration(s.Pause.ValueString())
 		p.Steps = append(p.Steps, canary.Step{Weight: int(s.Weight.ValueInt64()), Pause: canary.Duration(d)})
 	}
-	p.Analysis = canary.Analysis{Interval: canary.Duration(30 * time.Second), MinRequests: 100, FailureLimit: 1, InconclusiveLimit: 3}
+	p.Analysis = canary.Analysis{Interval: canary.Duration(canary.DefaultInterval), MinRequests: canary.DefaultMinRequests,
+		FailureLimit: canary.DefaultFailureLimit, InconclusiveLimit: canary.DefaultInconclusiveLimit}
 	if m.Analysis.IsNull() || m.Analysis.IsUnknown() {
 		return p, known, diags
 	}
@@ -372,10 +373,10 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 		diags.Append(a.Errors.As(ctx, &em, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true})...)
 		e := canary.Errors{Metric: em.Metric.ValueString(), Label: em.Label.ValueString(), NewTypeIntervals: int(em.NewTypeIntervals.ValueInt64()), DetectDecrease: em.DetectDecrease.ValueBool()}
 		if em.Label.IsNull() {
-			e.Label = "type"
+			e.Label = canary.DefaultErrorLabel
 		}
 		if em.NewTypeIntervals.IsNull() {
-			e.NewTypeIntervals = 2
+			e.NewTypeIntervals = canary.DefaultNewTypeIntervals
 		}
 		p.Analysis.Errors = &e
 	}

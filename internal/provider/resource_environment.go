@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -50,62 +49,6 @@ type environmentResource struct {
 	data *providerData
 }
 
-type environmentModel struct {
-	ID           types.String   `tfsdk:"id"`
-	Name         types.String   `tfsdk:"name"`
-	Service      types.String   `tfsdk:"service"`
-	Image        types.String   `tfsdk:"image"`
-	Replicas     types.Int64    `tfsdk:"replicas"`
-	Port         types.Int64    `tfsdk:"port"`
-	ListenPort   types.Int64    `tfsdk:"listen_port"`
-	Env          types.Map      `tfsdk:"env"`
-	Command      types.List     `tfsdk:"command"`
-	HealthCheck  types.Object   `tfsdk:"health_check"`
-	Router       types.String   `tfsdk:"router"`
-	HistoryLimit types.Int64    `tfsdk:"history_limit"`
-	StopTimeout  types.String   `tfsdk:"stop_timeout"`
-	Network      types.String   `tfsdk:"network"`
-	Timeouts     timeouts.Value `tfsdk:"timeouts"`
-	Digest       types.String   `tfsdk:"digest"`
-	Revision     types.Int64    `tfsdk:"revision"`
-	DeployedAt   types.String   `tfsdk:"deployed_at"`
-	History      types.List     `tfsdk:"history"`
-	Drift        types.String   `tfsdk:"drift"`
-	Canary       types.String   `tfsdk:"canary"`
-	Rollout      types.String   `tfsdk:"rollout"`
-	Verified     types.Object   `tfsdk:"verified"`
-	PromoteFrom  types.Object   `tfsdk:"promote_from"`
-}
-
-// verifiedModel is what an environment has verified, and what promote_from takes.
-type verifiedModel struct {
-	Environment types.String `tfsdk:"environment"`
-	Service     types.String `tfsdk:"service"`
-	Serving     types.String `tfsdk:"serving"`
-	Digests     types.List   `tfsdk:"digests"`
-}
-
-var verifiedType = types.ObjectType{AttrTypes: map[string]attr.Type{
-	"environment": types.StringType, "service": types.StringType, "serving": types.StringType, "digests": types.ListType{ElemType: types.StringType},
-}}
-
-type healthCheckModel struct {
-	Path             types.String `tfsdk:"path"`
-	Interval         types.String `tfsdk:"interval"`
-	Timeout          types.String `tfsdk:"timeout"`
-	HealthyThreshold types.Int64  `tfsdk:"healthy_threshold"`
-	StartTimeout     types.String `tfsdk:"start_timeout"`
-}
-
-var healthCheckTypes = map[string]attr.Type{
-	"path": types.StringType, "interval": types.StringType, "timeout": types.StringType,
-	"healthy_threshold": types.Int64Type, "start_timeout": types.StringType,
-}
-
-var historyEntryType = types.ObjectType{AttrTypes: map[string]attr.Type{
-	"revision": types.Int64Type, "digest": types.StringType, "image": types.StringType, "deployed_at": types.StringType,
-}}
-
 func (r *environmentResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 }
@@ -127,12 +70,12 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 			},
 			"name": schema.StringAttribute{
 				Description: "Environment name, such as `staging` or `production`: 1 to 32 lowercase letters, digits and dashes. Changing it replaces the environment.",
-				Required:    true, Validators: []validator.String{nameValidator{}},
+				Required:    true, Validators: []validator.String{nameValidator()},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"service": schema.StringAttribute{
 				Description: "Service name within the environment, such as `web`: 1 to 32 lowercase letters, digits and dashes. Changing it replaces the environment.",
-				Required:    true, Validators: []validator.String{nameValidator{}},
+				Required:    true, Validators: []validator.String{nameValidator()},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"image": schema.StringAttribute{
@@ -141,15 +84,15 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 			},
 			"replicas": schema.Int64Attribute{
 				Description: "Number of containers. Defaults to 1.",
-				Optional:    true, Computed: true, Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(1, 50)},
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultReplicas), Validators: []validator.Int64{int64validator.Between(1, 50)},
 			},
 			"port": schema.Int64Attribute{
 				Description: "Port the application listens on inside its container. Defaults to 8080.",
-				Optional:    true, Computed: true, Default: int64default.StaticInt64(8080), Validators: []validator.Int64{int64validator.Between(1, 65535)},
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultPort), Validators: []validator.Int64{int64validator.Between(1, 65535)},
 			},
 			"listen_port": schema.Int64Attribute{
 				Description: "The router's listener port (one of its `ports[*].internal`) that serves this environment's service. Defaults to 80.",
-				Optional:    true, Computed: true, Default: int64default.StaticInt64(80), Validators: []validator.Int64{int64validator.Between(1, 65535)},
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultListenPort), Validators: []validator.Int64{int64validator.Between(1, 65535)},
 			},
 			"env": schema.MapAttribute{
 				Description: "Environment variables of the containers. The provider adds RELEASE_ENVIRONMENT, RELEASE_SERVICE and RELEASE_REVISION.",
@@ -163,34 +106,31 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Description: "The gate a new container passes before it gets traffic, also used by the router afterwards. The provider places a small " +
 					"static probe in each container (at `/.release-probe`), so images without a shell or curl are checked too.",
 				Optional: true, Computed: true,
-				Default: objectdefault.StaticValue(types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
-					"path": types.StringValue("/healthz"), "interval": types.StringValue("1s"), "timeout": types.StringValue("2s"),
-					"healthy_threshold": types.Int64Value(1), "start_timeout": types.StringValue("60s"),
-				})),
+				Default: objectdefault.StaticValue(defaultHealthCheck()),
 				Attributes: map[string]schema.Attribute{
 					"path": schema.StringAttribute{Description: "HTTP path that answers 2xx when the container is ready. Defaults to `/healthz`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("/healthz"), Validators: []validator.String{healthPathValidator{}}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthPath), Validators: []validator.String{healthPathValidator()}},
 					"interval": schema.StringAttribute{Description: "Time between checks, such as `1s`. Defaults to `1s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("1s"), Validators: []validator.String{durationValidator{min: 100 * time.Millisecond}}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthInterval), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
 					"timeout": schema.StringAttribute{Description: "Time a check may take. Defaults to `2s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("2s"), Validators: []validator.String{durationValidator{min: 100 * time.Millisecond}}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthTimeout), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
 					"healthy_threshold": schema.Int64Attribute{Description: "Checks in a row that must pass before the container gets traffic. Defaults to 1.",
-						Optional: true, Computed: true, Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(1, 5)}},
+						Optional: true, Computed: true, Default: int64default.StaticInt64(defaultHealthHealthyThreshold), Validators: []validator.Int64{int64validator.Between(1, 5)}},
 					"start_timeout": schema.StringAttribute{Description: "How long a new container may take to become healthy before the apply fails. Defaults to `60s`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString("60s"), Validators: []validator.String{durationValidator{min: time.Second}}},
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthStartTimeout), Validators: []validator.String{durationValidator(time.Second)}},
 				},
 			},
 			"router": schema.StringAttribute{
 				Description: "The `release_router` that serves this environment: `release_router.<name>.id`.",
-				Required:    true, Validators: []validator.String{nameValidator{}},
+				Required:    true, Validators: []validator.String{nameValidator()},
 			},
 			"history_limit": schema.Int64Attribute{
 				Description: "Earlier revisions whose stopped containers are kept for a rollback without a pull. Defaults to 3.",
-				Optional:    true, Computed: true, Default: int64default.StaticInt64(3), Validators: []validator.Int64{int64validator.Between(0, 20)},
+				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultHistoryLimit), Validators: []validator.Int64{int64validator.Between(0, 20)},
 			},
 			"stop_timeout": schema.StringAttribute{
 				Description: "How long a retired container may finish its requests after SIGTERM before it is killed. Defaults to `10s`.",
-				Optional:    true, Computed: true, Default: stringdefault.StaticString("10s"), Validators: []validator.String{durationValidator{min: 0}},
+				Optional:    true, Computed: true, Default: stringdefault.StaticString(defaultStopTimeout), Validators: []validator.String{durationValidator(0)},
 			},
 			"network": schema.StringAttribute{
 				Description: "User-defined network the containers run on; the router joins it. Defaults to a network of the environment's own, " +
@@ -222,7 +162,7 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"canary's steps and analysis, and is promoted only when they pass; a failed or inconclusive analysis puts every user back on " +
 					"the serving revision and fails the apply with a report. The first release and a rollback to a retained revision switch at " +
 					"once. Null: every release is a health-gated hard switch.",
-				Optional: true, Validators: []validator.String{canaryIDValidator{}},
+				Optional: true, Validators: []validator.String{canaryIDValidator()},
 			},
 			"rollout": schema.StringAttribute{
 				Description: "How the change in this plan is released: `hard switch`, or `canary: ` and the canary's schedule. Kept from the last release when nothing changes.",
@@ -314,6 +254,48 @@ func (r *environmentResource) Create(ctx context.Context, req resource.CreateReq
 	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull(), true)
 }
 
+func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state environmentModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	st, err := observeEnvironment(ctx, r.data, state.Name.ValueString(), state.Service.ValueString(), state.Router.ValueString())
+	if err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Environment", err)
+		return
+	}
+	if !st.Found {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if state.Router.IsNull() && len(st.Containers) > 0 {
+		state.Router = types.StringValue(st.Containers[0].Labels[naming.LabelRouter])
+	}
+	if state.Image.IsNull() || st.Image != "" {
+		state.Image = types.StringValue(st.Image)
+	}
+	if state.Replicas.IsNull() {
+		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
+	}
+	if state.Network.IsNull() {
+		state.Network = types.StringValue(naming.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
+		for _, c := range st.Containers {
+			for n := range c.IPs {
+				state.Network = types.StringValue(n)
+			}
+		}
+	}
+	r.setObserved(&state, st)
+	var drift []string
+	drift = append(drift, st.Drift...)
+	if !state.Replicas.IsNull() && int64(st.Running) < state.Replicas.ValueInt64() {
+		drift = append(drift, fmt.Sprintf("%d of %d containers run", st.Running, state.Replicas.ValueInt64()))
+	}
+	state.Drift = driftValue(dedupe(drift))
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
 func (r *environmentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var plan, prior environmentModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -324,6 +306,46 @@ func (r *environmentResource) Update(ctx context.Context, req resource.UpdateReq
 	// The plan decided the rollout when the release changed or drifted; else it kept the last one.
 	promised := releaseChanged(plan, prior) || !prior.Drift.IsNull()
 	r.apply(ctx, req.Plan.Get, timeouts.Value.Update, &resp.State, &resp.Diagnostics, prior.Image, promised)
+}
+
+func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state environmentModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, 10*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	routerID := ""
+	// A stopped router cannot check or reload a route: its containers and
+	// network still go, and the route is rewritten when the router is repaired.
+	if o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString()); err == nil && o.Found && o.Running {
+		routerID = o.ID
+	}
+	stop, _ := time.ParseDuration(state.StopTimeout.ValueString())
+	defer r.data.invalidate()
+	if err := r.data.deployer.Destroy(ctx, state.Name.ValueString(), state.Service.ValueString(), routerID, stop); err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
+	}
+}
+
+// ImportState takes <name>/<service>.
+func (r *environmentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	name, service, ok := strings.Cut(req.ID, "/")
+	if !ok || router.ValidateName(name) != nil || router.ValidateName(service) != nil {
+		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_environment as <environment>/<service>, such as production/web.")
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("service"), service)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	// The rest is read from the containers' labels; settings that labels do not hold take their defaults.
+	for attr, v := range map[string]any{"port": defaultPort, "listen_port": defaultListenPort, "history_limit": defaultHistoryLimit, "stop_timeout": defaultStopTimeout} {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("health_check"), defaultHealthCheck())...)
 }
 
 // apply is Create and Update: a switch to the plan, within the operation's timeout.
@@ -374,21 +396,16 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		return
 	}
 	if !o.Found || !o.Running {
-		diags.AddAttributeError(path.Root("router"), "Router Not Running",
-			fmt.Sprintf("The router %q has no running container (%s) on %s. Create or repair it first: terraform apply -target=release_router.<name>.",
-				spec.Router.Name, router.ContainerName(spec.Router.Name), r.data.engine.Host()))
+		addRouterNotRunningError(diags, r.data, spec.Router.Name)
 		return
 	}
 	if !hasListener(o.Spec, spec.Router.ListenPort) {
-		diags.AddAttributeError(path.Root("listen_port"), "Router Has No Such Listener",
-			fmt.Sprintf("The router %q publishes no listener on port %d inside its container. Add it to the router's ports, or set listen_port to one of %s.",
-				spec.Router.Name, spec.Router.ListenPort, listenerList(o.Spec)))
+		addNoSuchListenerError(diags, spec.Router.Name, spec.Router.ListenPort, o.Spec)
 		return
 	}
 	spec.Router.ContainerID, spec.Router.MetricsPort = o.ID, o.Spec.MetricsPort
 	if other := r.listenerTaken(ctx, spec); other != "" {
-		diags.AddAttributeError(path.Root("listen_port"), "Listener Already Used",
-			fmt.Sprintf("Port %d of router %q already serves %s. Give each environment's service its own listen_port.", spec.Router.ListenPort, spec.Router.Name, other))
+		addListenerUsedError(diags, spec.Router.Name, spec.Router.ListenPort, other)
 		return
 	}
 
@@ -405,7 +422,7 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	if !plan.Canary.IsNull() {
 		p, err := canary.Decode(plan.Canary.ValueString())
 		if err != nil {
-			diags.AddAttributeError(path.Root("canary"), "Invalid Canary", err.Error())
+			addInvalidCanaryError(diags, err)
 			return
 		}
 		policy = p
@@ -414,21 +431,11 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	res, err := deployer.Deploy(ctx, spec)
 	if policy.ReportPath != "" && res.CanaryReport != "" {
 		if werr := os.WriteFile(policy.ReportPath, []byte(res.CanaryReport), 0o644); werr != nil {
-			diags.AddWarning("Canary Report Not Written", fmt.Sprintf("The canary's report could not be written to %s (report_path): %v.", policy.ReportPath, werr))
+			addReportNotWrittenWarning(diags, policy.ReportPath, werr)
 		}
 	}
 	if err != nil {
-		if addRolloutError(diags, spec, err) || addCanaryError(diags, spec, policy, err) {
-			return
-		}
-		var unhealthy *rollout.UnhealthyError
-		if errors.As(err, &unhealthy) {
-			diags.AddAttributeError(path.Root("image"), "New Containers Not Healthy",
-				fmt.Sprintf("The switch of %s/%s to %s was stopped: %s. Traffic was never moved: the environment still serves what it served before, and the new containers were removed.\n\nLast log lines of %s:\n%s",
-					spec.Environment, spec.Service, spec.Image, unhealthy.Error(), unhealthy.Container, indent(unhealthy.Logs)))
-			return
-		}
-		addDockerError(diags, r.data, "Switch Failed", err)
+		addSwitchError(diags, r.data, spec, policy, err)
 		return
 	}
 	r.setObserved(plan, res.Status)
@@ -446,198 +453,6 @@ func (r *environmentResource) listenerTaken(ctx context.Context, spec rollout.Sp
 	return router.ListenerOwner(files, spec.Router.ListenPort, router.RouteFileName(spec.Environment, spec.Service))
 }
 
-func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state environmentModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	st, err := observeEnvironment(ctx, r.data, state.Name.ValueString(), state.Service.ValueString(), state.Router.ValueString())
-	if err != nil {
-		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Environment", err)
-		return
-	}
-	if !st.Found {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if state.Router.IsNull() && len(st.Containers) > 0 {
-		state.Router = types.StringValue(st.Containers[0].Labels[naming.LabelRouter])
-	}
-	if state.Image.IsNull() || st.Image != "" {
-		state.Image = types.StringValue(st.Image)
-	}
-	if state.Replicas.IsNull() {
-		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
-	}
-	if state.Network.IsNull() {
-		state.Network = types.StringValue(naming.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
-		for _, c := range st.Containers {
-			for n := range c.IPs {
-				state.Network = types.StringValue(n)
-			}
-		}
-	}
-	r.setObserved(&state, st)
-	var drift []string
-	drift = append(drift, st.Drift...)
-	if !state.Replicas.IsNull() && int64(st.Running) < state.Replicas.ValueInt64() {
-		drift = append(drift, fmt.Sprintf("%d of %d containers run", st.Running, state.Replicas.ValueInt64()))
-	}
-	state.Drift = driftValue(dedupe(drift))
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
-}
-
-func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state environmentModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	timeout, diags := state.Timeouts.Delete(ctx, 10*time.Minute)
-	resp.Diagnostics.Append(diags...)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	routerID := ""
-	// A stopped router cannot check or reload a route: its containers and
-	// network still go, and the route is rewritten when the router is repaired.
-	if o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString()); err == nil && o.Found && o.Running {
-		routerID = o.ID
-	}
-	stop, _ := time.ParseDuration(state.StopTimeout.ValueString())
-	defer r.data.invalidate()
-	if err := r.data.deployer.Destroy(ctx, state.Name.ValueString(), state.Service.ValueString(), routerID, stop); err != nil {
-		addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
-	}
-}
-
-// ImportState takes <name>/<service>.
-func (r *environmentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	name, service, ok := strings.Cut(req.ID, "/")
-	if !ok || router.ValidateName(name) != nil || router.ValidateName(service) != nil {
-		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_environment as <environment>/<service>, such as production/web.")
-		return
-	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("service"), service)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
-	// The rest is read from the containers' labels; settings that labels do not hold take their defaults.
-	for attr, v := range map[string]any{"port": int64(8080), "listen_port": int64(80), "history_limit": int64(3), "stop_timeout": "10s"} {
-		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
-	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("health_check"), types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
-		"path": types.StringValue("/healthz"), "interval": types.StringValue("1s"), "timeout": types.StringValue("2s"),
-		"healthy_threshold": types.Int64Value(1), "start_timeout": types.StringValue("60s"),
-	}))...)
-}
-
-// observeEnvironment reads an environment from the shared host snapshot.
-func observeEnvironment(ctx context.Context, d *providerData, name, service, routerName string) (rollout.Status, error) {
-	managed, err := d.snapshot.listing(ctx, d.engine)
-	if err != nil {
-		return rollout.Status{}, err
-	}
-	if routerName == "" {
-		for _, c := range managed {
-			if c.Labels[naming.LabelEnvironment] == name && c.Labels[naming.LabelService] == service {
-				routerName = c.Labels[naming.LabelRouter]
-				break
-			}
-		}
-	}
-	routerID := ""
-	var files map[string][]byte
-	for _, c := range managed {
-		if c.Labels[naming.LabelKind] == "router" && c.Labels[naming.LabelRouter] == routerName && c.Running() {
-			routerID = c.ID
-		}
-	}
-	if routerID != "" {
-		if files, err = d.snapshot.routerFiles(ctx, d.routes, routerID); err != nil {
-			return rollout.Status{}, err
-		}
-	}
-	return rollout.Observe(name, service, managed, routerID, files), nil
-}
-
-func (r *environmentResource) setObserved(m *environmentModel, st rollout.Status) {
-	m.ID = types.StringValue(m.Name.ValueString() + "/" + m.Service.ValueString())
-	m.Digest = types.StringValue(st.Digest)
-	m.Revision = types.Int64Value(int64(st.Revision))
-	m.DeployedAt = types.StringValue(st.DeployedAt.Format(time.RFC3339))
-	m.History = historyValue(st.History)
-	m.Verified = verifiedValue(m.Name.ValueString(), m.Service.ValueString(), st)
-}
-
-// plannedVerified is verified as a plan knows it: the digest that will
-// serve once the apply succeeds; the full list is known after it.
-func plannedVerified(plan environmentModel) types.Object {
-	if plan.Name.IsUnknown() || plan.Service.IsUnknown() || plan.Digest.IsUnknown() {
-		return types.ObjectUnknown(verifiedType.AttrTypes)
-	}
-	return types.ObjectValueMust(verifiedType.AttrTypes, map[string]attr.Value{
-		"environment": plan.Name, "service": plan.Service, "serving": plan.Digest, "digests": types.ListUnknown(types.StringType),
-	})
-}
-
-// verifiedValue is what an environment gives its downstream's promote_from.
-func verifiedValue(name, service string, st rollout.Status) types.Object {
-	digests := []attr.Value{}
-	for _, d := range st.Verified() {
-		digests = append(digests, types.StringValue(d))
-	}
-	return types.ObjectValueMust(verifiedType.AttrTypes, map[string]attr.Value{
-		"environment": types.StringValue(name), "service": types.StringValue(service),
-		"serving": types.StringValue(st.Digest), "digests": types.ListValueMust(types.StringType, digests),
-	})
-}
-
-func historyValue(h []rollout.HistoryEntry) types.List {
-	elems := make([]attr.Value, 0, len(h))
-	for _, e := range h {
-		elems = append(elems, types.ObjectValueMust(historyEntryType.AttrTypes, map[string]attr.Value{
-			"revision": types.Int64Value(int64(e.Revision)), "digest": types.StringValue(e.Digest),
-			"image": types.StringValue(e.Image), "deployed_at": types.StringValue(e.DeployedAt.Format(time.RFC3339)),
-		}))
-	}
-	return types.ListValueMust(historyEntryType, elems)
-}
-
-// spec converts the plan into the rollout's terms.
-func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rollout.Spec, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	ref, err := imageref.ParsePinned(m.Image.ValueString())
-	if err != nil {
-		diags.AddAttributeError(path.Root("image"), "Image Not Pinned", err.Error())
-		return rollout.Spec{}, diags
-	}
-	var hc healthCheckModel
-	diags.Append(m.HealthCheck.As(ctx, &hc, objectAsOptions)...)
-	env := map[string]string{}
-	diags.Append(m.Env.ElementsAs(ctx, &env, false)...)
-	var cmd []string
-	diags.Append(m.Command.ElementsAs(ctx, &cmd, false)...)
-	parse := func(s types.String) time.Duration { d, _ := time.ParseDuration(s.ValueString()); return d }
-	return rollout.Spec{
-		Environment: m.Name.ValueString(),
-		Service:     m.Service.ValueString(),
-		Image:       m.Image.ValueString(),
-		Digest:      ref.Digest,
-		Replicas:    int(m.Replicas.ValueInt64()),
-		Port:        int(m.Port.ValueInt64()),
-		Env:         env,
-		Command:     cmd,
-		Health: rollout.Health{
-			Path: hc.Path.ValueString(), Interval: parse(hc.Interval), Timeout: parse(hc.Timeout),
-			HealthyThreshold: int(hc.HealthyThreshold.ValueInt64()), StartTimeout: parse(hc.StartTimeout),
-		},
-		Router:        rollout.RouterRef{Name: m.Router.ValueString(), ListenPort: int(m.ListenPort.ValueInt64())},
-		HistoryLimit:  int(m.HistoryLimit.ValueInt64()),
-		StopTimeout:   parse(m.StopTimeout),
-		SharedNetwork: sharedNetwork(m),
-	}, diags
-}
-
 func hasListener(s router.Spec, port int) bool {
 	for _, p := range s.Ports {
 		if p.Internal == port {
@@ -645,96 +460,6 @@ func hasListener(s router.Spec, port int) bool {
 		}
 	}
 	return false
-}
-
-func listenerList(s router.Spec) string {
-	var ps []string
-	for _, p := range s.Ports {
-		ps = append(ps, fmt.Sprint(p.Internal))
-	}
-	if len(ps) == 0 {
-		return "(none)"
-	}
-	return strings.Join(ps, ", ")
-}
-
-func filterRevision(st rollout.Status) []string {
-	var out []string
-	for _, c := range st.Containers {
-		if c.Labels[naming.LabelRevision] == fmt.Sprint(st.Revision) {
-			out = append(out, c.Name)
-		}
-	}
-	return out
-}
-
-func dedupe(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-func indent(s string) string {
-	if s == "" {
-		return "  (no output)"
-	}
-	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
-}
-
-// sharedNetwork is the configured network when it is not the environment's own.
-func sharedNetwork(m environmentModel) string {
-	own := naming.NetworkName(m.Name.ValueString(), m.Service.ValueString())
-	if m.Network.IsNull() || m.Network.IsUnknown() || m.Network.ValueString() == own {
-		return ""
-	}
-	return m.Network.ValueString()
-}
-
-// checkPromotion is the promotion gate: the digest must be one the upstream
-// environment verified. Unknown values (an upstream changing in the same
-// plan) are checked again at apply, when they are known.
-func checkPromotion(ctx context.Context, plan environmentModel, diags *diag.Diagnostics) {
-	if plan.PromoteFrom.IsNull() || plan.PromoteFrom.IsUnknown() || plan.Image.IsUnknown() {
-		return
-	}
-	var up verifiedModel
-	diags.Append(plan.PromoteFrom.As(ctx, &up, objectAsOptions)...)
-	if diags.HasError() || up.Digests.IsUnknown() || up.Serving.IsUnknown() {
-		return
-	}
-	ref, err := imageref.ParsePinned(plan.Image.ValueString())
-	if err != nil {
-		return // the image's own validator reports it
-	}
-	var verified []string
-	diags.Append(up.Digests.ElementsAs(ctx, &verified, false)...)
-	for _, d := range verified {
-		if d == ref.Digest {
-			return
-		}
-	}
-	upstream := up.Environment.ValueString() + "/" + up.Service.ValueString()
-	list := "nothing yet"
-	if len(verified) > 0 {
-		list = strings.Join(verified, ", ")
-	}
-	diags.AddAttributeError(path.Root("image"), "Digest Not Verified Upstream",
-		fmt.Sprintf("%s/%s would release %s, which %s has not verified.\n\n%s serves %s and has verified: %s.\n\n"+
-			"Release this digest to %s first and let its rollout (and canary) complete, or set image to a verified digest.",
-			plan.Name.ValueString(), plan.Service.ValueString(), ref.Digest, upstream, upstream, orNone(up.Serving.ValueString()), list, upstream))
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "nothing"
-	}
-	return s
 }
 
 // releaseChanged says whether the plan changes what serves, as opposed to

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -166,7 +165,7 @@ func (r *migrationResource) spec(ctx context.Context, m migrationModel) (migrati
 	var diags diag.Diagnostics
 	ref, err := imageref.ParsePinned(m.Image.ValueString())
 	if err != nil {
-		diags.AddAttributeError(path.Root("image"), "Image Not Pinned", err.Error())
+		addImageNotPinnedError(&diags, err)
 		return migration.Spec{}, diags
 	}
 	s := migration.Spec{Image: m.Image.ValueString(), Digest: ref.Digest, Network: m.Network.ValueString(), Env: map[string]string{}}
@@ -205,7 +204,7 @@ func (r *migrationResource) Create(ctx context.Context, req resource.CreateReque
 
 	res, err := r.runner().Up(ctx, spec)
 	if err != nil {
-		r.addRunError(&resp.Diagnostics, "Migration Up Failed", spec, err,
+		addMigrationRunError(&resp.Diagnostics, r.data, "Migration Up Failed", spec, err,
 			"The migration is not recorded as applied. Fix the cause and apply again; the environments that depend on it were not changed.")
 		return
 	}
@@ -267,32 +266,13 @@ func (r *migrationResource) Delete(ctx context.Context, req resource.DeleteReque
 	}
 
 	if err := migration.CheckNotServing(ctx, r.data.engine, spec); err != nil {
-		var serving *migration.ServingError
-		if errors.As(err, &serving) {
-			resp.Diagnostics.AddError("Migration Still Needed",
-				fmt.Sprintf("The down command of this migration was not run: environment %s/%s still serves %s, which was released with it, "+
-					"and the schema must not be dropped under it. Nothing was changed.\n\n"+
-					"Terraform destroyed the migration before switching the environment back, which it does when the migration lacks "+
-					"lifecycle { create_before_destroy = true }. Add that block to every release_migration. To recover now, switch first "+
-					"with terraform apply -target=release_environment.<name>, then apply again to run the down command.",
-					serving.Environment, serving.Service, serving.Image))
-			return
+		if !addStillServingError(&resp.Diagnostics, err) {
+			addDockerError(&resp.Diagnostics, r.data, "Cannot Check Environments", err)
 		}
-		addDockerError(&resp.Diagnostics, r.data, "Cannot Check Environments", err)
 		return
 	}
 	if _, err := r.runner().Down(ctx, spec); err != nil {
-		r.addRunError(&resp.Diagnostics, "Migration Down Failed", spec, err,
+		addMigrationRunError(&resp.Diagnostics, r.data, "Migration Down Failed", spec, err,
 			"The migration stays in state, still applied. Fix the cause and destroy again.")
 	}
-}
-
-func (r *migrationResource) addRunError(diags *diag.Diagnostics, summary string, spec migration.Spec, err error, next string) {
-	var failed *migration.FailedError
-	if errors.As(err, &failed) {
-		diags.AddError(summary, fmt.Sprintf("%s from %s. %s\n\nOutput (last %d lines):\n%s",
-			failed.Error(), spec.Image, next, migration.OutputLines, indent(migration.Redact(failed.Output, spec.Env))))
-		return
-	}
-	addDockerError(diags, r.data, summary, fmt.Errorf("%s", migration.Redact(err.Error(), spec.Env)))
 }

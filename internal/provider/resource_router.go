@@ -76,7 +76,7 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			"name": schema.StringAttribute{
 				Description:   "Name of the router, unique on the Docker host: 1 to 32 lowercase letters, digits and dashes. The container is `release-router-<name>`. Changing it replaces the router.",
 				Required:      true,
-				Validators:    []validator.String{nameValidator{}},
+				Validators:    []validator.String{nameValidator()},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"image": schema.StringAttribute{

@@ -1,65 +1,64 @@
 package provider
 
 import (
-	"context"
+	"fmt"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/releasekit/terraform-provider-release/internal/canary"
+	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/router"
+	"github.com/releasekit/terraform-provider-release/internal/validators"
 )
 
 var objectAsOptions = basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true}
 
-type durationValidator struct{ min time.Duration }
-
-func (v durationValidator) Description(context.Context) string {
-	return "a duration such as 500ms, 10s or 2m, at least " + v.min.String()
-}
-func (v durationValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-func (v durationValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	d, err := time.ParseDuration(req.ConfigValue.ValueString())
-	if err != nil || d < v.min {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Duration",
-			req.Path.String()+" must be a duration such as 500ms, 10s or 2m, at least "+v.min.String()+"; got "+req.ConfigValue.String()+".")
-	}
+// nameValidator checks an environment, service or router name.
+func nameValidator() validator.String {
+	return validators.StringCheck("1 to 32 lowercase letters, digits and dashes", "Invalid Name", router.ValidateName,
+		func(attr path.Path, _ types.String, err error) string {
+			return attr.String() + ": " + err.Error() + ". Names become container, network and router configuration names, so nothing else is allowed."
+		})
 }
 
-type healthPathValidator struct{}
+// dockerHostValidator checks docker_host.
+func dockerHostValidator() validator.String {
+	return validators.StringCheck("must be a unix://, tcp:// or ssh:// address", "Invalid Docker Host",
+		func(s string) error { return docker.Config{Host: s}.Validate() },
+		func(_ path.Path, _ types.String, err error) string {
+			return "docker_host is not a Docker Engine address: " + err.Error() + "."
+		})
+}
 
-func (healthPathValidator) Description(context.Context) string {
-	return "an absolute URL path such as /healthz"
+// durationValidator checks a duration of at least min.
+func durationValidator(min time.Duration) validator.String {
+	return validators.StringCheck("a duration such as 500ms, 10s or 2m, at least "+min.String(), "Invalid Duration",
+		func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err == nil && d < min {
+				err = fmt.Errorf("%s is shorter than %s", d, min)
+			}
+			return err
+		},
+		func(attr path.Path, value types.String, _ error) string {
+			return attr.String() + " must be a duration such as 500ms, 10s or 2m, at least " + min.String() + "; got " + value.String() + "."
+		})
 }
-func (v healthPathValidator) MarkdownDescription(ctx context.Context) string {
-	return v.Description(ctx)
-}
-func (healthPathValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if err := router.ValidateHealthPath(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Health Check Path", err.Error())
-	}
+
+// healthPathValidator checks a health check's HTTP path.
+func healthPathValidator() validator.String {
+	return validators.StringCheck("an absolute URL path such as /healthz", "Invalid Health Check Path", router.ValidateHealthPath, nil)
 }
 
 // canaryIDValidator checks that a value is a release_canary id.
-type canaryIDValidator struct{}
-
-func (canaryIDValidator) Description(context.Context) string {
-	return "a release_canary id, release_canary.<name>.id"
-}
-func (v canaryIDValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-func (canaryIDValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if _, err := canary.Decode(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Canary",
-			"canary takes the id of a release_canary resource, such as release_canary.standard.id: "+err.Error()+".")
-	}
+func canaryIDValidator() validator.String {
+	return validators.StringCheck("a release_canary id, release_canary.<name>.id", "Invalid Canary",
+		func(s string) error { _, err := canary.Decode(s); return err },
+		func(_ path.Path, _ types.String, err error) string {
+			return "canary takes the id of a release_canary resource, such as release_canary.standard.id: " + err.Error() + "."
+		})
 }

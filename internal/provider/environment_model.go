@@ -1,0 +1,214 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/releasekit/terraform-provider-release/internal/imageref"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/rollout"
+)
+
+type environmentModel struct {
+	ID           types.String   `tfsdk:"id"`
+	Name         types.String   `tfsdk:"name"`
+	Service      types.String   `tfsdk:"service"`
+	Image        types.String   `tfsdk:"image"`
+	Replicas     types.Int64    `tfsdk:"replicas"`
+	Port         types.Int64    `tfsdk:"port"`
+	ListenPort   types.Int64    `tfsdk:"listen_port"`
+	Env          types.Map      `tfsdk:"env"`
+	Command      types.List     `tfsdk:"command"`
+	HealthCheck  types.Object   `tfsdk:"health_check"`
+	Router       types.String   `tfsdk:"router"`
+	HistoryLimit types.Int64    `tfsdk:"history_limit"`
+	StopTimeout  types.String   `tfsdk:"stop_timeout"`
+	Network      types.String   `tfsdk:"network"`
+	Timeouts     timeouts.Value `tfsdk:"timeouts"`
+	Digest       types.String   `tfsdk:"digest"`
+	Revision     types.Int64    `tfsdk:"revision"`
+	DeployedAt   types.String   `tfsdk:"deployed_at"`
+	History      types.List     `tfsdk:"history"`
+	Drift        types.String   `tfsdk:"drift"`
+	Canary       types.String   `tfsdk:"canary"`
+	Rollout      types.String   `tfsdk:"rollout"`
+	Verified     types.Object   `tfsdk:"verified"`
+	PromoteFrom  types.Object   `tfsdk:"promote_from"`
+}
+
+// verifiedModel is what an environment has verified, and what promote_from takes.
+type verifiedModel struct {
+	Environment types.String `tfsdk:"environment"`
+	Service     types.String `tfsdk:"service"`
+	Serving     types.String `tfsdk:"serving"`
+	Digests     types.List   `tfsdk:"digests"`
+}
+
+var verifiedType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"environment": types.StringType, "service": types.StringType, "serving": types.StringType, "digests": types.ListType{ElemType: types.StringType},
+}}
+
+type healthCheckModel struct {
+	Path             types.String `tfsdk:"path"`
+	Interval         types.String `tfsdk:"interval"`
+	Timeout          types.String `tfsdk:"timeout"`
+	HealthyThreshold types.Int64  `tfsdk:"healthy_threshold"`
+	StartTimeout     types.String `tfsdk:"start_timeout"`
+}
+
+var healthCheckTypes = map[string]attr.Type{
+	"path": types.StringType, "interval": types.StringType, "timeout": types.StringType,
+	"healthy_threshold": types.Int64Type, "start_timeout": types.StringType,
+}
+
+// The defaults of release_environment's settings, for the schema and for
+// an import (the containers' labels do not hold these settings).
+const (
+	defaultReplicas     int64 = 1
+	defaultPort         int64 = 8080
+	defaultListenPort   int64 = 80
+	defaultHistoryLimit int64 = 3
+	defaultStopTimeout        = "10s"
+
+	defaultHealthPath                   = "/healthz"
+	defaultHealthInterval               = "1s"
+	defaultHealthTimeout                = "2s"
+	defaultHealthHealthyThreshold int64 = 1
+	defaultHealthStartTimeout           = "60s"
+)
+
+// defaultHealthCheck is health_check when it is not set.
+func defaultHealthCheck() types.Object {
+	return types.ObjectValueMust(healthCheckTypes, map[string]attr.Value{
+		"path": types.StringValue(defaultHealthPath), "interval": types.StringValue(defaultHealthInterval), "timeout": types.StringValue(defaultHealthTimeout),
+		"healthy_threshold": types.Int64Value(defaultHealthHealthyThreshold), "start_timeout": types.StringValue(defaultHealthStartTimeout),
+	})
+}
+
+// historyEntryModel is one element of history.
+type historyEntryModel struct {
+	Revision   types.Int64  `tfsdk:"revision"`
+	Digest     types.String `tfsdk:"digest"`
+	Image      types.String `tfsdk:"image"`
+	DeployedAt types.String `tfsdk:"deployed_at"`
+}
+
+var historyEntryType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"revision": types.Int64Type, "digest": types.StringType, "image": types.StringType, "deployed_at": types.StringType,
+}}
+
+// setObserved fills the computed attributes from what the host runs.
+func (r *environmentResource) setObserved(m *environmentModel, st rollout.Status) {
+	m.ID = types.StringValue(m.Name.ValueString() + "/" + m.Service.ValueString())
+	m.Digest = types.StringValue(st.Digest)
+	m.Revision = types.Int64Value(int64(st.Revision))
+	m.DeployedAt = types.StringValue(st.DeployedAt.Format(time.RFC3339))
+	m.History = historyValue(st.History)
+	m.Verified = verifiedValue(m.Name.ValueString(), m.Service.ValueString(), st)
+}
+
+// spec converts the plan into the rollout's terms.
+func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rollout.Spec, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	ref, err := imageref.ParsePinned(m.Image.ValueString())
+	if err != nil {
+		addImageNotPinnedError(&diags, err)
+		return rollout.Spec{}, diags
+	}
+	var hc healthCheckModel
+	diags.Append(m.HealthCheck.As(ctx, &hc, objectAsOptions)...)
+	env := map[string]string{}
+	diags.Append(m.Env.ElementsAs(ctx, &env, false)...)
+	var cmd []string
+	diags.Append(m.Command.ElementsAs(ctx, &cmd, false)...)
+	parse := func(s types.String) time.Duration { d, _ := time.ParseDuration(s.ValueString()); return d }
+	return rollout.Spec{
+		Environment: m.Name.ValueString(),
+		Service:     m.Service.ValueString(),
+		Image:       m.Image.ValueString(),
+		Digest:      ref.Digest,
+		Replicas:    int(m.Replicas.ValueInt64()),
+		Port:        int(m.Port.ValueInt64()),
+		Env:         env,
+		Command:     cmd,
+		Health: rollout.Health{
+			Path: hc.Path.ValueString(), Interval: parse(hc.Interval), Timeout: parse(hc.Timeout),
+			HealthyThreshold: int(hc.HealthyThreshold.ValueInt64()), StartTimeout: parse(hc.StartTimeout),
+		},
+		Router:        rollout.RouterRef{Name: m.Router.ValueString(), ListenPort: int(m.ListenPort.ValueInt64())},
+		HistoryLimit:  int(m.HistoryLimit.ValueInt64()),
+		StopTimeout:   parse(m.StopTimeout),
+		SharedNetwork: sharedNetwork(m),
+	}, diags
+}
+
+// plannedVerified is verified as a plan knows it: the digest that will
+// serve once the apply succeeds; the full list is known after it.
+func plannedVerified(plan environmentModel) types.Object {
+	if plan.Name.IsUnknown() || plan.Service.IsUnknown() || plan.Digest.IsUnknown() {
+		return types.ObjectUnknown(verifiedType.AttrTypes)
+	}
+	return types.ObjectValueMust(verifiedType.AttrTypes, map[string]attr.Value{
+		"environment": plan.Name, "service": plan.Service, "serving": plan.Digest, "digests": types.ListUnknown(types.StringType),
+	})
+}
+
+// verifiedValue is what an environment gives its downstream's promote_from.
+func verifiedValue(name, service string, st rollout.Status) types.Object {
+	digests := []attr.Value{}
+	for _, d := range st.Verified() {
+		digests = append(digests, types.StringValue(d))
+	}
+	return types.ObjectValueMust(verifiedType.AttrTypes, map[string]attr.Value{
+		"environment": types.StringValue(name), "service": types.StringValue(service),
+		"serving": types.StringValue(st.Digest), "digests": types.ListValueMust(types.StringType, digests),
+	})
+}
+
+func historyValue(h []rollout.HistoryEntry) types.List {
+	elems := make([]attr.Value, 0, len(h))
+	for _, e := range h {
+		elems = append(elems, types.ObjectValueMust(historyEntryType.AttrTypes, map[string]attr.Value{
+			"revision": types.Int64Value(int64(e.Revision)), "digest": types.StringValue(e.Digest),
+			"image": types.StringValue(e.Image), "deployed_at": types.StringValue(e.DeployedAt.Format(time.RFC3339)),
+		}))
+	}
+	return types.ListValueMust(historyEntryType, elems)
+}
+
+// sharedNetwork is the configured network when it is not the environment's own.
+func sharedNetwork(m environmentModel) string {
+	own := naming.NetworkName(m.Name.ValueString(), m.Service.ValueString())
+	if m.Network.IsNull() || m.Network.IsUnknown() || m.Network.ValueString() == own {
+		return ""
+	}
+	return m.Network.ValueString()
+}
+
+func filterRevision(st rollout.Status) []string {
+	var out []string
+	for _, c := range st.Containers {
+		if c.Labels[naming.LabelRevision] == fmt.Sprint(st.Revision) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}

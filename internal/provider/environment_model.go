@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
@@ -128,6 +129,16 @@ func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rol
 	var cmd []string
 	diags.Append(m.Command.ElementsAs(ctx, &cmd, false)...)
 	parse := func(s types.String) time.Duration { d, _ := time.ParseDuration(s.ValueString()); return d }
+	// The policy is decoded here, once, and carried as a plain value.
+	var policy *canary.Policy
+	if !m.Canary.IsNull() && !m.Canary.IsUnknown() {
+		p, err := canary.Decode(m.Canary.ValueString())
+		if err != nil {
+			addInvalidCanaryError(&diags, err)
+			return rollout.Spec{}, diags
+		}
+		policy = &p
+	}
 	return rollout.Spec{
 		Environment: m.Name.ValueString(),
 		Service:     m.Service.ValueString(),
@@ -145,6 +156,7 @@ func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rol
 		HistoryLimit:  int(m.HistoryLimit.ValueInt64()),
 		StopTimeout:   parse(m.StopTimeout),
 		SharedNetwork: sharedNetwork(m),
+		Canary:        policy,
 	}, diags
 }
 

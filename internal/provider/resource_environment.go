@@ -165,7 +165,9 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Optional: true, Validators: []validator.String{canaryIDValidator()},
 			},
 			"rollout": schema.StringAttribute{
-				Description: "How the change in this plan is released: `hard switch`, or `canary: ` and the canary's schedule. Kept from the last release when nothing changes.",
+				Description: "How the change in this plan is released, decided from the containers and route on the host: `hard switch (first release)`, `hard switch`, " +
+					"`canary: ` and the canary's schedule, `rollback to revision N: …`, `repair of revision N …`, or the resume or abort of a canary an interrupted " +
+					"apply left. The apply takes the same decision and changes nothing if the host has changed since the plan. Kept from the last release when nothing changes.",
 				Computed:    true,
 			},
 			"verified": schema.SingleNestedAttribute{
@@ -365,24 +367,7 @@ func (r *environmentResource) apply(ctx context.Context, get func(context.Contex
 			return
 		}
 	}
-	// A canary may take its longest schedule on top of the usual switch.
-	def := 20 * time.Minute
-	if p, err := canary.Decode(plan.Canary.ValueString()); err == nil && !plan.Canary.IsNull() {
-		def += p.Longest()
-	}
-	limit, d := timeout(plan.Timeouts, ctx, def)
-	diags.Append(d...)
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	r.deploy(ctx, &plan, promised, diags)
-	if !diags.HasError() {
-		diags.Append(state.Set(ctx, &plan)...)
-	}
-}
-
-// deploy runs the switch and fills the computed attributes from what the host then runs.
-func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel, promised bool, diags *diag.Diagnostics) {
-	spec, d := r.spec(ctx, *plan)
+	spec, d := r.spec(ctx, plan)
 	diags.Append(d...)
 	if diags.HasError() {
 		return
@@ -390,6 +375,23 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	if promised && !plan.Rollout.IsUnknown() {
 		spec.Planned = plan.Rollout.ValueString()
 	}
+	// A canary may take its longest schedule on top of the usual switch.
+	def := 20 * time.Minute
+	if spec.Canary != nil {
+		def += spec.Canary.Longest()
+	}
+	limit, d := timeout(plan.Timeouts, ctx, def)
+	diags.Append(d...)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	r.deploy(ctx, &plan, spec, diags)
+	if !diags.HasError() {
+		diags.Append(state.Set(ctx, &plan)...)
+	}
+}
+
+// deploy runs the switch and fills the computed attributes from what the host then runs.
+func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel, spec rollout.Spec, diags *diag.Diagnostics) {
 	o, err := router.Observe(ctx, r.data.engine, spec.Router.Name)
 	if err != nil {
 		addDockerError(diags, r.data, "Cannot Read Router", err)
@@ -419,14 +421,8 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		tflog.Info(ctx, msg, fields)
 	}
 	var policy canary.Policy
-	if !plan.Canary.IsNull() {
-		p, err := canary.Decode(plan.Canary.ValueString())
-		if err != nil {
-			addInvalidCanaryError(diags, err)
-			return
-		}
-		policy = p
-		spec.Canary = &policy
+	if spec.Canary != nil {
+		policy = *spec.Canary
 	}
 	res, err := deployer.Deploy(ctx, spec)
 	if policy.ReportPath != "" && res.CanaryReport != "" {
@@ -488,13 +484,6 @@ func (r *environmentResource) plannedRollout(ctx context.Context, plan environme
 	spec, diags := r.spec(ctx, plan)
 	if diags.HasError() {
 		return types.StringUnknown()
-	}
-	if !plan.Canary.IsNull() {
-		p, err := canary.Decode(plan.Canary.ValueString())
-		if err != nil {
-			return types.StringUnknown() // the canary's validator reports it
-		}
-		spec.Canary = &p
 	}
 	st, err := observeEnvironment(ctx, r.data, spec.Environment, spec.Service, spec.Router.Name)
 	if err != nil {

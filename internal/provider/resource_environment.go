@@ -168,7 +168,7 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Description: "How the change in this plan is released, decided from the containers and route on the host: `hard switch (first release)`, `hard switch`, " +
 					"`canary: ` and the canary's schedule, `rollback to revision N: …`, `repair of revision N …`, or the resume or abort of a canary an interrupted " +
 					"apply left. The apply takes the same decision and changes nothing if the host has changed since the plan. Kept from the last release when nothing changes.",
-				Computed:    true,
+				Computed: true,
 			},
 			"verified": schema.SingleNestedAttribute{
 				Description: "The digests that completed a rollout in this environment (including the canary analysis, when it had one), the serving one first. " +

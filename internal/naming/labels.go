@@ -32,6 +32,9 @@ const (
 	KindApp       Kind = "app"
 	KindRouter    Kind = "router"
 	KindMigration Kind = "migration"
+	// KindServed records that a revision had all of an environment's
+	// traffic: a container created and never started, whose labels are the record.
+	KindServed Kind = "served"
 )
 
 // Track is the part an application container plays in a rollout, in LabelTrack.

@@ -60,3 +60,8 @@ func ContainerName(environment, service string, track Track, revision, replica i
 func NetworkName(environment, service string) string {
 	return "release-" + environment + "-" + service
 }
+
+// ServedRecordName names the record that a revision of an environment's service served.
+func ServedRecordName(environment, service string, revision int) string {
+	return fmt.Sprintf("release-served-%s-%s-r%d", environment, service, revision)
+}

@@ -73,9 +73,15 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 			return Result{CanaryReport: run.report}, err
 		}
 	}
+	// Looks judge counts; before everyone goes to the canary, see that its
+	// containers still run and are healthy.
+	if why := d.canaryGone(ctx, st.canary); why != "" {
+		last := len(st.policy.Steps) - 1
+		return Result{CanaryReport: run.report}, run.abort(ctx, last, why+"; a canary that no longer serves is never promoted", analysis.Result{})
+	}
 	report := analysis.Report(fmt.Sprintf("Canary of %s/%s revision %d: promoted", spec.Environment, spec.Service, st.canaryRev), run.results)
 	d.log("canary passed every step; promoting", "revision", st.canaryRev)
-	res, err := d.promote(ctx, spec, st.canary, st.canaryRev, st.route, append(st.before.Containers, st.baseline...))
+	res, err := d.promote(ctx, spec, st.before, st.canary, st.canaryRev, st.route, append(st.before.Containers, st.baseline...))
 	res.CanaryReport = report
 	return res, err
 }
@@ -90,6 +96,8 @@ type canaryRun struct {
 	cleanup  []docker.Container
 	begun    bool
 	failures int
+	// requests is the canary's request count at the last look.
+	requests int
 	results  []analysis.Result
 	report   string
 }
@@ -162,7 +170,34 @@ func (r *canaryRun) look(ctx context.Context) analysis.Result {
 	if err != nil {
 		return analysis.Result{Verdict: analysis.Inconclusive, Checks: []analysis.Check{{Name: "metrics", Canary: "no data", Verdict: analysis.Inconclusive, Reason: err.Error()}}}
 	}
-	return r.analyzer.Judge(sample)
+	res := r.analyzer.Judge(sample)
+	// Counts are cumulative: a canary that stopped answering (hung, cut
+	// off) would pass again and again on what it did before.
+	if sample.Canary.Requests <= r.requests {
+		res.Checks = append(res.Checks, analysis.Check{Name: "traffic", Canary: fmt.Sprintf("%d requests", sample.Canary.Requests),
+			Verdict: analysis.Inconclusive, Reason: "the canary got no new requests since the last analysis"})
+		if res.Verdict == analysis.Pass {
+			res.Verdict = analysis.Inconclusive
+		}
+	}
+	r.requests = sample.Canary.Requests
+	return res
+}
+
+// canaryGone says why the canary's containers cannot take everyone, or "".
+func (d *Deployer) canaryGone(ctx context.Context, cs []docker.Container) string {
+	for _, c := range cs {
+		now, err := d.Host.Inspect(ctx, c.ID)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("container %s cannot be read: %v", c.Name, err)
+		case !now.Running():
+			return fmt.Sprintf("container %s is %s", c.Name, now.State)
+		case now.Health == "unhealthy":
+			return fmt.Sprintf("container %s is unhealthy: %s", c.Name, lastOutput(now))
+		}
+	}
+	return ""
 }
 
 // abort puts every user back on stable, removes the canary and baseline,

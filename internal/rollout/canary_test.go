@@ -352,3 +352,46 @@ func TestCanaryWhoseMetricsCannotBeReadNeverGetsTraffic(t *testing.T) {
 		}
 	}
 }
+
+// A canary that goes dark after a passing look (cut off from its network, or
+// hung) keeps its cumulative counts: later looks see no new requests, are
+// inconclusive, and the canary is aborted instead of promoted.
+func TestCanaryThatStopsGettingTrafficIsNotPromoted(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	healthy := healthySample(200)
+	m := &fakeMetrics{sample: func(look int) (analysis.Sample, error) { return healthy(min(look, 2)) }}
+	_, err := h.d.Deploy(h.ctx, h.withCanary(webSpec("production", digest2), testPolicy(true), m))
+	var aborted *CanaryAbortedError
+	if !errors.As(err, &aborted) || !strings.Contains(aborted.Why, "no new requests") {
+		t.Fatalf("Deploy = %v, want the canary aborted for getting no new requests", err)
+	}
+	if got, want := h.routedNames("production"), []string{"r1-1", "r1-2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("routed to %v, want every user back on %v", got, want)
+	}
+}
+
+// A canary whose container died during the last step is never promoted,
+// even when its counts looked fine.
+func TestCanaryWhoseContainerDiedIsNotPromoted(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	m := &fakeMetrics{sample: healthySample(200)}
+	p := testPolicy(false)
+	looks := int(time.Duration(p.Steps[0].Pause)/time.Duration(p.Analysis.Interval)) * len(p.Steps)
+	m.onLook = func(look int) {
+		if look == looks {
+			for _, c := range h.host.byLabels("production", 2) {
+				_ = h.host.Stop(h.ctx, c.ID, 0)
+			}
+		}
+	}
+	_, err := h.d.Deploy(h.ctx, h.withCanary(webSpec("production", digest2), p, m))
+	var aborted *CanaryAbortedError
+	if !errors.As(err, &aborted) || !strings.Contains(aborted.Why, "is exited") {
+		t.Fatalf("Deploy = %v, want the canary aborted because its container exited", err)
+	}
+	if got, want := h.routedNames("production"), []string{"r1-1", "r1-2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("routed to %v, want every user back on %v", got, want)
+	}
+}

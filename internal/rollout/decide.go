@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
@@ -143,7 +144,9 @@ func decideRelease(before Status, spec Spec) Decision {
 	if before.Revision > 0 && before.Digest == spec.Digest && before.ConfigHash == hash && len(containersOf(before, before.Revision)) == spec.Replicas {
 		return Decision{Kind: Repair, Revision: before.Revision, Stable: before.Revision}
 	}
-	for _, rev := range before.Retained {
+	// A served revision with the same digest and configuration: retained
+	// (stopped), or still running because a rollback was interrupted.
+	for _, rev := range rollbackCandidates(before) {
 		if matches(containersOf(before, rev), spec, hash) {
 			return Decision{Kind: Rollback, Revision: rev, Stable: before.Revision}
 		}
@@ -253,5 +256,24 @@ func without(cs, drop []docker.Container) []docker.Container {
 			out = append(out, c)
 		}
 	}
+	return out
+}
+
+// rollbackCandidates are the revisions, newest first, that served, other
+// than the serving one, whose containers all ran at some time.
+func rollbackCandidates(st Status) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, c := range st.Containers {
+		rev := atoi(c.Labels[naming.LabelRevision])
+		if seen[rev] || rev == st.Revision || !st.Served(rev) || naming.TrackOf(c.Labels) == naming.TrackBaseline {
+			continue
+		}
+		seen[rev] = true
+		if everStarted(containersOf(st, rev)) {
+			out = append(out, rev)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(out)))
 	return out
 }

@@ -73,10 +73,27 @@ func TestDecide(t *testing.T) {
 			spec:       plain, want: Repair, revision: 1, rollout: "repair of revision 1",
 		},
 		{
-			name:       "the image of a retained revision",
-			containers: concat(revisionOf(plain, 1, "exited", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackStable)),
-			route:      func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 2, 2) },
-			spec:       plain, want: Rollback, revision: 1, rollout: "rollback to revision 1: a hard switch to its retained containers",
+			name: "the image of a retained revision",
+			containers: concat(revisionOf(plain, 1, "exited", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackStable),
+				[]docker.Container{served(1, digest1), served(2, digest2)}),
+			route: func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 2, 2) },
+			spec:  plain, want: Rollback, revision: 1, rollout: "rollback to revision 1: a hard switch to its retained containers",
+		},
+		{
+			// The retained containers were started, then the apply was killed
+			// before the route moved: still a rollback, not a canary with a pull.
+			name: "a rollback interrupted after the retained containers started",
+			containers: concat(revisionOf(plain, 1, "running", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackStable),
+				[]docker.Container{served(1, digest1), served(2, digest2)}),
+			route: func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 2, 2) },
+			spec:  withPolicy(digest1, "abort"), want: Rollback, revision: 1, rollout: "rollback to revision 1",
+		},
+		{
+			name: "an aborted canary's containers, stopped but not removed",
+			containers: concat(revisionOf(plain, 1, "running", digest1, naming.TrackStable), revisionOf(v2, 2, "exited", digest2, naming.TrackCanary),
+				[]docker.Container{served(1, digest1)}),
+			route: func(t *testing.T) map[string][]byte { return routeFile(t, "production", "web", 1, 2) },
+			spec:  withPolicy(digest2, "abort"), want: Canary, revision: 3, rollout: "canary: ",
 		},
 		{
 			name:       "a new digest without a canary",
@@ -105,7 +122,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name:       "route lost and nothing runs, a new digest",
-			containers: revisionOf(plain, 1, "exited", digest1, naming.TrackStable),
+			containers: concat(revisionOf(plain, 1, "exited", digest1, naming.TrackStable), []docker.Container{served(1, digest1)}),
 			spec:       v2, want: HardSwitch, revision: 2, rollout: "hard switch (nothing serves now)",
 		},
 		{

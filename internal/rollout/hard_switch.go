@@ -17,7 +17,7 @@ func (d *Deployer) hardSwitch(ctx context.Context, spec Spec, before Status, rou
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := d.promote(ctx, spec, healthy, dec.Revision, route, before.Containers)
+	res, err := d.promote(ctx, spec, before, healthy, dec.Revision, route, before.Containers)
 	if err != nil {
 		var switchErr *switchError
 		if errors.As(err, &switchErr) && dec.Kind != Repair {
@@ -46,7 +46,7 @@ func (d *Deployer) undoStart(ctx context.Context, spec Spec, dec Decision, start
 // promote sends all traffic to the serving containers, then stops every
 // other revision (the router has drained them), removes baselines and prunes
 // beyond the history limit.
-func (d *Deployer) promote(ctx context.Context, spec Spec, serving []docker.Container, rev int, previousRoute []byte, others []docker.Container) (Result, error) {
+func (d *Deployer) promote(ctx context.Context, spec Spec, before Status, serving []docker.Container, rev int, previousRoute []byte, others []docker.Container) (Result, error) {
 	name, cfg, err := routeFor(spec, serving)
 	if err != nil {
 		return Result{}, &switchError{err}
@@ -58,7 +58,10 @@ func (d *Deployer) promote(ctx context.Context, spec Spec, serving []docker.Cont
 		}
 	}
 	d.log("traffic switched", "revision", rev)
-	if err := d.retire(ctx, spec, others, rev); err != nil {
+	if err := d.recordServed(ctx, spec, rev, serving[0]); err != nil {
+		return Result{}, fmt.Errorf("recording that revision %d serves: %w", rev, err)
+	}
+	if err := d.retire(ctx, spec, before, others, rev); err != nil {
 		return Result{}, err
 	}
 	managed, err := ListManaged(ctx, d.Host)

@@ -33,7 +33,12 @@ type Status struct {
 	Canary *CanaryStatus
 	// Baseline holds the baseline containers of a canary.
 	Baseline []docker.Container
+	// served are the revisions that had all traffic at some time.
+	served map[int]bool
 }
+
+// Served says whether a revision had all of the environment's traffic at some time.
+func (s Status) Served(rev int) bool { return s.served[rev] }
 
 // Verified are the digests that completed a rollout here, the serving one
 // first: every revision that served, including a canary once promoted. A
@@ -47,7 +52,9 @@ func (s Status) Verified() []string {
 			out = append(out, d)
 		}
 	}
-	add(s.Digest)
+	if s.served[s.Revision] {
+		add(s.Digest)
+	}
 	for _, h := range s.History {
 		add(h.Digest)
 	}
@@ -131,17 +138,17 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 			st.DeployedAt = time.Unix(unix, 0).UTC()
 		}
 	}
-	// A canary under way has not served yet: it is no part of the history.
-	served := byRev
-	if st.Canary != nil {
-		served = map[int][]docker.Container{}
-		for rev, cs := range byRev {
-			if rev != st.Canary.Revision {
-				served[rev] = cs
-			}
-		}
+	// Only what served counts as history, verified or retained: the
+	// revisions with a served record (written once the router confirmed it
+	// had all traffic) and those earlier containers name in their history.
+	// A revision waiting for health, a canary (under way or aborted) and
+	// containers never started are present but never served.
+	records := servedRecords(environment, service, managed)
+	st.served = servedRevisions(byRev, records)
+	if routed > 0 && !st.served[routed] && len(servers) > 0 {
+		st.Drift = append(st.Drift, fmt.Sprintf("revision %d is routed but not recorded as served (an apply was interrupted after the switch)", routed))
 	}
-	st.History = mergeHistory(routed, served)
+	st.History = mergeHistory(routed, byRev, records, st.served)
 	for _, c := range cs {
 		if c.Running() {
 			st.Running++
@@ -185,7 +192,7 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 		case anyRunning(cs) && (st.Canary == nil || st.Canary.Revision != rev):
 			st.Drift = append(st.Drift, fmt.Sprintf("revision %d runs but was never routed (an interrupted apply)", rev))
 		}
-		if !anyRunning(cs) {
+		if !anyRunning(cs) && st.served[rev] && everStarted(cs) {
 			st.Retained = append(st.Retained, rev)
 		}
 	}
@@ -213,21 +220,51 @@ func ListManaged(ctx context.Context, h Host) ([]docker.Container, error) {
 	return h.List(ctx, naming.Managed())
 }
 
-// mergeHistory gathers the earlier revisions from every container: the
-// history label each carries and the revisions still present, so a rollback
-// to a retained revision (whose labels are older) loses nothing.
-func mergeHistory(current int, byRev map[int][]docker.Container) []HistoryEntry {
+// servedRevisions are the revisions containers recorded as served: each
+// records, when it is created, the history of the environment up to then.
+func servedRevisions(byRev map[int][]docker.Container, records map[int]docker.Container) map[int]bool {
+	served := map[int]bool{}
+	for rev := range records {
+		served[rev] = true
+	}
+	for _, cs := range byRev {
+		for _, c := range cs {
+			for _, h := range decodeHistory(c.Labels[naming.LabelHistory]) {
+				served[h.Revision] = true
+			}
+		}
+	}
+	return served
+}
+
+// everStarted says whether every container ran at some time: one only
+// created (an apply killed before it started it) is no rollback target.
+func everStarted(cs []docker.Container) bool {
+	for _, c := range cs {
+		if c.State == "created" {
+			return false
+		}
+	}
+	return len(cs) > 0
+}
+
+// mergeHistory gathers the earlier revisions that served: the history
+// label each container carries and the served revisions still present, so
+// a rollback to a retained revision (whose labels are older) loses nothing.
+func mergeHistory(current int, byRev map[int][]docker.Container, records map[int]docker.Container, served map[int]bool) []HistoryEntry {
 	seen := map[int]HistoryEntry{}
+	for rev, r := range records {
+		seen[rev] = entryOf(rev, r.Labels)
+	}
 	for rev, cs := range byRev {
 		l := cs[0].Labels
 		for _, h := range decodeHistory(l[naming.LabelHistory]) {
 			seen[h.Revision] = h
 		}
-		e := HistoryEntry{Revision: rev, Image: l[naming.LabelImage], Digest: l[naming.LabelDigest]}
-		if unix, err := strconv.ParseInt(l[naming.LabelDeployedAt], 10, 64); err == nil {
-			e.DeployedAt = time.Unix(unix, 0).UTC()
+		if !served[rev] {
+			continue
 		}
-		seen[rev] = e
+		seen[rev] = entryOf(rev, l)
 	}
 	delete(seen, current)
 	out := make([]HistoryEntry, 0, len(seen))
@@ -239,4 +276,13 @@ func mergeHistory(current int, byRev map[int][]docker.Container) []HistoryEntry 
 		out = out[:maxHistory]
 	}
 	return out
+}
+
+// entryOf is the history entry that a revision's labels describe.
+func entryOf(rev int, l map[string]string) HistoryEntry {
+	e := HistoryEntry{Revision: rev, Image: l[naming.LabelImage], Digest: l[naming.LabelDigest]}
+	if unix, err := strconv.ParseInt(l[naming.LabelDeployedAt], 10, 64); err == nil {
+		e.DeployedAt = time.Unix(unix, 0).UTC()
+	}
+	return e
 }

@@ -69,6 +69,18 @@ func routeFile(t *testing.T, env, svc string, rev, replicas int) map[string][]by
 	return map[string][]byte{router.BaseFile: []byte("base"), r.FileName(): cfg}
 }
 
+// served is the record that a revision had all traffic.
+func served(rev int, digest string) docker.Container {
+	return docker.Container{
+		ID: fmt.Sprintf("record-%d", rev), Name: naming.ServedRecordName("production", "web", rev), State: "created",
+		Labels: map[string]string{
+			naming.LabelManaged: "true", naming.LabelKind: string(naming.KindServed), naming.LabelEnvironment: "production",
+			naming.LabelService: "web", naming.LabelRevision: strconv.Itoa(rev), naming.LabelImage: repo + "@" + digest,
+			naming.LabelDigest: digest, naming.LabelDeployedAt: strconv.FormatInt(deployedAt(rev).Unix(), 10),
+		},
+	}
+}
+
 func pair(rev int, state, digest, history string) []docker.Container {
 	return []docker.Container{
 		obsContainer("production", "web", rev, 1, state, digest, history),
@@ -143,7 +155,7 @@ func TestObserveServingRevisionFromRoute(t *testing.T) {
 }
 
 func TestObserveInSync(t *testing.T) {
-	managed := concat(pair(1, "exited", digest1, ""), pair(2, "running", digest2, encodeHistory([]HistoryEntry{entry(1, digest1, deployedAt(1).Unix())})))
+	managed := concat(pair(1, "exited", digest1, ""), pair(2, "running", digest2, encodeHistory([]HistoryEntry{entry(1, digest1, deployedAt(1).Unix())})), []docker.Container{served(2, digest2)})
 	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 2, 2))
 	if st.Revision != 2 || st.Running != 2 || st.Digest != digest2 {
 		t.Errorf("Status = rev %d, %d running, %s; want rev 2, 2 running, digest2", st.Revision, st.Running, st.Digest)
@@ -161,6 +173,7 @@ func TestObserveRouteMissing(t *testing.T) {
 		pair(1, "exited", digest1, ""),
 		pair(2, "running", digest2, ""),
 		pair(3, "exited", digest3, ""), // newer, but not running: not what served
+		[]docker.Container{served(1, digest1), served(2, digest2), served(3, digest3)},
 	)
 	for name, files := range map[string]map[string][]byte{
 		"no file":    {router.BaseFile: []byte("base")},
@@ -224,7 +237,7 @@ func TestObserveStoppedServingContainer(t *testing.T) {
 }
 
 func TestObserveOlderRevisionStillRunning(t *testing.T) {
-	managed := concat(pair(1, "running", digest1, ""), pair(2, "running", digest2, ""))
+	managed := concat(pair(1, "running", digest1, ""), pair(2, "running", digest2, ""), []docker.Container{served(2, digest2)})
 	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 2, 2))
 	if st.Revision != 2 {
 		t.Errorf("Revision = %d, want 2", st.Revision)
@@ -238,7 +251,7 @@ func TestObserveOlderRevisionStillRunning(t *testing.T) {
 }
 
 func TestObserveNewerRevisionNeverRouted(t *testing.T) {
-	managed := concat(pair(1, "exited", digest1, ""), pair(2, "running", digest2, ""), pair(3, "running", digest3, ""))
+	managed := concat(pair(1, "exited", digest1, ""), pair(2, "running", digest2, ""), pair(3, "running", digest3, ""), []docker.Container{served(2, digest2)})
 	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 2, 2))
 	if st.Revision != 2 {
 		t.Errorf("Revision = %d, want 2", st.Revision)
@@ -249,7 +262,7 @@ func TestObserveNewerRevisionNeverRouted(t *testing.T) {
 }
 
 func TestObserveRouteToUnknownAddress(t *testing.T) {
-	managed := pair(1, "running", digest1, "")
+	managed := concat(pair(1, "running", digest1, ""), []docker.Container{served(1, digest1)})
 	files := routeFile(t, "production", "web", 1, 2)
 	// Someone edited the route: replica 2 is now a foreign address.
 	name := router.RouteFileName("production", "web")
@@ -267,9 +280,11 @@ func TestObserveRetainedNewestFirst(t *testing.T) {
 		pair(1, "exited", digest1, ""),
 		pair(4, "created", digest3, ""),
 		pair(3, "exited", digest3, ""),
+		[]docker.Container{served(1, digest1), served(2, digest2), served(3, digest3), served(4, digest3), served(5, digest4)},
 	)
 	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 5, 2))
-	if want := []int{4, 3, 2, 1}; !reflect.DeepEqual(st.Retained, want) {
+	// Revision 4's containers were created but never started: no rollback target.
+	if want := []int{3, 2, 1}; !reflect.DeepEqual(st.Retained, want) {
 		t.Errorf("Retained = %v, want %v", st.Retained, want)
 	}
 	if len(st.Drift) != 0 {
@@ -299,7 +314,7 @@ func TestObserveHistoryAfterRollback(t *testing.T) {
 	// retained revision 1 was restarted. Its own labels are older and know
 	// nothing of revision 2, yet history must still show it.
 	h2 := encodeHistory([]HistoryEntry{entry(1, digest1, deployedAt(1).Unix())})
-	managed := concat(pair(1, "running", digest1, ""), pair(2, "exited", digest2, h2))
+	managed := concat(pair(1, "running", digest1, ""), pair(2, "exited", digest2, h2), []docker.Container{served(1, digest1), served(2, digest2)})
 	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 1, 2))
 	if st.Revision != 1 || st.Digest != digest1 {
 		t.Fatalf("serving revision %d (%s), want 1", st.Revision, st.Digest)
@@ -331,5 +346,36 @@ func TestObserveHistoryCapped(t *testing.T) {
 	}
 	if st.History[0].Revision != 70 || st.History[maxHistory-1].Revision != 70-maxHistory+1 {
 		t.Errorf("history spans %d..%d, want the newest 70..%d", st.History[0].Revision, st.History[maxHistory-1].Revision, 70-maxHistory+1)
+	}
+}
+
+// Present is not served: a revision waiting for health, an aborted canary's
+// stopped containers and a revision never started are neither verified,
+// history nor a rollback target.
+func TestObserveOnlyWhatServedCounts(t *testing.T) {
+	h := encodeHistory([]HistoryEntry{entry(1, digest1, deployedAt(1).Unix())})
+	managed := concat(
+		pair(1, "running", digest1, ""), []docker.Container{served(1, digest1)},
+		pair(2, "exited", digest2, h),  // an aborted canary, stopped but not removed
+		pair(3, "running", digest3, h), // waiting for health
+	)
+	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 1, 2))
+	if got := st.Verified(); !reflect.DeepEqual(got, []string{digest1}) {
+		t.Errorf("Verified = %v, want only %s", got, digest1)
+	}
+	if len(st.History) != 0 || len(st.Retained) != 0 {
+		t.Errorf("History %v, Retained %v; want none: revisions 2 and 3 never served", revisions(st.History), st.Retained)
+	}
+	if d := Decide(st, webSpec("production", digest2)); d.Kind == Rollback {
+		t.Errorf("Decide = %q: an aborted canary's containers were taken for a retained revision", d)
+	}
+}
+
+// A revision routed without a record (killed after the switch, before the
+// record) is drift that the next apply records.
+func TestObserveRoutedButNotRecorded(t *testing.T) {
+	st := Observe("production", "web", pair(1, "running", digest1, ""), "router-1", routeFile(t, "production", "web", 1, 2))
+	if !hasDrift(st, "revision 1 is routed but not recorded as served") || len(st.Verified()) != 0 {
+		t.Errorf("Drift %q, Verified %v; want the missing record as drift and nothing verified", st.Drift, st.Verified())
 	}
 }

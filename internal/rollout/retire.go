@@ -11,10 +11,10 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
-// retire stops every revision but the serving one, removes baselines (they
-// are no rollback target) and removes the oldest stopped revisions beyond
-// the history limit.
-func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Container, serving int) error {
+// retire stops every revision but the serving one, removes baselines and
+// revisions that never served (they are no rollback target) and removes
+// the oldest stopped revisions beyond the history limit.
+func (d *Deployer) retire(ctx context.Context, spec Spec, before Status, containers []docker.Container, serving int) error {
 	byRev := map[int][]docker.Container{}
 	var remove []string
 	seen := map[string]bool{}
@@ -27,6 +27,11 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, containers []docker.Co
 		switch {
 		case naming.TrackOf(c.Labels) == naming.TrackBaseline:
 			d.log("removing the baseline", "container", c.Name)
+			remove = append(remove, c.ID)
+		case rev != serving && !before.Served(rev):
+			// Never had all traffic (a canary an abort left, containers an
+			// interrupted apply created): no rollback target.
+			d.log("removing a revision that never served", "revision", rev, "container", c.Name)
 			remove = append(remove, c.ID)
 		case rev != serving:
 			byRev[rev] = append(byRev[rev], c)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	cerrdefs "github.com/containerd/errdefs"
 	"reflect"
 	"sort"
 	"strings"
@@ -201,10 +202,10 @@ func (h *fakeHost) Create(_ context.Context, spec docker.ContainerSpec) (string,
 	defer h.mu.Unlock()
 	for _, fc := range h.containers {
 		if fc.c.Name == spec.Name {
-			return "", fmt.Errorf("Conflict. The container name %q is already in use", spec.Name)
+			return "", fmt.Errorf("Conflict. The container name %q is already in use: %w", spec.Name, cerrdefs.ErrConflict)
 		}
 	}
-	if _, ok := h.networks[spec.Network]; !ok {
+	if _, ok := h.networks[spec.Network]; !ok && spec.Network != "" {
 		return "", fmt.Errorf("network %s not found", spec.Network)
 	}
 	h.nextID++
@@ -216,7 +217,9 @@ func (h *fakeHost) Create(_ context.Context, spec docker.ContainerSpec) (string,
 	fc := &fakeContainer{spec: spec, c: docker.Container{ID: id, Name: spec.Name, Image: spec.Image, Labels: labels, State: "created", Created: h.clock.Now(), Env: spec.Env, Cmd: spec.Cmd}}
 	h.assignIP(fc)
 	h.containers[id] = fc
-	h.creates = append(h.creates, spec)
+	if !naming.KindServed.Is(spec.Labels) { // a record, not a container that runs
+		h.creates = append(h.creates, spec)
+	}
 	h.event("create %s", spec.Name)
 	return id, nil
 }
@@ -334,7 +337,7 @@ func (h *fakeHost) byLabels(env string, rev int) []docker.Container {
 	defer h.mu.Unlock()
 	var out []docker.Container
 	for _, fc := range h.containers {
-		if fc.c.Labels[naming.LabelEnvironment] == env && (rev == 0 || fc.c.Labels[naming.LabelRevision] == fmt.Sprint(rev)) {
+		if naming.KindApp.Is(fc.c.Labels) && fc.c.Labels[naming.LabelEnvironment] == env && (rev == 0 || fc.c.Labels[naming.LabelRevision] == fmt.Sprint(rev)) {
 			out = append(out, h.view(fc))
 		}
 	}

@@ -143,9 +143,13 @@ func addUnhealthyError(diags *diag.Diagnostics, spec rollout.Spec, err error) bo
 	if !errors.As(err, &unhealthy) {
 		return false
 	}
+	cleaned := "the new containers were removed"
+	if unhealthy.Leftover != nil {
+		cleaned = fmt.Sprintf("the new containers could not all be removed (%v); the next apply removes them", unhealthy.Leftover)
+	}
 	diags.AddAttributeError(path.Root("image"), "New Containers Not Healthy",
-		fmt.Sprintf("The switch of %s/%s to %s was stopped: %s. Traffic was never moved: the environment still serves what it served before, and the new containers were removed.\n\nLast log lines of %s:\n%s",
-			spec.Environment, spec.Service, spec.Image, unhealthy.Error(), unhealthy.Container, indent(unhealthy.Logs)))
+		fmt.Sprintf("The switch of %s/%s to %s was stopped: %s. Traffic was never moved: the environment still serves what it served before, and %s.\n\nLast log lines of %s:\n%s",
+			spec.Environment, spec.Service, spec.Image, unhealthy.Error(), cleaned, unhealthy.Container, indent(unhealthy.Logs)))
 	return true
 }
 
@@ -157,17 +161,25 @@ func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy,
 	var metrics *rollout.CanaryMetricsError
 	switch {
 	case errors.As(err, &metrics):
+		cleaned := "its containers were removed"
+		if metrics.Leftover != nil {
+			cleaned = fmt.Sprintf("its containers could not all be removed (%v; the next apply removes them)", metrics.Leftover.Err)
+		}
 		diags.AddAttributeError(path.Root("canary"), "Canary Metrics Unavailable",
-			fmt.Sprintf("The canary of %s/%s (%s) could not start: %v.\n\nNo traffic reached it, its containers were removed, and the state still holds the digest that served before. "+
+			fmt.Sprintf("The canary of %s/%s (%s) could not start: %v.\n\nNo traffic reached it, %s, and the state still holds the digest that served before. "+
 				"Check the release_canary's analysis.prometheus (url, and that the variable password_env names is set where Terraform runs) and the router, then apply again.",
-				spec.Environment, spec.Service, spec.Digest, metrics.Err))
+				spec.Environment, spec.Service, spec.Digest, metrics.Err, cleaned))
 		return true
 	case errors.As(err, &aborted):
 		var b strings.Builder
 		fmt.Fprintf(&b, "The canary of %s/%s revision %d (%s) was aborted at step %d of %d (%d%% of traffic): %s.\n\n",
 			spec.Environment, spec.Service, aborted.Revision, spec.Digest, aborted.Step, aborted.Steps, aborted.Weight, aborted.Why)
-		fmt.Fprintf(&b, "Every user was back on revision %d %s after the decision; the canary and baseline containers were removed, and the state still holds the digest that served before.\n\n",
-			aborted.StableRevision, aborted.RestoredIn.Round(time.Millisecond))
+		cleaned := "the canary and baseline containers were removed"
+		if aborted.Leftover != nil {
+			cleaned = fmt.Sprintf("the canary and baseline containers could not all be removed (%v; the next apply removes them)", aborted.Leftover.Err)
+		}
+		fmt.Fprintf(&b, "Every user was back on revision %d %s after the decision; %s, and the state still holds the digest that served before.\n\n",
+			aborted.StableRevision, aborted.RestoredIn.Round(time.Millisecond), cleaned)
 		if len(aborted.Last.Checks) > 0 {
 			fmt.Fprintf(&b, "The deciding analysis (step %d, look %d):\n\n", aborted.Last.Step, aborted.Last.Look)
 			b.WriteString(analysis.Report("Canary analysis", []analysis.Result{aborted.Last}))

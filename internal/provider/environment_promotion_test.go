@@ -45,7 +45,7 @@ func stringList(s ...string) types.List {
 
 func TestCheckPromotionPasses(t *testing.T) {
 	ctx := context.Background()
-	staging := rollout.Status{Digest: digest2, History: []rollout.HistoryEntry{{Revision: 1, Digest: digest1}}}
+	staging := rollout.Status{Revision: 2, Digest: digest2, Recorded: map[int]bool{1: true, 2: true}, History: []rollout.HistoryEntry{{Revision: 1, Digest: digest1}}}
 	cases := map[string]environmentModel{
 		// What staging gives production's promote_from, serving or an earlier verified digest.
 		"serving digest":               promotionPlan(digest2, verifiedValue("staging", "web", staging)),
@@ -84,7 +84,7 @@ func TestCheckPromotionRefusesUnverified(t *testing.T) {
 	}{
 		{
 			name:     "verified others",
-			upstream: verifiedValue("staging", "web", rollout.Status{Digest: digest2, History: []rollout.HistoryEntry{{Revision: 1, Digest: digest1}}}),
+			upstream: verifiedValue("staging", "web", rollout.Status{Revision: 2, Digest: digest2, Recorded: map[int]bool{1: true, 2: true}, History: []rollout.HistoryEntry{{Revision: 1, Digest: digest1}}}),
 			detail: "production/web would release " + digest3 + ", which staging/web has not verified.\n\n" +
 				"staging/web serves " + digest2 + " and has verified: " + digest2 + ", " + digest1 + ".\n\n" +
 				"Release this digest to staging/web first and let its rollout (and canary) complete, or set image to a verified digest.",

@@ -160,7 +160,18 @@ func (f *envFixture) checkLoad(step string, versions ...string) resource.TestChe
 	return func(*terraform.State) error { return f.stopLoad(step, versions...) }
 }
 
+// containers are the environment's application containers.
 func (f *envFixture) containers() []docker.Container {
+	f.t.Helper()
+	cs, err := f.engine.List(context.Background(), map[string]string{naming.LabelEnvironment: f.env, naming.LabelKind: string(naming.KindApp)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return cs
+}
+
+// everything is every object of the environment: containers and records.
+func (f *envFixture) everything() []docker.Container {
 	f.t.Helper()
 	cs, err := f.engine.List(context.Background(), map[string]string{naming.LabelEnvironment: f.env})
 	if err != nil {
@@ -172,7 +183,7 @@ func (f *envFixture) containers() []docker.Container {
 // checkDestroyed proves destroy removed this environment's containers, route,
 // network and router, and nothing else.
 func (f *envFixture) checkDestroyed(*terraform.State) error {
-	if cs := f.containers(); len(cs) > 0 {
+	if cs := f.everything(); len(cs) > 0 {
 		return fmt.Errorf("%d containers of %s remain after destroy", len(cs), f.env)
 	}
 	if _, found, _ := f.engine.NetworkLabels(context.Background(), naming.NetworkName(f.env, "web")); found {

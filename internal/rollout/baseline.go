@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
@@ -23,8 +24,7 @@ func (d *Deployer) startBaseline(ctx context.Context, spec Spec, st canaryState)
 		healthy, err = d.waitHealthy(ctx, spec, ids)
 	}
 	if err != nil {
-		d.cleanup(ids)
-		return nil, err
+		return nil, errors.Join(err, d.cleanup(ids))
 	}
 	return healthy, nil
 }

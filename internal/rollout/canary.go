@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
 	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
@@ -49,11 +51,11 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 	if st.policy.Baseline && len(st.baseline) == 0 {
 		baseline, err := d.startBaseline(ctx, spec, st)
 		if err != nil {
-			d.removeContainers(ctx, spec, st.canary)
-			return Result{}, fmt.Errorf("starting the baseline of revision %d: %w", st.stableRev, err)
+			return Result{}, errors.Join(fmt.Errorf("starting the baseline of revision %d: %w", st.stableRev, err), d.removeContainers(ctx, spec, st.canary))
 		}
 		st.baseline = baseline
 		cleanup = append(cleanup, baseline...)
+		failpoint.Hit(failpoint.BaselineUp)
 	}
 	metrics, err := d.Metrics.Open(ctx, st.policy, canary.Target{
 		Environment: spec.Environment, Service: spec.Service,
@@ -63,8 +65,11 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 		Interval: time.Duration(st.policy.Analysis.Interval),
 	}, spec.Router)
 	if err != nil {
-		d.removeContainers(ctx, spec, cleanup)
-		return Result{}, &CanaryMetricsError{Err: err}
+		metricsErr := &CanaryMetricsError{Err: err}
+		if rmErr := d.removeContainers(ctx, spec, cleanup); rmErr != nil {
+			metricsErr.Leftover = &LeftoverError{Err: rmErr}
+		}
+		return Result{}, metricsErr
 	}
 
 	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(st.policy.Judgment()), cleanup: cleanup}
@@ -116,6 +121,7 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 		return r.abort(ctx, i, "the router refused the split: "+err.Error(), analysis.Result{})
 	}
 	st.route = cfg
+	failpoint.Hit(failpoint.StepRouted)
 	if !r.begun {
 		if err := r.metrics.Begin(ctx); err != nil {
 			return r.abort(ctx, i, "its metrics cannot be read: "+err.Error(), analysis.Result{})
@@ -140,6 +146,7 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 		r.results = append(r.results, res)
 		last = res.Verdict
 		d.log("canary analysis", "step", i+1, "look", res.Look, "verdict", res.Verdict.String())
+		failpoint.Hit(failpoint.StepJudged)
 		if res.Verdict == analysis.Fail {
 			r.failures++
 			if r.failures >= policy.Analysis.FailureLimit {
@@ -206,7 +213,8 @@ func (r *canaryRun) abort(ctx context.Context, step int, why string, last analys
 	st, policy := r.st, r.st.policy
 	r.report = analysis.Report(fmt.Sprintf("Canary of %s/%s revision %d: aborted", r.spec.Environment, r.spec.Service, st.canaryRev), r.results)
 	restored, err := r.d.restoreStable(ctx, r.spec, st.stable, st.route, r.cleanup)
-	if err != nil {
+	var leftover *LeftoverError
+	if err != nil && !errors.As(err, &leftover) {
 		return fmt.Errorf("aborting the canary (%s): %w", why, err)
 	}
 	r.report += fmt.Sprintf("\nAborted at step %d of %d (%d%%): %s. Every user was back on revision %d %s after the decision.\n",
@@ -214,7 +222,7 @@ func (r *canaryRun) abort(ctx context.Context, step int, why string, last analys
 	return &CanaryAbortedError{
 		Revision: st.canaryRev, StableRevision: st.stableRev,
 		Step: step + 1, Steps: len(policy.Steps), Weight: policy.Steps[step].Weight,
-		Why: why, Last: last, Report: r.report, RestoredIn: restored,
+		Why: why, Last: last, Report: r.report, RestoredIn: restored, Leftover: leftover,
 	}
 }
 
@@ -248,6 +256,9 @@ func (d *Deployer) restoreStable(ctx context.Context, spec Spec, stable []docker
 	}
 	restored := d.Clock.Now().Sub(start)
 	d.log("every user back on stable", "after", restored.String())
-	d.removeContainers(ctx, spec, remove)
+	failpoint.Hit(failpoint.AbortRouted)
+	if err := d.removeContainers(ctx, spec, remove); err != nil {
+		return restored, &LeftoverError{Err: err}
+	}
 	return restored, nil
 }

@@ -143,7 +143,9 @@ func (d *Deployer) settle(ctx context.Context, spec Spec, before Status, route [
 		}
 	} else {
 		d.log("removing the baseline of a finished canary")
-		d.removeContainers(ctx, spec, before.Baseline)
+		if err := d.removeContainers(ctx, spec, before.Baseline); err != nil {
+			return Status{}, nil, fmt.Errorf("removing the baseline of a finished canary: %w", err)
+		}
 	}
 	after, route, err := d.observe(ctx, spec)
 	if err != nil {

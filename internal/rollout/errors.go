@@ -12,6 +12,9 @@ type UnhealthyError struct {
 	Container string
 	Reason    string
 	Logs      string
+	// Leftover is set when the containers started for the switch could not
+	// all be removed (or, for a rollback, stopped again).
+	Leftover error
 }
 
 func (e *UnhealthyError) Error() string {
@@ -55,6 +58,8 @@ type CanaryAbortedError struct {
 	// RestoredIn is how long it took from the decision until every user was
 	// back on stable: the route rewritten and the router reloaded.
 	RestoredIn time.Duration
+	// Leftover is set when the canary's containers could not all be removed.
+	Leftover *LeftoverError
 }
 
 func (e *CanaryAbortedError) Error() string {
@@ -63,7 +68,11 @@ func (e *CanaryAbortedError) Error() string {
 
 // CanaryMetricsError says a canary could not start because its metrics
 // cannot be read. No traffic reached it and its containers were removed.
-type CanaryMetricsError struct{ Err error }
+type CanaryMetricsError struct {
+	Err error
+	// Leftover is set when the canary's containers could not all be removed.
+	Leftover *LeftoverError
+}
 
 func (e *CanaryMetricsError) Error() string {
 	return "the canary's metrics cannot be read: " + e.Err.Error()
@@ -80,3 +89,12 @@ type InterruptedCanaryError struct {
 func (e *InterruptedCanaryError) Error() string {
 	return fmt.Sprintf("an earlier apply was interrupted while revision %d was a canary with %d%% of traffic; the canary was aborted and every user is on revision %d", e.Revision, e.Weight, e.StableRevision)
 }
+
+// LeftoverError says every user is back on stable but containers that no
+// longer get traffic could not all be removed; the next apply removes them.
+type LeftoverError struct{ Err error }
+
+func (e *LeftoverError) Error() string {
+	return "every user is back on the stable revision, but containers that no longer get traffic could not all be removed: " + e.Err.Error()
+}
+func (e *LeftoverError) Unwrap() error { return e.Err }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
@@ -58,6 +59,11 @@ func (d *Deployer) promote(ctx context.Context, spec Spec, before Status, servin
 		}
 	}
 	d.log("traffic switched", "revision", rev)
+	if naming.TrackOf(serving[0].Labels) == naming.TrackCanary {
+		failpoint.Hit(failpoint.Promoted)
+	} else {
+		failpoint.Hit(failpoint.Switched)
+	}
 	if err := d.recordServed(ctx, spec, rev, serving[0]); err != nil {
 		return Result{}, fmt.Errorf("recording that revision %d serves: %w", rev, err)
 	}

@@ -21,7 +21,7 @@ func (d *Deployer) resumeCanary(ctx context.Context, spec Spec, before Status, r
 func (d *Deployer) abortInterrupted(ctx context.Context, spec Spec, before Status, route []byte, dec Decision) error {
 	remove := append(containersOf(before, dec.Revision), before.Baseline...)
 	if _, err := d.restoreStable(ctx, spec, runningOf(before, before.Revision), route, remove); err != nil {
-		return err
+		return err // a LeftoverError says users are on stable; the next apply removes the rest
 	}
 	return &InterruptedCanaryError{Revision: dec.Revision, Weight: before.Canary.Weight, StableRevision: before.Revision}
 }

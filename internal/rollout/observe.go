@@ -33,12 +33,12 @@ type Status struct {
 	Canary *CanaryStatus
 	// Baseline holds the baseline containers of a canary.
 	Baseline []docker.Container
-	// served are the revisions that had all traffic at some time.
-	served map[int]bool
+	// Recorded are the revisions recorded as having had all traffic.
+	Recorded map[int]bool
 }
 
 // Served says whether a revision had all of the environment's traffic at some time.
-func (s Status) Served(rev int) bool { return s.served[rev] }
+func (s Status) Served(rev int) bool { return s.Recorded[rev] }
 
 // Verified are the digests that completed a rollout here, the serving one
 // first: every revision that served, including a canary once promoted. A
@@ -52,7 +52,7 @@ func (s Status) Verified() []string {
 			out = append(out, d)
 		}
 	}
-	if s.served[s.Revision] {
+	if s.Recorded[s.Revision] {
 		add(s.Digest)
 	}
 	for _, h := range s.History {
@@ -144,11 +144,11 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 	// A revision waiting for health, a canary (under way or aborted) and
 	// containers never started are present but never served.
 	records := servedRecords(environment, service, managed)
-	st.served = servedRevisions(byRev, records)
-	if routed > 0 && !st.served[routed] && len(servers) > 0 {
+	st.Recorded = servedRevisions(byRev, records)
+	if routed > 0 && !st.Recorded[routed] && len(servers) > 0 {
 		st.Drift = append(st.Drift, fmt.Sprintf("revision %d is routed but not recorded as served (an apply was interrupted after the switch)", routed))
 	}
-	st.History = mergeHistory(routed, byRev, records, st.served)
+	st.History = mergeHistory(routed, byRev, records, st.Recorded)
 	for _, c := range cs {
 		if c.Running() {
 			st.Running++
@@ -192,7 +192,7 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 		case anyRunning(cs) && (st.Canary == nil || st.Canary.Revision != rev):
 			st.Drift = append(st.Drift, fmt.Sprintf("revision %d runs but was never routed (an interrupted apply)", rev))
 		}
-		if !anyRunning(cs) && st.served[rev] && everStarted(cs) {
+		if !anyRunning(cs) && st.Recorded[rev] && everStarted(cs) {
 			st.Retained = append(st.Retained, rev)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
@@ -57,39 +58,55 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, before Status, contain
 		}
 	}
 	// Containers stop side by side: each finishes its own requests.
-	return errors.Join(
-		parallel(stop, func(id string) error { return d.Host.Stop(ctx, id, spec.StopTimeout) }),
-		d.stopAndRemove(ctx, spec.StopTimeout, remove),
-	)
+	stopErr := parallel(stop, func(id string) error { return d.Host.Stop(ctx, id, spec.StopTimeout) })
+	failpoint.Hit(failpoint.Retiring)
+	return errors.Join(stopErr, d.stopAndRemove(ctx, spec.StopTimeout, remove))
 }
 
 // stopAndRemove stops containers side by side, each finishing its requests
-// first, and removes them.
+// first, then removes them. Every error is returned: a message may only
+// say "removed" when Docker said so.
 func (d *Deployer) stopAndRemove(ctx context.Context, timeout time.Duration, ids []string) error {
-	return parallel(ids, func(id string) error {
-		_ = d.Host.Stop(ctx, id, timeout)
-		return d.Host.Remove(ctx, id)
+	stopErr := parallel(ids, func(id string) error {
+		if err := d.Host.Stop(ctx, id, timeout); err != nil && !docker.IsNotFound(err) {
+			return err
+		}
+		return nil
 	})
+	failpoint.Hit(failpoint.AbortRemoving)
+	removeErr := parallel(ids, func(id string) error {
+		if err := d.Host.Remove(ctx, id); err != nil && !docker.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
+	return errors.Join(stopErr, removeErr)
 }
 
 // removeContainers stops and removes a canary's containers, even when the
 // apply was cancelled: none may be left behind.
-func (d *Deployer) removeContainers(ctx context.Context, spec Spec, cs []docker.Container) {
+func (d *Deployer) removeContainers(ctx context.Context, spec Spec, cs []docker.Container) error {
 	ids := make([]string, 0, len(cs))
 	for _, c := range cs {
 		ids = append(ids, c.ID)
 	}
-	_ = d.stopAndRemove(context.WithoutCancel(ctx), spec.StopTimeout, ids)
+	return d.stopAndRemove(context.WithoutCancel(ctx), spec.StopTimeout, ids)
 }
 
 // cleanup removes containers that never served.
-func (d *Deployer) cleanup(ids []string) {
-	ctx := context.Background()
+func (d *Deployer) cleanup(ids []string) error {
+	var present []string
 	for _, id := range ids {
 		if id != "" {
-			_ = d.Host.Remove(ctx, id)
+			present = append(present, id)
 		}
 	}
+	return parallel(present, func(id string) error {
+		if err := d.Host.Remove(context.Background(), id); err != nil && !docker.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
 }
 
 // parallel runs fn for every id at once and joins the errors.

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/probe"
 )
@@ -39,26 +41,33 @@ func (d *Deployer) startServing(ctx context.Context, spec Spec, before Status, d
 			return nil, 0, err
 		}
 		ids = created
+		failpoint.Hit(failpoint.Created)
 	}
-	undo := func() {
-		if created != nil {
-			d.cleanup(created)
-		} else if dec.Kind == Rollback {
-			for _, id := range ids {
-				_ = d.Host.Stop(context.WithoutCancel(ctx), id, spec.StopTimeout)
-			}
+	undo := func(cause error) error {
+		var err error
+		switch {
+		case created != nil:
+			err = d.cleanup(created)
+		case dec.Kind == Rollback:
+			err = parallel(ids, func(id string) error { return d.Host.Stop(context.WithoutCancel(ctx), id, spec.StopTimeout) })
 		}
+		var unhealthy *UnhealthyError
+		if err != nil && errors.As(cause, &unhealthy) {
+			unhealthy.Leftover = err
+			return cause
+		}
+		return errors.Join(cause, err)
 	}
 	start := d.Clock.Now()
 	if err := parallel(ids, func(id string) error { return d.Host.Start(ctx, id) }); err != nil {
-		undo()
-		return nil, 0, fmt.Errorf("starting containers: %w", err)
+		return nil, 0, undo(fmt.Errorf("starting containers: %w", err))
 	}
+	failpoint.Hit(failpoint.Started)
 	healthy, err := d.waitHealthy(ctx, spec, ids)
 	if err != nil {
-		undo()
-		return nil, 0, err
+		return nil, 0, undo(err)
 	}
+	failpoint.Hit(failpoint.Healthy)
 	after := d.Clock.Now().Sub(start)
 	d.log("new containers healthy", "revision", dec.Revision, "after", after.String())
 	return healthy, after, nil
@@ -106,8 +115,7 @@ func (d *Deployer) createReplicas(ctx context.Context, spec Spec, rev int, track
 		return err
 	})
 	if err != nil {
-		d.cleanup(ids)
-		return nil, err
+		return nil, errors.Join(err, d.cleanup(ids))
 	}
 	return ids, nil
 }

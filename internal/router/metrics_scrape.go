@@ -19,21 +19,41 @@ const execOutputLimit = 1 << 20
 // router container, with the probe InstallProbe placed there, so that it
 // needs no published metrics port and works over any Docker connection.
 func (c *Controller) ScrapeServers(ctx context.Context, routerID string, metricsPort int, backend string) (map[string]ServerCounts, error) {
+	out, err := c.scrape(ctx, routerID, metricsPort)
+	if err != nil {
+		return nil, err
+	}
+	return ParseServerMetrics(strings.NewReader(out), backend)
+}
+
+// ServerStates reads HAProxy's own view of each server of one backend (status,
+// last check, live weight), the way ScrapeServers reads its counters. A
+// backend the running worker does not have gives an empty map.
+func (c *Controller) ServerStates(ctx context.Context, routerID string, metricsPort int, backend string) (map[string]ServerState, error) {
+	out, err := c.scrape(ctx, routerID, metricsPort)
+	if err != nil {
+		return nil, err
+	}
+	return ParseServerStates(strings.NewReader(out), backend)
+}
+
+// scrape returns the exporter's per-server text, read with the probe.
+func (c *Controller) scrape(ctx context.Context, routerID string, metricsPort int) (string, error) {
 	// scope=server leaves out the frontend and backend families; the metrics
 	// frontend matches on the path alone, so the query string passes.
 	cmd := []string{probe.Path, "-body", strconv.Itoa(metricsPort), "/metrics?scope=server", "5s"}
 	code, out, err := c.Docker.Exec(ctx, routerID, cmd)
 	if err != nil {
-		return nil, fmt.Errorf("reading the router's metrics in container %s: %w", routerID, err)
+		return "", fmt.Errorf("reading the router's metrics in container %s: %w", routerID, err)
 	}
 	if code != 0 {
-		return nil, fmt.Errorf("reading the router's metrics in container %s: %s exited with %d: %s", routerID, probe.Path, code, strings.TrimSpace(out))
+		return "", fmt.Errorf("reading the router's metrics in container %s: %s exited with %d: %s", routerID, probe.Path, code, strings.TrimSpace(out))
 	}
 	// Exec mixes stderr into the output; the probe writes to stderr only when it fails.
 	if len(out) >= execOutputLimit || (out != "" && !strings.HasSuffix(out, "\n")) {
-		return nil, fmt.Errorf("reading the router's metrics in container %s: the output was cut at %d bytes", routerID, len(out))
+		return "", fmt.Errorf("reading the router's metrics in container %s: the output was cut at %d bytes", routerID, len(out))
 	}
-	return ParseServerMetrics(strings.NewReader(out), backend)
+	return out, nil
 }
 
 // InstallProbe places the probe for the router host's architecture (amd64,

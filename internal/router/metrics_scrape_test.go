@@ -69,6 +69,26 @@ func TestScrapeServersFailures(t *testing.T) {
 	}
 }
 
+func TestServerStates(t *testing.T) {
+	fake := &execContainer{out: exporterStates(t)}
+	c := &Controller{Docker: fake}
+	got, err := c.ServerStates(context.Background(), "router-1", 9101, "be_t_web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{probe.Path, "-body", "9101", "/metrics?scope=server", "5s"}
+	if len(fake.cmds) != 1 || !reflect.DeepEqual(fake.cmds[0], want) {
+		t.Errorf("ran %v, want %v", fake.cmds, want)
+	}
+	if len(got) != 5 || !got["ok-1"].Ready() || got["closed-1"] != (ServerState{Status: "DOWN", CheckStatus: "L4CON", Weight: 50}) {
+		t.Errorf("states %+v", got)
+	}
+	fake = &execContainer{code: 1, out: "release-probe: dial tcp 127.0.0.1:9101: connect: connection refused\n"}
+	if got, err := (&Controller{Docker: fake}).ServerStates(context.Background(), "router-1", 9101, "be_t_web"); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("a failed probe gave %+v, %v; want its message", got, err)
+	}
+}
+
 func TestInstallProbe(t *testing.T) {
 	fake := &execContainer{}
 	c := &Controller{Docker: fake}

@@ -22,6 +22,8 @@ type Container interface {
 	Signal(ctx context.Context, id, signal string) error
 	Processes(ctx context.Context, id string) ([]string, error)
 	LogsSince(ctx context.Context, id string, since time.Time) (string, error)
+	// Architecture is the Docker host's, for the probe placed in the router.
+	Architecture(ctx context.Context) (string, error)
 }
 
 // Controller changes a running router's configuration without dropping a
@@ -33,8 +35,13 @@ type Controller struct {
 	// DrainTimeout bounds the wait for old workers after a reload.
 	DrainTimeout time.Duration
 	Poll         time.Duration
+	// ReadyPoll is how often WaitReady reads the servers' states; 250ms when zero.
+	ReadyPoll time.Duration
 	// Clock times the wait for a reload; nil is the wall clock.
 	Clock clock.Clock
+
+	probeMu sync.Mutex
+	probed  map[string]bool // routers this Controller placed the probe in
 }
 
 func (c *Controller) clock() clock.Clock {

@@ -62,6 +62,8 @@ func (f *fakeRouter) CopyFiles(_ context.Context, id, dir string, files []docker
 	return nil
 }
 
+func (f *fakeRouter) Architecture(context.Context) (string, error) { return "x86_64", nil }
+
 func (f *fakeRouter) ReadDir(_ context.Context, id, dir string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for k, v := range f.files {

@@ -94,4 +94,12 @@ func TestWaitReadyRealHAProxy(t *testing.T) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 	t.Log(err)
+
+	live, err := c.LiveServers(ctx, id, 9101, BackendName("prod", "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !LiveMatches(mustRenderRoute(t, route), live) {
+		t.Errorf("the route just loaded does not match the live servers %+v", live)
+	}
 }

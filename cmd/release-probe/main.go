@@ -7,9 +7,15 @@
 // the provider can read an endpoint inside a container (the router's metrics)
 // through the Docker API alone.
 //
+// With -rename it moves files into place with rename(2), atomic on one file
+// system: the router's image has no shell and no mv, and the provider moves
+// each checked configuration file into place this way.
+//
 // It avoids net/http to stay small: it is embedded in the provider twice.
 //
 // Usage: release-probe [-body] <port> <path> [timeout]
+//
+//	release-probe -rename <src> <dst> [<src> <dst>...]
 package main
 
 import (
@@ -19,6 +25,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +34,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "-body" {
 		os.Exit(body(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-rename" {
+		os.Exit(rename(os.Args[2:]))
 	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: release-probe <port> <path> [timeout]")
@@ -99,6 +109,46 @@ func body(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// rename renames each pair in order and returns the exit code: 0 when all
+// were renamed, 1 at the first that fails (the ones before it stay renamed).
+// Each file's data is on disk before its new name is, so a host that stops
+// midway leaves the old file or the whole new one, never a part.
+func rename(args []string) int {
+	if len(args) == 0 || len(args)%2 != 0 {
+		fmt.Fprintln(os.Stderr, "usage: release-probe -rename <src> <dst> [<src> <dst>...]")
+		return 2
+	}
+	for i := 0; i < len(args); i += 2 {
+		src, dst := args[i], args[i+1]
+		if err := syncPath(src); err != nil {
+			fmt.Fprintln(os.Stderr, "release-probe:", err)
+			return 1
+		}
+		if err := os.Rename(src, dst); err != nil {
+			fmt.Fprintln(os.Stderr, "release-probe:", err)
+			return 1
+		}
+		if err := syncPath(filepath.Dir(dst)); err != nil {
+			fmt.Fprintln(os.Stderr, "release-probe:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// syncPath flushes a file's or directory's contents to disk.
+func syncPath(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
+	return nil
 }
 
 // readHead reads the status line and headers; length is the Content-Length,

@@ -162,3 +162,53 @@ func rawServer(t *testing.T, answer string) string {
 	}()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
+
+func TestEmbeddedProbeRename(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(b)
+	}
+	live := write("route_prod_web.cfg", "old\n")
+	staged := write(".next-route_prod_web.cfg", "new\n")
+	other := write(".next-route_staging_web.cfg", "staging\n")
+
+	stdout, stderr, code := runProbe(t, "-rename", staged, live, other, filepath.Join(dir, "route_staging_web.cfg"))
+	if code != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("-rename: exit %d, out %q, stderr %q", code, stdout, stderr)
+	}
+	if got := read("route_prod_web.cfg"); got != "new\n" {
+		t.Errorf("the replaced file holds %q", got)
+	}
+	if got := read("route_staging_web.cfg"); got != "staging\n" {
+		t.Errorf("the new file holds %q", got)
+	}
+	if _, err := os.Stat(staged); !os.IsNotExist(err) {
+		t.Errorf("the staged file is still there: %v", err)
+	}
+
+	// A missing source: exit 1 and a message naming it; the pairs before it stay renamed.
+	first := write(".next-a.cfg", "a\n")
+	_, stderr, code = runProbe(t, "-rename", first, filepath.Join(dir, "a.cfg"), filepath.Join(dir, ".next-missing.cfg"), live)
+	if code != 1 || !strings.Contains(stderr, ".next-missing.cfg") {
+		t.Errorf("-rename of a missing file: exit %d, stderr %q; want 1 and its name", code, stderr)
+	}
+	if read("a.cfg") != "a\n" || read("route_prod_web.cfg") != "new\n" {
+		t.Errorf("after a failed pair: a.cfg %q, route %q", read("a.cfg"), read("route_prod_web.cfg"))
+	}
+	for _, args := range [][]string{{"-rename"}, {"-rename", live}} {
+		if _, stderr, code := runProbe(t, args...); code != 2 || !strings.Contains(stderr, "usage") {
+			t.Errorf("%v: exit %d, stderr %q; want the usage and 2", args, code, stderr)
+		}
+	}
+}

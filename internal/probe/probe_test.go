@@ -197,16 +197,26 @@ func TestEmbeddedProbeRename(t *testing.T) {
 		t.Errorf("the staged file is still there: %v", err)
 	}
 
-	// A missing source: exit 1 and a message naming it; the pairs before it stay renamed.
+	// A missing source: exit 1, a message naming it, and nothing renamed.
 	first := write(".next-a.cfg", "a\n")
 	_, stderr, code = runProbe(t, "-rename", first, filepath.Join(dir, "a.cfg"), filepath.Join(dir, ".next-missing.cfg"), live)
-	if code != 1 || !strings.Contains(stderr, ".next-missing.cfg") {
+	if code != 1 || !strings.Contains(stderr, ".next-missing.cfg") || !strings.Contains(stderr, "nothing renamed") {
 		t.Errorf("-rename of a missing file: exit %d, stderr %q; want 1 and its name", code, stderr)
 	}
-	if read("a.cfg") != "a\n" || read("route_prod_web.cfg") != "new\n" {
-		t.Errorf("after a failed pair: a.cfg %q, route %q", read("a.cfg"), read("route_prod_web.cfg"))
+	if read(".next-a.cfg") != "a\n" || read("route_prod_web.cfg") != "new\n" {
+		t.Errorf("after a refused rename: .next-a.cfg %q, route %q; want both as they were", read(".next-a.cfg"), read("route_prod_web.cfg"))
 	}
-	for _, args := range [][]string{{"-rename"}, {"-rename", live}} {
+	// -remove: files that are there and files that are not.
+	if _, stderr, code := runProbe(t, "-remove", first, filepath.Join(dir, ".next-never.cfg")); code != 0 || stderr != "" {
+		t.Errorf("-remove: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Errorf("-remove left %s: %v", first, err)
+	}
+	if _, stderr, code := runProbe(t, "-remove", dir); code != 1 || stderr == "" {
+		t.Errorf("-remove of a directory with files: exit %d, stderr %q; want 1 and a message", code, stderr)
+	}
+	for _, args := range [][]string{{"-rename"}, {"-rename", live}, {"-remove"}} {
 		if _, stderr, code := runProbe(t, args...); code != 2 || !strings.Contains(stderr, "usage") {
 			t.Errorf("%v: exit %d, stderr %q; want the usage and 2", args, code, stderr)
 		}

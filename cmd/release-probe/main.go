@@ -7,9 +7,17 @@
 // the provider can read an endpoint inside a container (the router's metrics)
 // through the Docker API alone.
 //
+// With -rename it moves files into place with rename(2), atomic on one file
+// system, and with -remove it removes files: the router's image has no shell,
+// no mv and no rm, and the provider moves each checked configuration file
+// into place this way (and removes the staged files of a refused one).
+//
 // It avoids net/http to stay small: it is embedded in the provider twice.
 //
 // Usage: release-probe [-body] <port> <path> [timeout]
+//
+//	release-probe -rename <src> <dst> [<src> <dst>...]
+//	release-probe -remove <file>...
 package main
 
 import (
@@ -19,6 +27,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +36,12 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "-body" {
 		os.Exit(body(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-rename" {
+		os.Exit(rename(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-remove" {
+		os.Exit(remove(os.Args[2:]))
 	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: release-probe <port> <path> [timeout]")
@@ -99,6 +114,67 @@ func body(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// rename renames each pair in order and returns the exit code: 0 when all
+// were renamed, 1 when one could not be. Every source is opened and synced
+// before any is renamed, so a missing or unreadable one renames nothing;
+// once data is on disk, renaming within one directory does not fail short of
+// an I/O error. A host that stops midway leaves the old file or the whole new one.
+func rename(args []string) int {
+	if len(args) == 0 || len(args)%2 != 0 {
+		fmt.Fprintln(os.Stderr, "usage: release-probe -rename <src> <dst> [<src> <dst>...]")
+		return 2
+	}
+	for i := 0; i < len(args); i += 2 {
+		if err := syncPath(args[i]); err != nil {
+			fmt.Fprintln(os.Stderr, "release-probe: nothing renamed:", err)
+			return 1
+		}
+	}
+	dirs := map[string]bool{}
+	for i := 0; i < len(args); i += 2 {
+		if err := os.Rename(args[i], args[i+1]); err != nil {
+			fmt.Fprintf(os.Stderr, "release-probe: %d of %d renamed: %v\n", i/2, len(args)/2, err)
+			return 1
+		}
+		dirs[filepath.Dir(args[i+1])] = true
+	}
+	// The new names are in place; only their durability is left.
+	for dir := range dirs {
+		if err := syncPath(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "release-probe: renamed, not synced:", err)
+		}
+	}
+	return 0
+}
+
+// remove removes files; one that is not there is not an error.
+func remove(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: release-probe -remove <file>...")
+		return 2
+	}
+	for _, name := range args {
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintln(os.Stderr, "release-probe:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// syncPath flushes a file's or directory's contents to disk.
+func syncPath(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
+	return nil
 }
 
 // readHead reads the status line and headers; length is the Content-Length,

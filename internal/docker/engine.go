@@ -624,6 +624,24 @@ func (e *Engine) Architecture(ctx context.Context) (string, error) {
 	return e.arch, nil
 }
 
+// DaemonTime is the daemon's own clock now, from the Engine's system info:
+// the clock its log timestamps come from, which need not be this machine's.
+func (e *Engine) DaemonTime(ctx context.Context) (time.Time, error) {
+	cli, err := e.client(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	res, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, res.Info.SystemTime)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the Docker daemon's system time %q: %w", res.Info.SystemTime, err)
+	}
+	return t, nil
+}
+
 // Wait blocks until a container stops and returns its exit code.
 func (e *Engine) Wait(ctx context.Context, id string) (int, error) {
 	cli, err := e.client(ctx)

@@ -162,3 +162,63 @@ func rawServer(t *testing.T, answer string) string {
 	}()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
+
+func TestEmbeddedProbeRename(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(b)
+	}
+	live := write("route_prod_web.cfg", "old\n")
+	staged := write(".next-route_prod_web.cfg", "new\n")
+	other := write(".next-route_staging_web.cfg", "staging\n")
+
+	stdout, stderr, code := runProbe(t, "-rename", staged, live, other, filepath.Join(dir, "route_staging_web.cfg"))
+	if code != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("-rename: exit %d, out %q, stderr %q", code, stdout, stderr)
+	}
+	if got := read("route_prod_web.cfg"); got != "new\n" {
+		t.Errorf("the replaced file holds %q", got)
+	}
+	if got := read("route_staging_web.cfg"); got != "staging\n" {
+		t.Errorf("the new file holds %q", got)
+	}
+	if _, err := os.Stat(staged); !os.IsNotExist(err) {
+		t.Errorf("the staged file is still there: %v", err)
+	}
+
+	// A missing source: exit 1, a message naming it, and nothing renamed.
+	first := write(".next-a.cfg", "a\n")
+	_, stderr, code = runProbe(t, "-rename", first, filepath.Join(dir, "a.cfg"), filepath.Join(dir, ".next-missing.cfg"), live)
+	if code != 1 || !strings.Contains(stderr, ".next-missing.cfg") || !strings.Contains(stderr, "nothing renamed") {
+		t.Errorf("-rename of a missing file: exit %d, stderr %q; want 1 and its name", code, stderr)
+	}
+	if read(".next-a.cfg") != "a\n" || read("route_prod_web.cfg") != "new\n" {
+		t.Errorf("after a refused rename: .next-a.cfg %q, route %q; want both as they were", read(".next-a.cfg"), read("route_prod_web.cfg"))
+	}
+	// -remove: files that are there and files that are not.
+	if _, stderr, code := runProbe(t, "-remove", first, filepath.Join(dir, ".next-never.cfg")); code != 0 || stderr != "" {
+		t.Errorf("-remove: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Errorf("-remove left %s: %v", first, err)
+	}
+	if _, stderr, code := runProbe(t, "-remove", dir); code != 1 || stderr == "" {
+		t.Errorf("-remove of a directory with files: exit %d, stderr %q; want 1 and a message", code, stderr)
+	}
+	for _, args := range [][]string{{"-rename"}, {"-rename", live}, {"-remove"}} {
+		if _, stderr, code := runProbe(t, args...); code != 2 || !strings.Contains(stderr, "usage") {
+			t.Errorf("%v: exit %d, stderr %q; want the usage and 2", args, code, stderr)
+		}
+	}
+}

@@ -99,7 +99,10 @@ type Route struct {
 	HealthPath  string
 	// CheckInterval is how often the router checks each server once it is routed.
 	CheckInterval time.Duration
-	Servers       []Server
+	// CheckTimeout bounds one check, as the environment's own health check
+	// does (2s when zero): the router passes only what that check passes.
+	CheckTimeout time.Duration
+	Servers      []Server
 	// Sticky keeps each user on the server that first answered them (a
 	// cookie), so a user on the canary stays there as its weight grows.
 	Sticky bool
@@ -162,6 +165,10 @@ func RenderRoute(r Route) ([]byte, error) {
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
+	timeout := r.CheckTimeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
 	servers := append([]Server(nil), r.Servers...)
 	sort.Slice(servers, func(i, j int) bool { return servers[i].Name < servers[j].Name })
 
@@ -170,7 +177,9 @@ func RenderRoute(r Route) ([]byte, error) {
 	be := BackendName(r.Environment, r.Service)
 	fmt.Fprintf(&buf, "# Route of environment %s, service %s. Written by terraform-provider-release.\n", r.Environment, r.Service)
 	fmt.Fprintf(&buf, "frontend %s\n    bind :%d\n    default_backend %s\n\n", fe, r.ListenPort, be)
-	fmt.Fprintf(&buf, "backend %s\n    balance roundrobin\n    option httpchk GET %s\n    http-check expect status 200\n", be, r.HealthPath)
+	// Any 2xx passes, as the environment's health gate (release-probe) passes it.
+	fmt.Fprintf(&buf, "backend %s\n    balance roundrobin\n    option httpchk GET %s\n    http-check expect rstatus ^2[0-9][0-9]$\n", be, r.HealthPath)
+	fmt.Fprintf(&buf, "    timeout check %s\n", haproxyDuration(timeout))
 	fmt.Fprintf(&buf, "    default-server inter %s fall 3 rise 2\n", haproxyDuration(interval))
 	if r.Sticky {
 		fmt.Fprintf(&buf, "    cookie rls_%s_%s insert indirect nocache\n", r.Environment, r.Service)

@@ -95,7 +95,8 @@ func TestRenderRoute(t *testing.T) {
 		"default_backend be_production_web",
 		"backend be_production_web",
 		"option httpchk GET /healthz",
-		"http-check expect status 200",
+		"http-check expect rstatus ^2[0-9][0-9]$", // any 2xx, as the environment's gate
+		"timeout check 2s",                        // the default
 		"default-server inter 2s fall 3 rise 2",
 		"server r2-1 172.18.0.3:8080 check weight 100",
 		"server r2-2 172.18.0.4:8080 check weight 100",
@@ -136,6 +137,7 @@ func TestRenderRouteWeightsAndInterval(t *testing.T) {
 	r.ListenPort = 9090
 	r.HealthPath = "/status/ready"
 	r.CheckInterval = 500 * time.Millisecond
+	r.CheckTimeout = 1500 * time.Millisecond
 	r.Servers = []Server{
 		{Name: "r3-1", Address: "10.0.0.7:80", Weight: 5, Track: "canary"},
 		{Name: "r2-1", Address: "10.0.0.6:80", Weight: 95, Track: "stable"},
@@ -149,6 +151,7 @@ func TestRenderRouteWeightsAndInterval(t *testing.T) {
 		"bind :9090",
 		"option httpchk GET /status/ready",
 		"default-server inter 500ms fall 3 rise 2",
+		"timeout check 1500ms",
 		"server r1-1 10.0.0.5:80 check weight 0",
 		"server r2-1 10.0.0.6:80 check weight 95",
 		"server r3-1 10.0.0.7:80 check weight 5",
@@ -167,14 +170,17 @@ func TestRenderRouteWeightsAndInterval(t *testing.T) {
 		t.Errorf("server order = %v, want %v", order, want)
 	}
 
-	// No interval: the default of 2s.
-	r.CheckInterval = 0
+	// No interval or timeout: the defaults of 2s.
+	r.CheckInterval, r.CheckTimeout = 0, 0
 	cfg, err = RenderRoute(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !hasLine(cfg, "default-server inter 2s fall 3 rise 2") {
 		t.Errorf("default check interval not 2s:\n%s", cfg)
+	}
+	if !hasLine(cfg, "timeout check 2s") || strings.Count(string(cfg), "timeout check") != 1 {
+		t.Errorf("default check timeout not 2s, once:\n%s", cfg)
 	}
 }
 
@@ -407,6 +413,7 @@ func TestHAProxyAcceptsRenderedConfig(t *testing.T) {
 		staging.Environment, staging.ListenPort = "staging", 8081
 		canary := validRoute()
 		canary.CheckInterval = 1500 * time.Millisecond
+		canary.CheckTimeout = 700 * time.Millisecond
 		canary.Servers = append(canary.Servers, Server{Name: "r3-1", Address: "172.18.0.9:8080", Weight: 5, Track: "canary"}, Server{Name: "r1-1", Address: "172.18.0.2:8080", Weight: 0})
 		files := map[string][]byte{
 			BaseFile:                    RenderBase(Base{MetricsPort: 8405, HardStopAfter: 10 * time.Second}),

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 )
 
 // Container is what the controller needs of the router's container: files,
@@ -22,19 +25,30 @@ type Container interface {
 	Signal(ctx context.Context, id, signal string) error
 	Processes(ctx context.Context, id string) ([]string, error)
 	LogsSince(ctx context.Context, id string, since time.Time) (string, error)
+	// DaemonTime is the daemon's clock, which stamps the logs LogsSince filters.
+	DaemonTime(ctx context.Context) (time.Time, error)
+	// Architecture is the Docker host's, for the probe placed in the router.
+	Architecture(ctx context.Context) (string, error)
 }
 
 // Controller changes a running router's configuration without dropping a
-// connection: files are checked with `haproxy -c` first, then the master
-// process is told to reload (SIGUSR2); it starts new workers on the same
-// listening sockets and lets the old ones finish their requests.
+// connection: new files are written beside the live ones under a name
+// HAProxy does not load, the whole new configuration is checked with
+// `haproxy -c`, the files are renamed into place, then the master process is
+// told to reload (SIGUSR2); it starts new workers on the same listening
+// sockets and lets the old ones finish their requests.
 type Controller struct {
 	Docker Container
 	// DrainTimeout bounds the wait for old workers after a reload.
 	DrainTimeout time.Duration
 	Poll         time.Duration
-	// Clock times the wait for a reload; nil is the wall clock.
+	// ReadyPoll is how often WaitReady reads the servers' states; 250ms when zero.
+	ReadyPoll time.Duration
+	// Clock times the waits for a reload and for servers to be ready; nil is the wall clock.
 	Clock clock.Clock
+
+	probeMu sync.Mutex
+	probed  map[string]bool // routers this Controller placed the probe in
 }
 
 func (c *Controller) clock() clock.Clock {
@@ -63,7 +77,8 @@ func Lock(routerID string) func() {
 	return l.Unlock
 }
 
-// ReloadError is a configuration the router refused; nothing was applied.
+// ReloadError is a configuration the router refused; the router runs the
+// configuration it ran before, and its files say so.
 type ReloadError struct {
 	Output string
 }
@@ -72,126 +87,234 @@ func (e *ReloadError) Error() string {
 	return "the router refused the configuration: " + strings.TrimSpace(e.Output)
 }
 
-// Files returns the configuration files in the router, by name.
+// ReloadUnconfirmedError is a failure once the new configuration may be
+// live: the reload signal was sent (or may have been) and the router did not
+// confirm the reload in time, or the context ended while it was awaited; or
+// the answer to moving the checked files into place was lost. The new files
+// are in place, or may be, and the router loads them on this reload or the
+// next one. A caller must not remove anything the new configuration points
+// at (its containers) on this error; the previous configuration's may be
+// needed too, until the router confirms a reload.
+type ReloadUnconfirmedError struct {
+	Err error
+}
+
+func (e *ReloadUnconfirmedError) Error() string {
+	return "the router's new configuration may be live, unconfirmed: " + e.Err.Error()
+}
+
+func (e *ReloadUnconfirmedError) Unwrap() error { return e.Err }
+
+// stagePrefix marks a file that is written but not yet checked and in place.
+// From a directory HAProxy loads only files ending in .cfg that are not
+// hidden (its management guide, "-f <cfgdir>"; measured with 2.6), so no
+// reload, ours or another's, loads a staged file.
+const stagePrefix = ".next-"
+
+// loadable says whether HAProxy loads a file of ConfigDir.
+func loadable(name string) bool {
+	return strings.HasSuffix(name, ".cfg") && !strings.HasPrefix(name, ".") && !strings.Contains(name, "/")
+}
+
+func stagedPath(name string) string { return path.Join(ConfigDir, stagePrefix+name) }
+
+// Files returns the configuration files the router loads, by name (files
+// staged by an apply that was interrupted are not among them).
 func (c *Controller) Files(ctx context.Context, routerID string) (map[string][]byte, error) {
-	return c.Docker.ReadDir(ctx, routerID, ConfigDir)
+	files, err := c.Docker.ReadDir(ctx, routerID, ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	for name := range files {
+		if !loadable(name) {
+			delete(files, name)
+		}
+	}
+	return files, nil
 }
 
 // Apply writes the given files (a nil content removes the file by emptying
-// it), checks the whole configuration and reloads. If the check fails, the
-// previous contents are put back and the router keeps serving as before.
+// it), checks the whole configuration and reloads. The files are written
+// under staging names and checked together with the live ones; only a
+// configuration HAProxy accepted is renamed into place, so the live files
+// are never unchecked, and a refused configuration (a *ReloadError) leaves
+// them untouched.
+//
+// An error that is not a *ReloadUnconfirmedError came before the reload
+// signal and before the new files were in place: the router runs and holds
+// what it did before. After it, the router may run the new configuration.
 //
 // Changes to one router are serialised: environments applied in parallel
 // each write their own file, but the check and reload cover all files.
 func (c *Controller) Apply(ctx context.Context, routerID string, files map[string][]byte) error {
 	unlock := Lock(routerID)
 	defer unlock()
-	before, err := c.Docker.ReadDir(ctx, routerID, ConfigDir)
-	if err != nil {
-		return fmt.Errorf("reading the router's configuration: %w", err)
-	}
-	return c.apply(ctx, routerID, files, before)
+	return c.apply(ctx, routerID, files)
 }
 
-// ApplyKnown is Apply for a caller that already holds the previous contents
-// of the files it changes (files only it writes), sparing one read.
+// ApplyKnown is Apply for a caller that holds the previous contents of the
+// files it changes. Apply no longer needs them (the live files are never
+// overwritten before the check, so there is nothing to put back), and reads
+// the directory anyway to check the whole configuration; previous is unused.
 func (c *Controller) ApplyKnown(ctx context.Context, routerID string, files, previous map[string][]byte) error {
 	unlock := Lock(routerID)
 	defer unlock()
-	return c.apply(ctx, routerID, files, previous)
+	return c.apply(ctx, routerID, files)
 }
 
-func (c *Controller) apply(ctx context.Context, routerID string, files, before map[string][]byte) error {
+func (c *Controller) apply(ctx context.Context, routerID string, files map[string][]byte) error {
+	for name := range files {
+		if !loadable(name) {
+			return fmt.Errorf("%q is not a configuration file name: HAProxy loads only names ending in .cfg that do not start with a dot", name)
+		}
+	}
+	current, err := c.Docker.ReadDir(ctx, routerID, ConfigDir)
+	if err != nil {
+		return fmt.Errorf("reading the router's configuration: %w", err)
+	}
+	// The probe renames the files into place: placed first, it never fails later.
+	if err := c.ensureProbe(ctx, routerID); err != nil {
+		return err
+	}
+	if err := c.stage(ctx, routerID, files); err != nil {
+		return err
+	}
+	if err := c.check(ctx, routerID, files, current); err != nil {
+		return errors.Join(err, c.unstage(ctx, routerID, files))
+	}
+	watch, err := c.watchReload(ctx, routerID)
+	if err != nil {
+		return errors.Join(err, c.unstage(ctx, routerID, files))
+	}
+	if err := c.moveIntoPlace(ctx, routerID, files); err != nil {
+		return err
+	}
+	failpoint.Hit(failpoint.RouteWritten)
+	err = c.signalAndConfirm(ctx, routerID, watch)
+	var refused *ReloadError
+	if errors.As(err, &refused) {
+		// HAProxy's master kept the workers it had: the files go back to
+		// what they run, so that the next reload, anyone's, loads that.
+		restore := map[string][]byte{}
+		for name := range files {
+			restore[name] = current[name]
+		}
+		if rerr := c.stage(ctx, routerID, restore); rerr != nil {
+			return errors.Join(err, fmt.Errorf("putting back the configuration the router runs: %w", rerr))
+		}
+		if rerr := c.moveIntoPlace(ctx, routerID, restore); rerr != nil {
+			return errors.Join(err, fmt.Errorf("putting back the configuration the router runs: %w", rerr))
+		}
+	}
+	return err
+}
+
+// stage writes files under their staging names, beside the live ones.
+func (c *Controller) stage(ctx context.Context, routerID string, files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
+	}
 	var write []docker.File
-	for name, content := range files {
-		write = append(write, docker.File{Path: name, Content: content, Mode: 0o644})
+	for _, name := range sortedNames(files) {
+		write = append(write, docker.File{Path: stagePrefix + name, Content: files[name], Mode: 0o644})
 	}
 	if err := c.Docker.CopyFiles(ctx, routerID, ConfigDir, write); err != nil {
-		return err
+		return fmt.Errorf("writing the router's new configuration: %w", err)
 	}
-	code, out, err := c.Docker.Exec(ctx, routerID, []string{"haproxy", "-c", "-q", "-f", ConfigDir})
-	if err != nil || code != 0 {
-		var restore []docker.File
-		for name := range files {
-			restore = append(restore, docker.File{Path: name, Content: before[name], Mode: 0o644})
-		}
-		if rerr := c.Docker.CopyFiles(ctx, routerID, ConfigDir, restore); rerr != nil {
-			return errors.Join(&ReloadError{Output: out}, fmt.Errorf("restoring the previous configuration: %w", rerr))
-		}
-		if err != nil {
-			return fmt.Errorf("checking the router configuration: %w", err)
-		}
-		return &ReloadError{Output: out}
-	}
-	return c.Reload(ctx, routerID)
+	return nil
 }
 
-// Reload tells HAProxy's master to load the configuration again and waits
-// until the new worker serves and the old ones have finished.
-func (c *Controller) Reload(ctx context.Context, routerID string) error {
-	poll := c.Poll
-	if poll <= 0 {
-		poll = 25 * time.Millisecond
+// unstage removes staged files; the live ones were not touched.
+func (c *Controller) unstage(ctx context.Context, routerID string, files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
 	}
-	drain := c.DrainTimeout
-	if drain <= 0 {
-		drain = 30 * time.Second
+	args := []string{"-remove"}
+	for _, name := range sortedNames(files) {
+		args = append(args, stagedPath(name))
 	}
-	clk := c.clock()
-	// A second of slack for clock differences between here and the daemon.
-	since := clk.Now().Add(-time.Second)
-	// A reload just before ours (another environment's) may be in that window:
-	// count the reloads already logged, so that only a later one is ours.
-	prior, err := c.Docker.LogsSince(ctx, routerID, since)
+	code, out, err := c.execProbe(ctx, routerID, args...)
+	if err == nil && code != 0 {
+		err = errors.New(strings.TrimSpace(out))
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("removing the staged configuration files (HAProxy does not load them): %w", err)
 	}
-	earlier := strings.Count(prior, "Reloading HAProxy")
-	if err := c.Docker.Signal(ctx, routerID, "SIGUSR2"); err != nil {
-		return fmt.Errorf("signalling the router to reload: %w", err)
-	}
-	deadline := clk.Now().Add(drain)
-	loaded := false
-	for clk.Now().Before(deadline) {
-		logs, err := c.Docker.LogsSince(ctx, routerID, since)
-		if err != nil {
-			return err
-		}
-		// Only what follows our own reload counts.
-		if i := strings.LastIndex(logs, "Reloading HAProxy"); i >= 0 && strings.Count(logs, "Reloading HAProxy") > earlier {
-			logs = logs[i:]
-			switch {
-			case strings.Contains(logs, "Loading failure"):
-				return &ReloadError{Output: logs}
-			case strings.Contains(logs, "Loading success"):
-				loaded = true
-			}
-		}
-		if loaded {
-			procs, err := c.Docker.Processes(ctx, routerID)
-			if err != nil {
-				return err
-			}
-			if countHAProxy(procs) <= 2 { // the master and one worker: old workers are gone
-				return nil
-			}
-		}
-		if err := clk.Sleep(ctx, poll); err != nil {
-			return err
-		}
-	}
-	if !loaded {
-		return fmt.Errorf("the router did not confirm the reload within %s", drain)
-	}
-	return nil // old workers are past their drain time; hard-stop-after ends them
+	return nil
 }
 
-func countHAProxy(procs []string) int {
-	n := 0
-	for _, p := range procs {
-		if strings.Contains(p, "haproxy") {
-			n++
+// check runs `haproxy -c` on the configuration as it will be: the live files
+// in HAProxy's order, each one being replaced by its staged file.
+func (c *Controller) check(ctx context.Context, routerID string, files, current map[string][]byte) error {
+	all := map[string][]byte{}
+	for name := range current {
+		if loadable(name) {
+			all[name] = nil
 		}
 	}
-	return n
+	for name := range files {
+		all[name] = nil
+	}
+	cmd := []string{"haproxy", "-c"}
+	for _, name := range sortedNames(all) { // HAProxy loads a directory in C-locale order
+		p := path.Join(ConfigDir, name)
+		if _, ok := files[name]; ok {
+			p = stagedPath(name)
+		}
+		cmd = append(cmd, "-f", p)
+	}
+	code, out, err := c.Docker.Exec(ctx, routerID, cmd)
+	if err != nil {
+		return fmt.Errorf("checking the router configuration: %w", err)
+	}
+	if code != 0 {
+		return &ReloadError{Output: checkOutput(out, files)}
+	}
+	return nil
+}
+
+// checkOutput is HAProxy's complaint as a user reads it: about the files by
+// their own names, without the version notices.
+func checkOutput(out string, files map[string][]byte) string {
+	for name := range files {
+		out = strings.ReplaceAll(out, stagedPath(name), path.Join(ConfigDir, name))
+	}
+	var keep []string
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, "[NOTICE]") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.TrimSpace(strings.Join(keep, "\n"))
+}
+
+// moveIntoPlace renames the staged files over the live ones, each rename
+// atomic: HAProxy reads either the old file or the new one, never a part.
+func (c *Controller) moveIntoPlace(ctx context.Context, routerID string, files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
+	}
+	args := []string{"-rename"}
+	for _, name := range sortedNames(files) {
+		args = append(args, stagedPath(name), path.Join(ConfigDir, name))
+	}
+	code, out, err := c.execProbe(ctx, routerID, args...)
+	if err != nil {
+		// The rename may have run in the container although its answer was lost.
+		return &ReloadUnconfirmedError{Err: fmt.Errorf("moving the checked configuration into place: %w", err)}
+	}
+	if code != 0 {
+		// The probe renames nothing unless it can rename every file.
+		return errors.Join(fmt.Errorf("moving the checked configuration into place: %s", strings.TrimSpace(out)), c.unstage(ctx, routerID, files))
+	}
+	return nil
+}
+
+func sortedNames(m map[string][]byte) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }

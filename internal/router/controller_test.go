@@ -3,6 +3,10 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,20 +14,37 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/clock/clocktest"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/failpoint"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
 )
 
-// fakeRouter is a router container: its configuration directory, the exit
-// code of `haproxy -c`, and the logs and processes a reload produces.
+// fakeRouter is a router container: its configuration directory, the
+// answers of `haproxy -c` and of the probe's renames, and the logs and
+// processes a reload produces. Events records what was done, in order.
 type fakeRouter struct {
 	t     *testing.T
 	files map[string][]byte
+	clk   *clocktest.Fake // set by controller; nil is the wall clock
+	// daemonBehind is how far the daemon's clock is behind ours.
+	daemonBehind time.Duration
+	daemonSeen   []time.Time
+
+	events  []string
+	onEvent func(string) // also told each event as it happens
+	// installs counts the probe's placements.
+	installs int
 
 	checkCode int
 	checkOut  string
 	checkErr  error
-	// filesAtCheck is the directory as `haproxy -c` saw it.
+	// checks are the `haproxy -c` commands; filesAtCheck is the directory as the last one saw it.
+	checks       [][]string
 	filesAtCheck map[string][]byte
-	execs        [][]string
+
+	// renameCode is the probe's exit code for -rename (1: nothing renamed);
+	// renameErr is an answer lost after the renames were done.
+	renameCode int
+	renameErr  error
 
 	signals   []string
 	signalErr error
@@ -31,15 +52,18 @@ type fakeRouter struct {
 	onSignal func()
 
 	// logsBefore is the output before our reload; afterSignal is what
-	// LogsSince returns on its n-th call after the signal (the last one repeats).
+	// LogsSince returns on its n-th call after the signal (the last one
+	// repeats); eachReload is logged again for each signal.
 	logsBefore  string
 	afterSignal []string
+	eachReload  string
 	logCalls    int
 	sinceSeen   []time.Time
 
 	// procs is what Processes returns on its n-th call (the last one repeats).
 	procs     [][]string
 	procCalls int
+	procErr   error
 	// procsBeforeLoaded counts Processes calls made before the logs said "Loading success".
 	procsBeforeLoaded int
 	loadedShown       bool
@@ -52,31 +76,96 @@ func newFakeRouter(t *testing.T) *fakeRouter {
 	}}
 }
 
-func (f *fakeRouter) CopyFiles(_ context.Context, id, dir string, files []docker.File) error {
-	if id != "router-1" || dir != ConfigDir {
-		f.t.Errorf("CopyFiles(%q, %q), want router-1 and %s", id, dir, ConfigDir)
+func (f *fakeRouter) event(e string) {
+	f.events = append(f.events, e)
+	if f.onEvent != nil {
+		f.onEvent(e)
 	}
-	for _, file := range files {
-		f.files[file.Path] = append([]byte(nil), file.Content...)
-	}
-	return nil
 }
 
-func (f *fakeRouter) ReadDir(_ context.Context, id, dir string) (map[string][]byte, error) {
+func (f *fakeRouter) snapshot() map[string][]byte {
 	out := map[string][]byte{}
 	for k, v := range f.files {
 		out[k] = append([]byte(nil), v...)
 	}
-	return out, nil
+	return out
+}
+
+func (f *fakeRouter) CopyFiles(_ context.Context, id, dir string, files []docker.File) error {
+	if dir == path.Dir(probe.Path) && len(files) == 1 && files[0].Path == path.Base(probe.Path) {
+		f.installs++
+		f.event("install " + id)
+		return nil
+	}
+	if id != "router-1" || dir != ConfigDir {
+		f.t.Errorf("CopyFiles(%q, %q), want router-1 and %s", id, dir, ConfigDir)
+	}
+	var names []string
+	for _, file := range files {
+		if !strings.HasPrefix(file.Path, stagePrefix) {
+			f.t.Errorf("%s was written in place, not staged", file.Path)
+		}
+		f.files[file.Path] = append([]byte(nil), file.Content...)
+		names = append(names, file.Path)
+	}
+	f.event("copy " + strings.Join(names, " "))
+	return nil
+}
+
+func (f *fakeRouter) ReadDir(_ context.Context, id, dir string) (map[string][]byte, error) {
+	return f.snapshot(), nil
+}
+
+func (f *fakeRouter) Architecture(context.Context) (string, error) { return "x86_64", nil }
+
+func (f *fakeRouter) DaemonTime(context.Context) (time.Time, error) {
+	now := time.Now()
+	if f.clk != nil {
+		now = f.clk.Now()
+	}
+	t := now.Add(-f.daemonBehind)
+	f.daemonSeen = append(f.daemonSeen, t)
+	return t, nil
 }
 
 func (f *fakeRouter) Exec(_ context.Context, id string, cmd []string) (int, string, error) {
-	f.execs = append(f.execs, cmd)
-	f.filesAtCheck, _ = f.ReadDir(context.Background(), id, ConfigDir)
-	return f.checkCode, f.checkOut, f.checkErr
+	switch {
+	case cmd[0] == "haproxy":
+		f.event("check")
+		f.checks = append(f.checks, cmd)
+		f.filesAtCheck = f.snapshot()
+		return f.checkCode, f.checkOut, f.checkErr
+	case cmd[0] == probe.Path && cmd[1] == "-rename":
+		f.event("rename")
+		if f.renameCode != 0 {
+			return f.renameCode, "release-probe: nothing renamed: open " + cmd[2] + ": no such file or directory\n", nil
+		}
+		for i := 2; i+1 < len(cmd); i += 2 {
+			src, dst := path.Base(cmd[i]), path.Base(cmd[i+1])
+			if path.Dir(cmd[i]) != ConfigDir || path.Dir(cmd[i+1]) != ConfigDir {
+				f.t.Errorf("rename %s %s: outside %s", cmd[i], cmd[i+1], ConfigDir)
+			}
+			content, ok := f.files[src]
+			if !ok {
+				f.t.Errorf("rename of %s, which is not there", cmd[i])
+			}
+			f.files[dst] = content
+			delete(f.files, src)
+		}
+		return 0, "", f.renameErr
+	case cmd[0] == probe.Path && cmd[1] == "-remove":
+		f.event("remove")
+		for _, p := range cmd[2:] {
+			delete(f.files, path.Base(p))
+		}
+		return 0, "", nil
+	}
+	f.t.Errorf("unexpected command %v", cmd)
+	return 1, "", nil
 }
 
 func (f *fakeRouter) Signal(_ context.Context, id, signal string) error {
+	f.event("signal")
 	f.signals = append(f.signals, signal)
 	if f.onSignal != nil {
 		f.onSignal()
@@ -87,6 +176,9 @@ func (f *fakeRouter) Signal(_ context.Context, id, signal string) error {
 func (f *fakeRouter) Processes(context.Context, string) ([]string, error) {
 	if !f.loadedShown {
 		f.procsBeforeLoaded++
+	}
+	if f.procErr != nil {
+		return nil, f.procErr
 	}
 	if len(f.procs) == 0 {
 		return []string{"haproxy -W -db -f " + ConfigDir, "haproxy -W -db -f " + ConfigDir}, nil
@@ -100,8 +192,9 @@ func (f *fakeRouter) Processes(context.Context, string) ([]string, error) {
 }
 
 func (f *fakeRouter) LogsSince(_ context.Context, id string, since time.Time) (string, error) {
+	f.event("logs")
 	f.sinceSeen = append(f.sinceSeen, since)
-	logs := f.logsBefore
+	logs := f.logsBefore + strings.Repeat(f.eachReload, len(f.signals))
 	if len(f.signals) > 0 && len(f.afterSignal) > 0 {
 		i := f.logCalls
 		if i >= len(f.afterSignal) {
@@ -136,6 +229,7 @@ var epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 // controller is a Controller on a fake clock: its waits cost no real time.
 func controller(f *fakeRouter) (*Controller, *clocktest.Fake) {
 	clk := clocktest.New(epoch)
+	f.clk = clk
 	return &Controller{Docker: f, DrainTimeout: 300 * time.Millisecond, Poll: time.Millisecond, Clock: clk}, clk
 }
 
@@ -144,76 +238,56 @@ func newController(f *fakeRouter) *Controller {
 	return c
 }
 
-func TestApplyRefusedCheckRestoresFiles(t *testing.T) {
-	f := newFakeRouter(t)
-	f.checkCode = 1
-	f.checkOut = "[ALERT] config : parsing [route_production_web.cfg:2]: unknown keyword 'bogus'\n"
-	c, _ := controller(f)
-
-	err := c.Apply(context.Background(), "router-1", map[string][]byte{
-		"route_production_web.cfg": []byte("route v2 bogus\n"),
-		"route_staging_web.cfg":    []byte("new route\n"),
-	})
-	var re *ReloadError
-	if !errors.As(err, &re) {
-		t.Fatalf("Apply = %v (%T), want *ReloadError", err, err)
-	}
-	if !strings.Contains(re.Output, "unknown keyword 'bogus'") || !strings.Contains(err.Error(), "unknown keyword 'bogus'") {
-		t.Errorf("the error does not carry HAProxy's output: %v", err)
-	}
-	// The check ran on the new files...
-	if got := string(f.filesAtCheck["route_production_web.cfg"]); got != "route v2 bogus\n" {
-		t.Errorf("haproxy -c saw %q, want the new route", got)
-	}
-	if want := [][]string{{"haproxy", "-c", "-q", "-f", ConfigDir}}; !reflect.DeepEqual(f.execs, want) {
-		t.Errorf("exec = %v, want %v", f.execs, want)
-	}
-	// ...and the previous contents are back.
-	if got := string(f.files["route_production_web.cfg"]); got != "route v1\n" {
-		t.Errorf("route after a refused check = %q, want the previous %q", got, "route v1\n")
-	}
-	if got := f.files["route_staging_web.cfg"]; len(got) != 0 {
-		t.Errorf("a file that did not exist before is %q after a refused check, want empty", got)
-	}
-	if got := string(f.files[BaseFile]); got != "base v1\n" {
-		t.Errorf("base file changed: %q", got)
-	}
-	if len(f.signals) != 0 {
-		t.Errorf("signals sent after a refused check: %v", f.signals)
-	}
+// routerDir is a router's directory with more than HAProxy loads: a file a
+// killed apply staged, and a file that is not configuration.
+func routerDir(f *fakeRouter) {
+	f.files["route_staging_web.cfg"] = []byte("staging v1\n")
+	f.files[".next-route_old_web.cfg"] = []byte("left by a killed apply\n")
+	f.files["README"] = []byte("not loaded\n")
 }
 
-func TestApplyExecErrorRestoresFiles(t *testing.T) {
+func TestApplyStagesChecksRenamesThenReloads(t *testing.T) {
 	f := newFakeRouter(t)
-	f.checkErr = errors.New("container is not running")
-	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
-	if err == nil || !strings.Contains(err.Error(), "container is not running") {
-		t.Fatalf("Apply = %v, want the exec error", err)
-	}
-	if got := string(f.files["route_production_web.cfg"]); got != "route v1\n" {
-		t.Errorf("route = %q, want the previous contents", got)
-	}
-	if len(f.signals) != 0 {
-		t.Errorf("signals sent: %v", f.signals)
-	}
-}
-
-func TestApplySuccessReloadsAndWaitsForDrain(t *testing.T) {
-	f := newFakeRouter(t)
+	routerDir(f)
 	f.logsBefore = "[NOTICE] (1) : Loading success.\n" // the start, before our reload
 	f.afterSignal = []string{"", reloading, reloading + success}
 	f.procs = [][]string{haproxyProcs(4), haproxyProcs(3), haproxyProcs(2)}
+	f.daemonBehind = 3 * time.Second
 	c, _ := controller(f)
 	c.DrainTimeout = 5 * time.Second
+	before := f.snapshot()
 
 	if err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")}); err != nil {
 		t.Fatal(err)
 	}
+	// The probe first, the new file beside the live one, the check, the rename, the reload.
+	want := []string{"install router-1", "copy .next-route_production_web.cfg", "check", "logs", "rename", "signal"}
+	if got := f.events[:min(len(f.events), len(want))]; !reflect.DeepEqual(got, want) {
+		t.Errorf("events %v, want them to begin %v", f.events, want)
+	}
+	// The check saw the whole new configuration: the base, the other live
+	// routes and the staged file in HAProxy's order, and nothing it does not load.
+	wantCheck := []string{"haproxy", "-c",
+		"-f", ConfigDir + "/00-base.cfg",
+		"-f", ConfigDir + "/.next-route_production_web.cfg",
+		"-f", ConfigDir + "/route_staging_web.cfg"}
+	if len(f.checks) != 1 || !reflect.DeepEqual(f.checks[0], wantCheck) {
+		t.Errorf("checked with %v, want %v", f.checks, wantCheck)
+	}
+	if got := string(f.filesAtCheck[".next-route_production_web.cfg"]); got != "route v2\n" {
+		t.Errorf("the staged file held %q at the check", got)
+	}
+	if got := string(f.filesAtCheck["route_production_web.cfg"]); got != "route v1\n" {
+		t.Errorf("the live file held %q at the check, want it untouched", got)
+	}
+	// After: the new route in place, no staged file of ours, the rest as it was.
+	want2 := before
+	want2["route_production_web.cfg"] = []byte("route v2\n")
+	if got := f.snapshot(); !reflect.DeepEqual(got, want2) {
+		t.Errorf("files after the apply:\n%q\nwant\n%q", got, want2)
+	}
 	if want := []string{"SIGUSR2"}; !reflect.DeepEqual(f.signals, want) {
 		t.Errorf("signals = %v, want %v", f.signals, want)
-	}
-	if got := string(f.files["route_production_web.cfg"]); got != "route v2\n" {
-		t.Errorf("route = %q, want the new contents", got)
 	}
 	// It waited for the reload to be confirmed, then for the old workers to go.
 	if f.logCalls < 3 {
@@ -225,174 +299,279 @@ func TestApplySuccessReloadsAndWaitsForDrain(t *testing.T) {
 	if f.procCalls != 3 {
 		t.Errorf("Reload checked processes %d times, want 3 (4, 3, then 2 processes)", f.procCalls)
 	}
-	// Logs are read from a second before the reload, for clock differences with the daemon.
+	// Logs are read from the daemon's time, on the daemon's clock: one look at it per reload.
+	if len(f.daemonSeen) != 1 {
+		t.Fatalf("the daemon's clock was read %d times, want once", len(f.daemonSeen))
+	}
 	for _, s := range f.sinceSeen {
-		if want := epoch.Add(-time.Second); !s.Equal(want) {
-			t.Errorf("logs read since %v, want %v", s, want)
+		if want := epoch.Add(-3 * time.Second); !s.Equal(want) {
+			t.Errorf("logs read since %v, want the daemon's %v", s, want)
 		}
 	}
 }
 
-func TestReloadLoadingFailure(t *testing.T) {
+func TestApplyRefusedCheckLeavesLiveFilesUntouched(t *testing.T) {
 	f := newFakeRouter(t)
-	f.afterSignal = []string{reloading + failure}
-	err := newController(f).Reload(context.Background(), "router-1")
+	routerDir(f)
+	f.checkCode = 1
+	f.checkOut = "[NOTICE]   (7) : haproxy version is 2.6.12-1+deb12u4\n" +
+		"[ALERT]    (7) : config : parsing [" + ConfigDir + "/.next-route_production_web.cfg:2]: unknown keyword 'bogus' out of section.\n" +
+		"[ALERT]    (7) : config : Fatal errors found in configuration.\n"
+	c, _ := controller(f)
+	before := f.snapshot()
+
+	err := c.Apply(context.Background(), "router-1", map[string][]byte{
+		"route_production_web.cfg": []byte("route v2 bogus\n"),
+		"route_new_web.cfg":        []byte("new route\n"),
+	})
 	var re *ReloadError
 	if !errors.As(err, &re) {
-		t.Fatalf("Reload = %v, want *ReloadError", err)
+		t.Fatalf("Apply = %v (%T), want *ReloadError", err, err)
 	}
-	if !strings.Contains(re.Output, "unknown keyword") {
-		t.Errorf("ReloadError lacks HAProxy's message: %q", re.Output)
+	var ue *ReloadUnconfirmedError
+	if errors.As(err, &ue) {
+		t.Errorf("a refused check is not unconfirmed: %v", err)
 	}
-	if !strings.HasPrefix(re.Output, "Reloading HAProxy") {
-		t.Errorf("ReloadError output should start at our reload: %q", re.Output)
+	// HAProxy's complaint names the file by its own name, without the notices.
+	if want := "parsing [" + ConfigDir + "/route_production_web.cfg:2]: unknown keyword 'bogus'"; !strings.Contains(re.Output, want) || !strings.Contains(err.Error(), want) {
+		t.Errorf("the error %q does not say %q", err, want)
+	}
+	if strings.Contains(re.Output, "NOTICE") || strings.Contains(re.Output, stagePrefix) {
+		t.Errorf("the error shows notices or staging names: %q", re.Output)
+	}
+	// The check ran on the new files...
+	if got := string(f.filesAtCheck[".next-route_production_web.cfg"]); got != "route v2 bogus\n" {
+		t.Errorf("haproxy -c saw %q, want the new route", got)
+	}
+	wantCheck := []string{"haproxy", "-c",
+		"-f", ConfigDir + "/00-base.cfg",
+		"-f", ConfigDir + "/.next-route_new_web.cfg",
+		"-f", ConfigDir + "/.next-route_production_web.cfg",
+		"-f", ConfigDir + "/route_staging_web.cfg"}
+	if len(f.checks) != 1 || !reflect.DeepEqual(f.checks[0], wantCheck) {
+		t.Errorf("checked with %v, want %v", f.checks, wantCheck)
+	}
+	// ...the live ones were never touched, and the staged ones are gone.
+	if got := f.snapshot(); !reflect.DeepEqual(got, before) {
+		t.Errorf("files after a refused check:\n%q\nwant them as before:\n%q", got, before)
+	}
+	for _, e := range f.events {
+		if e == "rename" || e == "signal" {
+			t.Errorf("events %v after a refused check", f.events)
+		}
 	}
 }
 
-func TestReloadIgnoresEarlierFailure(t *testing.T) {
+func TestApplyCheckExecErrorLeavesLiveFilesUntouched(t *testing.T) {
 	f := newFakeRouter(t)
-	// An earlier reload failed; ours succeeds.
-	f.logsBefore = reloading + failure
-	f.afterSignal = []string{reloading + success}
-	f.procs = [][]string{haproxyProcs(2)}
-	if err := newController(f).Reload(context.Background(), "router-1"); err != nil {
-		t.Fatalf("Reload = %v, want nil: only what follows the last reload counts", err)
+	f.checkErr = errors.New("container is not running")
+	before := f.snapshot()
+	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	if err == nil || !strings.Contains(err.Error(), "container is not running") {
+		t.Fatalf("Apply = %v, want the exec error", err)
+	}
+	var ue *ReloadUnconfirmedError
+	if errors.As(err, &ue) {
+		t.Errorf("an error before the rename is not unconfirmed: %v", err)
+	}
+	if got := f.snapshot(); !reflect.DeepEqual(got, before) {
+		t.Errorf("files = %q, want them as before", got)
+	}
+	if len(f.signals) != 0 {
+		t.Errorf("signals sent: %v", f.signals)
 	}
 }
 
-func TestReloadWaitsForItsOwnReload(t *testing.T) {
-	// Another environment reloaded the router less than a second ago: its
-	// "Reloading HAProxy ... Loading success" is inside the log window.
-	// Our reload only counts once HAProxy logs it.
+func TestApplyRenameRefusedIsBeforeTheSignal(t *testing.T) {
 	f := newFakeRouter(t)
-	f.logsBefore = reloading + success
-	f.afterSignal = []string{"", "", reloading + success}
-	f.procs = [][]string{haproxyProcs(2)}
-	c, _ := controller(f)
-	c.DrainTimeout = 5 * time.Second
-	if err := c.Reload(context.Background(), "router-1"); err != nil {
-		t.Fatal(err)
+	f.renameCode = 1
+	before := f.snapshot()
+	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	var ue *ReloadUnconfirmedError
+	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "nothing renamed") {
+		t.Fatalf("Apply = %v, want the probe's refusal, not unconfirmed", err)
 	}
-	if f.logCalls < 3 {
-		t.Errorf("Reload returned after %d log reads, on the earlier reload's success", f.logCalls)
+	if got := f.snapshot(); !reflect.DeepEqual(got, before) {
+		t.Errorf("files = %q, want them as before, the staged one removed", got)
+	}
+	if len(f.signals) != 0 {
+		t.Errorf("signals sent: %v", f.signals)
 	}
 }
 
-func TestReloadFailureAfterEarlierSuccess(t *testing.T) {
+func TestApplyRenameAnswerLostIsUnconfirmed(t *testing.T) {
+	// The rename ran in the container, its answer did not come back: the new
+	// file is in place, and the next reload, anyone's, loads it.
 	f := newFakeRouter(t)
-	f.logsBefore = reloading + success
-	f.afterSignal = []string{"", reloading + failure}
-	f.procs = [][]string{haproxyProcs(2)}
-	c, _ := controller(f)
-	c.DrainTimeout = 5 * time.Second
-	var re *ReloadError
-	if err := c.Reload(context.Background(), "router-1"); !errors.As(err, &re) {
-		t.Fatalf("Reload = %v, want *ReloadError: our reload failed", err)
+	f.renameErr = errors.New("connection reset by peer")
+	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	var ue *ReloadUnconfirmedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("Apply = %v, want *ReloadUnconfirmedError with the cause", err)
+	}
+	if len(f.signals) != 0 {
+		t.Errorf("signals sent after a lost rename: %v", f.signals)
 	}
 }
 
-func TestReloadNotConfirmed(t *testing.T) {
-	f := newFakeRouter(t)
-	f.afterSignal = []string{reloading} // never says success or failure
-	c, clk := controller(f)
-	c.DrainTimeout = 30 * time.Second
-	c.Poll = 25 * time.Millisecond
-	began := time.Now()
-	err := c.Reload(context.Background(), "router-1")
-	if err == nil || !strings.Contains(err.Error(), "did not confirm the reload within 30s") {
-		t.Fatalf("Reload = %v, want an unconfirmed reload error naming the timeout", err)
-	}
-	var re *ReloadError
-	if errors.As(err, &re) {
-		t.Errorf("an unconfirmed reload is not a refused configuration: %v", err)
-	}
-	// It waited the whole drain timeout and polled throughout, on the fake clock.
-	if waited := clk.Now().Sub(epoch); waited < 30*time.Second || waited > 30*time.Second+c.Poll {
-		t.Errorf("gave up after %s, want the 30s drain timeout", waited)
-	}
-	if want := int(30 * time.Second / c.Poll); f.logCalls < want {
-		t.Errorf("logs read %d times, want about %d (every poll)", f.logCalls, want)
-	}
-	if d := time.Since(began); d > 5*time.Second {
-		t.Errorf("a 30s fake timeout took %s of real time", d)
-	}
-}
-
-func TestReloadConfirmedJustBeforeTimeout(t *testing.T) {
-	f := newFakeRouter(t)
-	polls := int(30*time.Second/(25*time.Millisecond)) - 1
-	f.afterSignal = make([]string, polls)
-	for i := range f.afterSignal {
-		f.afterSignal[i] = reloading
-	}
-	f.afterSignal[polls-1] = reloading + success
-	f.procs = [][]string{haproxyProcs(2)}
-	c, clk := controller(f)
-	c.DrainTimeout = 30 * time.Second
-	c.Poll = 25 * time.Millisecond
-	if err := c.Reload(context.Background(), "router-1"); err != nil {
-		t.Fatalf("Reload = %v, want nil: HAProxy confirmed within the drain timeout", err)
-	}
-	if waited := clk.Now().Sub(epoch); waited >= 30*time.Second {
-		t.Errorf("returned at %s, want before the 30s timeout", waited)
-	}
-}
-
-func TestReloadOldWorkersPastDrainTimeout(t *testing.T) {
-	f := newFakeRouter(t)
-	f.afterSignal = []string{reloading + success}
-	f.procs = [][]string{haproxyProcs(3)} // an old worker never leaves
-	c, clk := controller(f)
-	c.DrainTimeout = 50 * time.Millisecond
-	if err := c.Reload(context.Background(), "router-1"); err != nil {
-		t.Fatalf("Reload = %v; old workers are left to hard-stop-after", err)
-	}
-	if waited := clk.Now().Sub(epoch); waited < 50*time.Millisecond {
-		t.Errorf("returned after %s with 3 processes, before the drain timeout", waited)
-	}
-	if f.procCalls < 2 {
-		t.Errorf("process count read %d times, want it polled", f.procCalls)
+func TestApplyErrorsAfterTheSignalAreUnconfirmed(t *testing.T) {
+	for name, setup := range map[string]func(*fakeRouter, *Controller) context.Context{
+		"signal error": func(f *fakeRouter, _ *Controller) context.Context {
+			f.signalErr = errors.New("connection reset by peer")
+			return context.Background()
+		},
+		"not confirmed in time": func(f *fakeRouter, _ *Controller) context.Context {
+			f.afterSignal = []string{reloading}
+			return context.Background()
+		},
+		"cancelled while waiting": func(f *fakeRouter, _ *Controller) context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			f.afterSignal = []string{""}
+			f.onSignal = cancel
+			return ctx
+		},
+		"loaded, processes unreadable": func(f *fakeRouter, _ *Controller) context.Context {
+			f.afterSignal = []string{reloading + success}
+			f.procErr = errors.New("no such container")
+			return context.Background()
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeRouter(t)
+			c, _ := controller(f)
+			c.DrainTimeout = time.Second
+			ctx := setup(f, c)
+			err := c.Apply(ctx, "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+			var ue *ReloadUnconfirmedError
+			if !errors.As(err, &ue) {
+				t.Fatalf("Apply = %v (%T), want *ReloadUnconfirmedError", err, err)
+			}
+			var re *ReloadError
+			if errors.As(err, &re) {
+				t.Errorf("an unconfirmed reload is not a refused configuration: %v", err)
+			}
+			if !strings.Contains(err.Error(), "may be live") {
+				t.Errorf("the error does not say the configuration may be live: %v", err)
+			}
+			if got := string(f.files["route_production_web.cfg"]); got != "route v2\n" {
+				t.Errorf("route = %q, want the new one in place", got)
+			}
+		})
 	}
 }
 
-func TestReloadSignalError(t *testing.T) {
-	f := newFakeRouter(t)
-	f.signalErr = errors.New("no such container")
-	err := newController(f).Reload(context.Background(), "router-1")
-	if err == nil || !strings.Contains(err.Error(), "no such container") {
-		t.Fatalf("Reload = %v, want the signal error", err)
-	}
-}
-
-func TestReloadCancelled(t *testing.T) {
+func TestApplyCancelledErrorIsTheContexts(t *testing.T) {
 	f := newFakeRouter(t)
 	f.afterSignal = []string{""}
-	c, clk := controller(f)
-	c.DrainTimeout = 10 * time.Second
+	c, _ := controller(f)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f.onSignal = cancel // cancelled while it waits for the confirmation
-	if err := c.Reload(ctx, "router-1"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Reload = %v, want the context's error", err)
-	}
-	if waited := clk.Now().Sub(epoch); waited != 0 {
-		t.Errorf("the clock moved %s after the context ended", waited)
+	f.onSignal = cancel
+	err := c.Apply(ctx, "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Apply = %v, want it to wrap context.Canceled", err)
 	}
 }
 
-func TestControllerNilClockIsWallClock(t *testing.T) {
+func TestApplyLoadingFailurePutsTheFilesBack(t *testing.T) {
+	// haproxy -c passed but the master could not load it: it keeps its
+	// workers, and the files go back to what they run.
 	f := newFakeRouter(t)
-	f.afterSignal = []string{reloading + success}
-	f.procs = [][]string{haproxyProcs(2)}
-	before := time.Now()
-	if err := (&Controller{Docker: f}).Reload(context.Background(), "router-1"); err != nil {
+	f.afterSignal = []string{reloading + failure}
+	c, _ := controller(f)
+	err := c.Apply(context.Background(), "router-1", map[string][]byte{
+		"route_production_web.cfg": []byte("route v2\n"),
+		"route_new_web.cfg":        []byte("new route\n"),
+	})
+	var re *ReloadError
+	if !errors.As(err, &re) {
+		t.Fatalf("Apply = %v, want *ReloadError", err)
+	}
+	var ue *ReloadUnconfirmedError
+	if errors.As(err, &ue) {
+		t.Errorf("a refused reload is confirmed, not unconfirmed: %v", err)
+	}
+	if got := string(f.files["route_production_web.cfg"]); got != "route v1\n" {
+		t.Errorf("route = %q, want the one the router runs", got)
+	}
+	if got, ok := f.files["route_new_web.cfg"]; !ok || len(got) != 0 {
+		t.Errorf("a file new with the refused configuration = %q (present %v), want it emptied", got, ok)
+	}
+	for name := range f.files {
+		if strings.HasPrefix(name, stagePrefix) {
+			t.Errorf("staged file %s left", name)
+		}
+	}
+}
+
+func TestApplyRefusesNamesHAProxyWouldNotLoad(t *testing.T) {
+	for _, name := range []string{".next-x.cfg", "x.conf", "sub/x.cfg", ""} {
+		f := newFakeRouter(t)
+		if err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{name: []byte("x\n")}); err == nil {
+			t.Errorf("Apply(%q) = nil, want an error", name)
+		}
+		if len(f.events) != 0 {
+			t.Errorf("Apply(%q) did %v", name, f.events)
+		}
+	}
+}
+
+func TestApplyPlacesTheProbeOncePerRouter(t *testing.T) {
+	f := newFakeRouter(t)
+	f.eachReload = reloading + success
+	c, _ := controller(f)
+	for i := 0; i < 3; i++ {
+		if err := c.ApplyKnown(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.installs != 1 {
+		t.Errorf("the probe was placed %d times in three applies, want once", f.installs)
+	}
+}
+
+func TestFilesLeavesOutWhatHAProxyDoesNotLoad(t *testing.T) {
+	f := newFakeRouter(t)
+	routerDir(f)
+	got, err := newController(f).Files(context.Background(), "router-1")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.sinceSeen) == 0 {
-		t.Fatal("no logs read")
+	if want := []string{"00-base.cfg", "route_production_web.cfg", "route_staging_web.cfg"}; !reflect.DeepEqual(sortedNames(got), want) {
+		t.Errorf("Files = %v, want %v", sortedNames(got), want)
 	}
-	if s := f.sinceSeen[0]; s.After(before) || s.Before(before.Add(-2*time.Second)) {
-		t.Errorf("logs read since %v, want a second before the wall-clock %v", s, before)
+}
+
+// TestApplyFailpoints stops a child process at each of the router's
+// failpoints (a failpoint kills the process and its parent, here a shell)
+// and reads how far it got from the events it printed.
+func TestApplyFailpoints(t *testing.T) {
+	if point := os.Getenv("ROUTER_FAILPOINT_CHILD"); point != "" {
+		f := newFakeRouter(t)
+		f.afterSignal = []string{reloading + success}
+		f.onEvent = func(e string) { fmt.Println("event", e) }
+		c, _ := controller(f)
+		err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+		fmt.Println("returned", err)
+		return
+	}
+	for point, wantLast := range map[string]string{
+		failpoint.RouteWritten: "event rename", // in place, not signalled
+		failpoint.ReloadSent:   "event signal", // signalled, not confirmed
+	} {
+		cmd := exec.Command("sh", "-c", `"$0" -test.run '^TestApplyFailpoints$'; echo "child exit $?"`, os.Args[0])
+		cmd.Env = append(os.Environ(), "ROUTER_FAILPOINT_CHILD=1", failpoint.Env+"="+point)
+		out, _ := cmd.CombinedOutput()
+		var events []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, "event ") || strings.HasPrefix(line, "returned ") || strings.HasPrefix(line, "child exit") {
+				events = append(events, line)
+			}
+		}
+		if len(events) == 0 || events[len(events)-1] != wantLast {
+			t.Errorf("%s: the child got to %q, want it killed right after %q", point, events, wantLast)
+		}
 	}
 }
 

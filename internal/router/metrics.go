@@ -19,29 +19,12 @@ type ServerCounts struct {
 
 // ParseServerMetrics reads the per-server counters of one backend.
 func ParseServerMetrics(r io.Reader, backend string) (map[string]ServerCounts, error) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(r)
+	families, err := parseExporter(r)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the router's metrics: %w", err)
+		return nil, err
 	}
 	out := map[string]ServerCounts{}
-	each := func(name string, fn func(server string, labels map[string]string, value float64)) {
-		f, ok := families[name]
-		if !ok {
-			return
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["proxy"] != backend {
-				continue
-			}
-			fn(labels["server"], labels, value(f.GetType(), m))
-		}
-	}
-	each("haproxy_server_http_responses_total", func(server string, labels map[string]string, v float64) {
+	eachServer(families, "haproxy_server_http_responses_total", backend, func(server string, labels map[string]string, v float64) {
 		c := out[server]
 		c.Requests += v
 		if labels["code"] == "5xx" {
@@ -49,12 +32,70 @@ func ParseServerMetrics(r io.Reader, backend string) (map[string]ServerCounts, e
 		}
 		out[server] = c
 	})
-	each("haproxy_server_response_time_average_seconds", func(server string, _ map[string]string, v float64) {
+	eachServer(families, "haproxy_server_response_time_average_seconds", backend, func(server string, _ map[string]string, v float64) {
 		c := out[server]
 		c.MeanLatency = v
 		out[server] = c
 	})
 	return out, nil
+}
+
+// ParseServerStates reads HAProxy's view of each server of one backend. The
+// exporter writes one series per possible state, the current one at 1; a
+// server not checked yet has no check state at 1, so its CheckStatus is "".
+func ParseServerStates(r io.Reader, backend string) (map[string]ServerState, error) {
+	families, err := parseExporter(r)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]ServerState{}
+	eachServer(families, "haproxy_server_status", backend, func(server string, labels map[string]string, v float64) {
+		s := out[server]
+		if v == 1 {
+			s.Status = labels["state"]
+		}
+		out[server] = s
+	})
+	eachServer(families, "haproxy_server_check_status", backend, func(server string, labels map[string]string, v float64) {
+		s := out[server]
+		if v == 1 {
+			s.CheckStatus = labels["state"]
+		}
+		out[server] = s
+	})
+	eachServer(families, "haproxy_server_weight", backend, func(server string, _ map[string]string, v float64) {
+		s := out[server]
+		s.Weight = int(v)
+		out[server] = s
+	})
+	return out, nil
+}
+
+func parseExporter(r io.Reader) (map[string]*dto.MetricFamily, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the router's metrics: %w", err)
+	}
+	return families, nil
+}
+
+// eachServer calls fn for each series of a family that belongs to a server of backend.
+func eachServer(families map[string]*dto.MetricFamily, name, backend string, fn func(server string, labels map[string]string, value float64)) {
+	f, ok := families[name]
+	if !ok {
+		return
+	}
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["proxy"] != backend || labels["server"] == "" {
+			continue
+		}
+		fn(labels["server"], labels, value(f.GetType(), m))
+	}
 }
 
 func value(t dto.MetricType, m *dto.Metric) float64 {

@@ -16,28 +16,49 @@ import (
 const execOutputLimit = 1 << 20
 
 // ScrapeServers reads the per-server counters of one backend from inside the
-// router container, with the probe InstallProbe placed there, so that it
-// needs no published metrics port and works over any Docker connection.
+// router container, with the probe placed there (see InstallProbe), so that
+// it needs no published metrics port and works over any Docker connection.
 func (c *Controller) ScrapeServers(ctx context.Context, routerID string, metricsPort int, backend string) (map[string]ServerCounts, error) {
-	// scope=server leaves out the frontend and backend families; the metrics
-	// frontend matches on the path alone, so the query string passes.
-	cmd := []string{probe.Path, "-body", strconv.Itoa(metricsPort), "/metrics?scope=server", "5s"}
-	code, out, err := c.Docker.Exec(ctx, routerID, cmd)
+	out, err := c.scrape(ctx, routerID, metricsPort)
 	if err != nil {
-		return nil, fmt.Errorf("reading the router's metrics in container %s: %w", routerID, err)
-	}
-	if code != 0 {
-		return nil, fmt.Errorf("reading the router's metrics in container %s: %s exited with %d: %s", routerID, probe.Path, code, strings.TrimSpace(out))
-	}
-	// Exec mixes stderr into the output; the probe writes to stderr only when it fails.
-	if len(out) >= execOutputLimit || (out != "" && !strings.HasSuffix(out, "\n")) {
-		return nil, fmt.Errorf("reading the router's metrics in container %s: the output was cut at %d bytes", routerID, len(out))
+		return nil, err
 	}
 	return ParseServerMetrics(strings.NewReader(out), backend)
 }
 
+// ServerStates reads HAProxy's own view of each server of one backend (status,
+// last check, live weight), the way ScrapeServers reads its counters. A
+// backend the running worker does not have gives an empty map.
+func (c *Controller) ServerStates(ctx context.Context, routerID string, metricsPort int, backend string) (map[string]ServerState, error) {
+	out, err := c.scrape(ctx, routerID, metricsPort)
+	if err != nil {
+		return nil, err
+	}
+	return ParseServerStates(strings.NewReader(out), backend)
+}
+
+// scrape returns the exporter's per-server text, read with the probe.
+func (c *Controller) scrape(ctx context.Context, routerID string, metricsPort int) (string, error) {
+	// scope=server leaves out the frontend and backend families; the metrics
+	// frontend matches on the path alone, so the query string passes.
+	code, out, err := c.execProbe(ctx, routerID, "-body", strconv.Itoa(metricsPort), "/metrics?scope=server", "5s")
+	if err != nil {
+		return "", fmt.Errorf("reading the router's metrics in container %s: %w", routerID, err)
+	}
+	if code != 0 {
+		return "", fmt.Errorf("reading the router's metrics in container %s: %s exited with %d: %s", routerID, probe.Path, code, strings.TrimSpace(out))
+	}
+	// Exec mixes stderr into the output; the probe writes to stderr only when it fails.
+	if len(out) >= execOutputLimit || (out != "" && !strings.HasSuffix(out, "\n")) {
+		return "", fmt.Errorf("reading the router's metrics in container %s: the output was cut at %d bytes", routerID, len(out))
+	}
+	return out, nil
+}
+
 // InstallProbe places the probe for the router host's architecture (amd64,
-// arm64, x86_64 or aarch64) in the router container at probe.Path.
+// arm64, x86_64 or aarch64) in the router container at probe.Path. The
+// Controller places it itself when it first needs it in a router; calling
+// this spares that.
 func (c *Controller) InstallProbe(ctx context.Context, routerID string, arch string) error {
 	bin, err := probe.Binary(arch)
 	if err != nil {
@@ -45,7 +66,47 @@ func (c *Controller) InstallProbe(ctx context.Context, routerID string, arch str
 	}
 	file := docker.File{Path: path.Base(probe.Path), Mode: 0o755, Content: bin}
 	if err := c.Docker.CopyFiles(ctx, routerID, path.Dir(probe.Path), []docker.File{file}); err != nil {
-		return fmt.Errorf("placing the metrics probe in the router: %w", err)
+		return fmt.Errorf("placing the probe in the router: %w", err)
 	}
+	c.probeMu.Lock()
+	defer c.probeMu.Unlock()
+	if c.probed == nil {
+		c.probed = map[string]bool{}
+	}
+	c.probed[routerID] = true
 	return nil
+}
+
+// execProbe runs the probe in the router with args, placing it there first
+// if this Controller has not yet: once per Controller and router. A router
+// that lost it (a new container under a reused name) gets it again once.
+func (c *Controller) execProbe(ctx context.Context, routerID string, args ...string) (int, string, error) {
+	cmd := append([]string{probe.Path}, args...)
+	for attempt := 0; ; attempt++ {
+		if err := c.ensureProbe(ctx, routerID); err != nil {
+			return 0, "", err
+		}
+		code, out, err := c.Docker.Exec(ctx, routerID, cmd)
+		// 126 and 127 are the runtime's "cannot run it": the probe itself exits 0, 1 or 2.
+		if err != nil || (code != 126 && code != 127) || attempt > 0 {
+			return code, out, err
+		}
+		c.probeMu.Lock()
+		delete(c.probed, routerID)
+		c.probeMu.Unlock()
+	}
+}
+
+func (c *Controller) ensureProbe(ctx context.Context, routerID string) error {
+	c.probeMu.Lock()
+	placed := c.probed[routerID]
+	c.probeMu.Unlock()
+	if placed {
+		return nil
+	}
+	arch, err := c.Docker.Architecture(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the Docker host's architecture for the router's probe: %w", err)
+	}
+	return c.InstallProbe(ctx, routerID, arch)
 }

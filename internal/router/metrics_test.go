@@ -1,6 +1,8 @@
 package router
 
 import (
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -42,5 +44,74 @@ func TestAccumulatorSurvivesReloads(t *testing.T) {
 	got := a.Totals()["c2-1"]
 	if got.Requests != 100+50+30+10 || got.Errors != 5+1+2+0 {
 		t.Errorf("totals %+v, want 190 requests and 8 errors", got)
+	}
+}
+
+// exporterStates is real HAProxy 2.6 exporter output, with servers in every
+// state a check leaves them in (see the comment at its top).
+func exporterStates(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/exporter-server-states.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestParseServerStates(t *testing.T) {
+	got, err := ParseServerStates(strings.NewReader(exporterStates(t)), "be_t_web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]ServerState{
+		"ok-1":     {Status: "UP", CheckStatus: "L7OK", Weight: 100},
+		"closed-1": {Status: "DOWN", CheckStatus: "L4CON", Weight: 50},
+		"bad-1":    {Status: "DOWN", CheckStatus: "L7STS", Weight: 0},
+		"slow-1":   {Status: "DOWN", CheckStatus: "L7TOUT", Weight: 10},
+		"new-1":    {Status: "UP", CheckStatus: "", Weight: 7}, // added by the reload, not checked yet
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseServerStates =\n%+v\nwant\n%+v", got, want)
+	}
+	for name, s := range got {
+		if s.Ready() != (name == "ok-1") {
+			t.Errorf("%s %+v: Ready() = %v", name, s, s.Ready())
+		}
+	}
+
+	other, err := ParseServerStates(strings.NewReader(exporterStates(t)), "be_other_web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]ServerState{"r4-1": {Status: "UP", CheckStatus: "L7OK", Weight: 100}}; !reflect.DeepEqual(other, want) {
+		t.Errorf("be_other_web = %+v, want %+v", other, want)
+	}
+	none, err := ParseServerStates(strings.NewReader(exporterStates(t)), "be_gone_web")
+	if err != nil || len(none) != 0 {
+		t.Errorf("a backend the worker does not have = %+v, %v; want empty", none, err)
+	}
+	if _, err := ParseServerStates(strings.NewReader("<html>\n"), "be_t_web"); err == nil {
+		t.Error("HTML parsed as metrics")
+	}
+}
+
+func TestServerStateDescribe(t *testing.T) {
+	for s, want := range map[ServerState]string{
+		{Status: "DOWN", CheckStatus: "L7TOUT"}: "is DOWN (Layer 7 timeout, L7TOUT)",
+		{Status: "DOWN", CheckStatus: "L4CON"}:  "is DOWN (Layer 4 connection problem, such as a refused connection, L4CON)",
+		{Status: "DOWN", CheckStatus: "L7STS"}:  "is DOWN (Layer 7 wrong status, L7STS)",
+		{Status: "UP"}:                          "is UP (not checked yet)",
+		{Status: "UP", CheckStatus: "INI"}:      "is UP (not checked yet)",
+		{Status: "MAINT", CheckStatus: "XYZ"}:   "is MAINT (XYZ)",
+		{}:                                      "is not in the router's running configuration",
+	} {
+		if got := s.describe(); got != want {
+			t.Errorf("%+v.describe() = %q, want %q", s, got, want)
+		}
+	}
+	for _, code := range []string{"L4TOUT", "L6TOUT", "L6RSP", "L7RSP", "L7OK", "SOCKERR"} {
+		if got := CheckStatusText(code); !strings.HasSuffix(got, ", "+code) || len(got) < len(code)+6 {
+			t.Errorf("CheckStatusText(%q) = %q, want words and the code", code, got)
+		}
 	}
 }

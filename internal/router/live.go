@@ -1,0 +1,29 @@
+package router
+
+import "context"
+
+// LiveServers is the backend as the running worker serves it, by server
+// name: observed, not assumed from the files (a file can be written and not
+// loaded, or loaded by a worker that a crash left behind). A backend the
+// worker does not have is an empty map.
+func (c *Controller) LiveServers(ctx context.Context, routerID string, metricsPort int, backend string) (map[string]ServerState, error) {
+	return c.ServerStates(ctx, routerID, metricsPort, backend)
+}
+
+// LiveMatches says whether the running worker serves exactly the servers of
+// a rendered route file (ParseRouteServers): the same names with the same
+// weights, whatever their health. A route without servers, or no route at
+// all (an empty file), matches a backend with no live servers.
+func LiveMatches(route []byte, live map[string]ServerState) bool {
+	want := ParseRouteServers(route)
+	if len(want) != len(live) {
+		return false
+	}
+	for _, s := range want {
+		l, ok := live[s.Name]
+		if !ok || l.Weight != s.Weight {
+			return false
+		}
+	}
+	return true
+}

@@ -73,6 +73,13 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 	}
 
 	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(st.policy.Judgment()), cleanup: cleanup}
+	if st.firstStep == 0 {
+		// The router checks the canary and baseline with no traffic first:
+		// nobody is sent to a container the router itself would not pass.
+		if why := run.routerCheck(ctx); why != "" {
+			return Result{CanaryReport: run.report}, run.abort(ctx, 0, why, analysis.Result{})
+		}
+	}
 	for i := st.firstStep; i < len(st.policy.Steps); i++ {
 		if err := run.step(ctx, i); err != nil {
 			return Result{CanaryReport: run.report}, err
@@ -80,13 +87,19 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 	}
 	// Looks judge counts; before everyone goes to the canary, see that its
 	// containers still run and are healthy.
-	if why := d.canaryGone(ctx, st.canary); why != "" {
+	why := d.canaryGone(ctx, st.canary)
+	if why == "" {
+		if err := d.waitRouterReady(ctx, spec, share{st.canary, naming.TrackCanary, 0}); err != nil {
+			why = "the router does not report it UP: " + err.Error()
+		}
+	}
+	if why != "" {
 		last := len(st.policy.Steps) - 1
 		return Result{CanaryReport: run.report}, run.abort(ctx, last, why+"; a canary that no longer serves is never promoted", analysis.Result{})
 	}
 	report := analysis.Report(fmt.Sprintf("Canary of %s/%s revision %d: promoted", spec.Environment, spec.Service, st.canaryRev), run.results)
 	d.log("canary passed every step; promoting", "revision", st.canaryRev)
-	res, err := d.promote(ctx, spec, st.before, st.canary, st.canaryRev, st.route, append(st.before.Containers, st.baseline...))
+	res, err := d.promote(ctx, spec, st.before, st.canary, st.canaryRev, st.route, append(st.before.Containers, st.baseline...), false)
 	res.CanaryReport = report
 	return res, err
 }
@@ -169,6 +182,25 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 		}
 	}
 	return nil
+}
+
+// routerCheck adds the canary and baseline to the route with no traffic and
+// waits until the router reports them UP; it says why not, or "".
+func (r *canaryRun) routerCheck(ctx context.Context) string {
+	d, st := r.d, r.st
+	incoming := []share{{st.canary, naming.TrackCanary, 0}, {st.baseline, naming.TrackBaseline, 0}}
+	name, cfg, err := checkRoute(r.spec, st.stable, incoming...)
+	if err == nil {
+		err = d.applyRoute(ctx, r.spec.Router.ContainerID, name, cfg, st.route)
+	}
+	if err != nil {
+		return "the router refused the route that checks it: " + err.Error()
+	}
+	st.route = cfg
+	if err := d.waitRouterReady(ctx, r.spec, incoming...); err != nil {
+		return "the router's own health check did not pass: " + err.Error()
+	}
+	return ""
 }
 
 // look takes one analysis; metrics that cannot be read make it inconclusive.

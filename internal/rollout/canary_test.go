@@ -104,7 +104,7 @@ func TestCanaryPromotesThroughEveryStep(t *testing.T) {
 	h := newHarness(t)
 	h.deploy(webSpec("production", digest1))
 	m := &fakeMetrics{sample: healthySample(200)}
-	h.routes.history = nil
+	h.routes.history, h.routes.waits = nil, nil
 	start := h.clock.Now()
 
 	res := h.deploy(h.withCanary(webSpec("production", digest2), testPolicy(true), m))
@@ -117,14 +117,21 @@ func TestCanaryPromotesThroughEveryStep(t *testing.T) {
 	for _, w := range h.routeHistory() {
 		shares = append(shares, canaryShare(w))
 	}
-	// 10, 25, 50 on the canary (the baseline gets as much), then the promotion names the servers r2-*.
-	if want := []int{10, 25, 50, 0}; !reflect.DeepEqual(shares, want) {
+	// First the canary and baseline with no traffic, for the router's own
+	// check; then 10, 25, 50 on the canary (the baseline gets as much), then
+	// the promotion names the servers r2-*.
+	if want := []int{0, 10, 25, 50, 0}; !reflect.DeepEqual(shares, want) {
 		t.Errorf("canary shares of the routes written = %v, want %v", shares, want)
 	}
 	if got, want := h.routedNames("production"), []string{"r2-1", "r2-2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("routed to %v after the promotion, want %v", got, want)
 	}
-	first := router.ParseRouteServers(h.routes.history[0])
+	// The router checks the canary and baseline before any step, the canary
+	// again before the promotion, and the promoted servers before retiring.
+	if want := [][]string{{"c2-1", "c2-2", "b1-1", "b1-2"}, {"c2-1", "c2-2"}, {"r2-1", "r2-2"}}; !reflect.DeepEqual(h.routes.waits, want) {
+		t.Errorf("router waits = %v, want %v", h.routes.waits, want)
+	}
+	first := router.ParseRouteServers(h.routes.history[1])
 	w := map[string]int{}
 	for _, s := range first {
 		w[s.Name[:1]] += s.Weight
@@ -132,8 +139,8 @@ func TestCanaryPromotesThroughEveryStep(t *testing.T) {
 	if w["b"] != w["c"] || w["r"] == 0 {
 		t.Errorf("first step weights %v: the baseline must get what the canary gets", w)
 	}
-	if !strings.Contains(string(h.routes.history[0]), "cookie rls_production_web insert") {
-		t.Errorf("a canary route is not sticky:\n%s", h.routes.history[0])
+	if !strings.Contains(string(h.routes.history[1]), "cookie rls_production_web insert") {
+		t.Errorf("a canary route is not sticky:\n%s", h.routes.history[1])
 	}
 	// The baseline is gone; revision 1 is stopped and kept for a rollback.
 	for _, c := range h.host.byLabels("production", 1) {
@@ -245,7 +252,8 @@ func (h *harness) interrupt(spec Spec, p canary.Policy, n int) {
 func (h *harness) observe(env string) Status {
 	managed, _ := ListManaged(h.ctx, h.host)
 	files, _ := h.routes.Files(h.ctx, "router-1")
-	return Observe(env, "web", managed, "router-1", files)
+	live, _ := h.routes.LiveServers(h.ctx, "router-1", 0, router.BackendName(env, "web"))
+	return ObserveLive(env, "web", managed, "router-1", files, live)
 }
 
 func TestCanaryInterruptedThenResumed(t *testing.T) {

@@ -109,7 +109,13 @@ func (d *Deployer) observeFrom(ctx context.Context, spec Spec, managed []docker.
 			return Status{}, nil, err
 		}
 	}
-	st := Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files)
+	var live map[string]router.ServerState
+	if spec.Router.ContainerID != "" {
+		if live, err = d.Routes.LiveServers(ctx, spec.Router.ContainerID, spec.Router.MetricsPort, router.BackendName(spec.Environment, spec.Service)); err != nil {
+			return Status{}, nil, fmt.Errorf("reading what the router runs: %w", err)
+		}
+	}
+	st := ObserveLive(spec.Environment, spec.Service, managed, spec.Router.ContainerID, files, live)
 	return st, files[router.RouteFileName(spec.Environment, spec.Service)], nil
 }
 

@@ -98,3 +98,12 @@ func (e *LeftoverError) Error() string {
 	return "every user is back on the stable revision, but containers that no longer get traffic could not all be removed: " + e.Err.Error()
 }
 func (e *LeftoverError) Unwrap() error { return e.Err }
+
+// RouterCheckError says the router's own health check did not pass for the
+// new containers: the router would not send them traffic.
+type RouterCheckError struct{ Err error }
+
+func (e *RouterCheckError) Error() string {
+	return "the router's own health check of the new containers did not pass: " + e.Err.Error()
+}
+func (e *RouterCheckError) Unwrap() error { return e.Err }

@@ -7,6 +7,7 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
 	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
 // Host is the Docker side of a rollout.
@@ -30,6 +31,11 @@ type Host interface {
 type Routes interface {
 	Files(ctx context.Context, routerID string) (map[string][]byte, error)
 	Apply(ctx context.Context, routerID string, files map[string][]byte) error
+	// WaitReady waits until the router itself reports the named servers of
+	// a backend UP after a check of its own passed.
+	WaitReady(ctx context.Context, routerID string, metricsPort int, backend string, servers []string, timeout time.Duration) error
+	// LiveServers is what the router's running worker serves in a backend.
+	LiveServers(ctx context.Context, routerID string, metricsPort int, backend string) (map[string]router.ServerState, error)
 }
 
 // knownApplier is a Routes that can skip re-reading a file whose previous

@@ -33,6 +33,9 @@ type Status struct {
 	Canary *CanaryStatus
 	// Baseline holds the baseline containers of a canary.
 	Baseline []docker.Container
+	// LiveMismatch says the router's running worker does not serve what its
+	// route file says (a route written but never loaded).
+	LiveMismatch bool
 	// Recorded are the revisions recorded as having had all traffic.
 	Recorded map[int]bool
 }
@@ -73,6 +76,13 @@ type CanaryStatus struct {
 // containers and the router's files, both of which callers may share
 // between environments (one listing per host, one read per router).
 func Observe(environment, service string, managed []docker.Container, routerID string, routerFiles map[string][]byte) Status {
+	return ObserveLive(environment, service, managed, routerID, routerFiles, nil)
+}
+
+// ObserveLive is Observe that also knows what the router's running worker
+// serves (nil: not read). When it differs from the route file (a route
+// written but never loaded), what runs decides which revision serves.
+func ObserveLive(environment, service string, managed []docker.Container, routerID string, routerFiles map[string][]byte, live map[string]router.ServerState) Status {
 	st := Status{}
 	byRev := map[int][]docker.Container{}
 	for _, c := range managed {
@@ -95,10 +105,19 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 	routed := 0
 	route := routerFiles[router.RouteFileName(environment, service)]
 	servers := router.ParseRouteServers(route)
+	if live != nil && !router.LiveMatches(route, live) {
+		st.LiveMismatch = true
+		st.Drift = append(st.Drift, "the router runs another route than its file holds (an apply was interrupted between writing the route and loading it)")
+		servers = servers[:0]
+		for name, l := range live {
+			servers = append(servers, router.Server{Name: name, Weight: l.Weight})
+		}
+	}
 	canaryWeight, totalWeight := 0, 0
 	for _, s := range servers {
 		name, _ := naming.ParseServerName(s.Name)
-		if name.Track == naming.TrackStable && name.Revision > routed {
+		// A server with no weight is being checked by the router, not served.
+		if name.Track == naming.TrackStable && name.Revision > routed && s.Weight > 0 {
 			routed = name.Revision
 		}
 		totalWeight += s.Weight
@@ -168,6 +187,9 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 			}
 		}
 		for _, s := range servers {
+			if s.Address == "" {
+				continue // read from the running worker, which does not say
+			}
 			ip := s.Address
 			if i := len(ip) - 1; i > 0 {
 				for j := len(ip) - 1; j >= 0; j-- {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
@@ -21,13 +22,18 @@ type share struct {
 // more than one group, users stick to the server that first answered them,
 // so a user on the canary stays on it as its weight grows.
 func renderRoute(spec Spec, groups ...share) (string, []byte, error) {
+	return renderRouteSticky(spec, len(groups) > 1, groups...)
+}
+
+func renderRouteSticky(spec Spec, sticky bool, groups ...share) (string, []byte, error) {
 	r := router.Route{
 		Environment:   spec.Environment,
 		Service:       spec.Service,
 		ListenPort:    spec.Router.ListenPort,
 		HealthPath:    spec.Health.Path,
 		CheckInterval: spec.Health.Interval,
-		Sticky:        len(groups) > 1,
+		CheckTimeout:  spec.Health.Timeout,
+		Sticky:        sticky,
 	}
 	// HAProxy weights are per server and at most 256: scale so the largest
 	// per-server share gets 256 and the ratios between tracks hold. A single
@@ -41,7 +47,7 @@ func renderRoute(spec Spec, groups ...share) (string, []byte, error) {
 	for _, g := range groups {
 		for _, c := range g.containers {
 			w := 100
-			if len(groups) > 1 {
+			if len(groups) > 1 || g.percent == 0 {
 				w = 0
 				if g.percent > 0 {
 					w = max(1, int(math.Round(float64(g.percent)/float64(len(g.containers))*256/largest)))
@@ -92,4 +98,41 @@ func (d *Deployer) applyRoute(ctx context.Context, routerID, name string, cfg, p
 		return ka.ApplyKnown(ctx, routerID, map[string][]byte{name: cfg}, map[string][]byte{name: previous})
 	}
 	return d.Routes.Apply(ctx, routerID, map[string][]byte{name: cfg})
+}
+
+// checkRoute keeps traffic where it is and adds the new containers with no
+// traffic, so that the router's own checks judge them before anyone is sent
+// there.
+func checkRoute(spec Spec, serving []docker.Container, incoming ...share) (string, []byte, error) {
+	groups := []share{{serving, naming.TrackStable, 100}}
+	for _, g := range incoming {
+		g.percent = 0
+		groups = append(groups, g)
+	}
+	return renderRouteSticky(spec, false, groups...)
+}
+
+// serverNames are the router's names of the containers of a route's group.
+func serverNames(g share) []string {
+	out := make([]string, 0, len(g.containers))
+	for _, c := range g.containers {
+		out = append(out, naming.ServerName(g.track, atoi(c.Labels[naming.LabelRevision]), atoi(c.Labels[naming.LabelReplica])))
+	}
+	return out
+}
+
+// readyTimeout bounds the wait for the router's first check of a server:
+// checks start spread over one interval and may take the check timeout.
+func readyTimeout(spec Spec) time.Duration {
+	return 3*spec.Health.Interval + spec.Health.Timeout + 5*time.Second
+}
+
+// waitRouterReady waits until the router reports every container UP after
+// a check of its own: the gate is the router's own check.
+func (d *Deployer) waitRouterReady(ctx context.Context, spec Spec, groups ...share) error {
+	var names []string
+	for _, g := range groups {
+		names = append(names, serverNames(g)...)
+	}
+	return d.Routes.WaitReady(ctx, spec.Router.ContainerID, spec.Router.MetricsPort, router.BackendName(spec.Environment, spec.Service), names, readyTimeout(spec))
 }

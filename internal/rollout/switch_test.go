@@ -356,6 +356,49 @@ type fakeRoutes struct {
 	applys int
 	// history holds every route file written, in order.
 	history [][]byte
+	// notReady are servers the router's own check fails; waits for them time out.
+	notReady map[string]string
+	// live, when set for a router, is what its worker runs instead of its files.
+	live map[string]map[string]router.ServerState
+	waits    [][]string
+	// unconfirmedAt makes that load (counted in applys) go out unconfirmed:
+	// written and signalled, the reload never confirmed.
+	unconfirmedAt int
+}
+
+func (r *fakeRoutes) WaitReady(_ context.Context, routerID string, _ int, backend string, servers []string, _ time.Duration) error {
+	r.host.mu.Lock()
+	defer r.host.mu.Unlock()
+	r.waits = append(r.waits, servers)
+	*r.events = append(*r.events, "wait ready "+strings.Join(servers, ","))
+	down := map[string]router.ServerState{}
+	for _, s := range servers {
+		if code, bad := r.notReady[s]; bad {
+			down[s] = router.ServerState{Status: "DOWN", CheckStatus: code}
+		}
+	}
+	if len(down) > 0 {
+		return &router.NotReadyError{Servers: down}
+	}
+	return nil
+}
+
+func (r *fakeRoutes) LiveServers(_ context.Context, routerID string, _ int, backend string) (map[string]router.ServerState, error) {
+	r.host.mu.Lock()
+	defer r.host.mu.Unlock()
+	if live, ok := r.live[routerID]; ok {
+		return live, nil
+	}
+	out := map[string]router.ServerState{}
+	for name, content := range r.files[routerID] {
+		if !strings.HasPrefix(name, "route_") || !strings.Contains(string(content), "backend "+backend+"\n") {
+			continue
+		}
+		for _, s := range router.ParseRouteServers(content) {
+			out[s.Name] = router.ServerState{Status: "UP", CheckStatus: "L7OK", Weight: s.Weight}
+		}
+	}
+	return out, nil
 }
 
 func (r *fakeRoutes) Files(_ context.Context, routerID string) (map[string][]byte, error) {
@@ -370,6 +413,7 @@ func (r *fakeRoutes) Apply(_ context.Context, routerID string, files map[string]
 	r.host.mu.Lock()
 	defer r.host.mu.Unlock()
 	r.applys++
+	delete(r.live, routerID) // a reload loads what the files hold
 	if r.files[routerID] == nil {
 		r.files[routerID] = map[string][]byte{}
 	}
@@ -395,6 +439,9 @@ func (r *fakeRoutes) Apply(_ context.Context, routerID string, files map[string]
 		r.files[routerID][name] = append([]byte(nil), content...)
 		r.history = append(r.history, append([]byte(nil), content...))
 		*r.events = append(*r.events, "route "+name)
+	}
+	if r.applys == r.unconfirmedAt {
+		return &router.ReloadUnconfirmedError{Err: errors.New("the router did not confirm the reload within 30s")}
 	}
 	return nil
 }
@@ -984,5 +1031,90 @@ func TestDeployAfterRollbackNumbersAfterTheNewest(t *testing.T) {
 		if got := revisions(decodeHistory(c.Labels[naming.LabelHistory])); !reflect.DeepEqual(got, []int{2, 1}) {
 			t.Errorf("%s history label = %v, want [2 1]", c.Name, got)
 		}
+	}
+}
+
+// Fault 1: the router's own check fails for the new containers (an app
+// whose health path is slower than the router's check allows, or that
+// listens on 127.0.0.1 only): traffic stays on v1, which keeps running, and
+// the new containers are removed. Nothing is retired before the router
+// itself reports the new containers UP.
+func TestDeployRouterCheckFailsTrafficStays(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	before := string(h.route("production"))
+	h.routes.notReady = map[string]string{"r2-1": "L7TOUT"}
+	_, err := h.d.Deploy(h.ctx, webSpec("production", digest2))
+	var checkErr *RouterCheckError
+	if !errors.As(err, &checkErr) || !strings.Contains(err.Error(), "r2-1 is DOWN") {
+		t.Fatalf("Deploy = %v, want a RouterCheckError naming r2-1", err)
+	}
+	if got := string(h.route("production")); got != before {
+		t.Errorf("the route is not v1's again:\n%s", got)
+	}
+	for _, c := range h.host.byLabels("production", 1) {
+		if !c.Running() {
+			t.Errorf("%s is %s: v1 must keep serving", c.Name, c.State)
+		}
+	}
+	if cs := h.host.byLabels("production", 2); len(cs) != 0 {
+		t.Errorf("revision 2 left behind: %v", states(cs))
+	}
+	// The route the router checked held v2 with no traffic beside v1.
+	check := router.ParseRouteServers(h.routes.history[len(h.routes.history)-2])
+	for _, s := range check {
+		if strings.HasPrefix(s.Name, "r2-") && s.Weight != 0 {
+			t.Errorf("during the router's check %s had weight %d, want 0", s.Name, s.Weight)
+		}
+	}
+}
+
+// Fault 5: a route written but never loaded (an apply killed between the
+// two) is drift, and the next apply reloads instead of trusting the file.
+func TestDeployRouteFileNotLoadedIsRepairedByAReload(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	// The file is v1's route as the provider writes it; the worker runs
+	// another (here: revision 1 with other weights).
+	live := map[string]router.ServerState{}
+	for _, s := range router.ParseRouteServers(h.route("production")) {
+		live[s.Name] = router.ServerState{Status: "UP", CheckStatus: "L7OK", Weight: 7}
+	}
+	h.routes.live = map[string]map[string]router.ServerState{"router-1": live}
+	st := h.observe("production")
+	if !st.LiveMismatch || !hasDrift(st, "the router runs another route than its file holds") {
+		t.Fatalf("LiveMismatch %v, drift %q: want the unloaded route seen", st.LiveMismatch, st.Drift)
+	}
+	applys := h.routes.applys
+	res := h.deploy(webSpec("production", digest1))
+	if res.Decision.Kind != Repair || h.routes.applys == applys {
+		t.Errorf("decision %q with %d route loads; want a repair that reloads", res.Decision, h.routes.applys-applys)
+	}
+	if st := h.observe("production"); st.LiveMismatch {
+		t.Errorf("after the repair the router still runs another route")
+	}
+}
+
+// Once the reload signal is sent, nothing the new route points at is
+// removed, and nothing is retired: the router may be serving it.
+func TestDeployUnconfirmedReloadKeepsBothRevisions(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	h.routes.unconfirmedAt = h.routes.applys + 2 // the check route loads; the switch goes out unconfirmed
+	_, err := h.d.Deploy(h.ctx, webSpec("production", digest2))
+	var unconfirmed *router.ReloadUnconfirmedError
+	if !errors.As(err, &unconfirmed) {
+		t.Fatalf("Deploy = %v, want the unconfirmed reload reported", err)
+	}
+	for _, rev := range []int{1, 2} {
+		cs := h.host.byLabels("production", rev)
+		if len(cs) != 2 || !cs[0].Running() || !cs[1].Running() {
+			t.Errorf("revision %d = %v, want both containers running", rev, states(cs))
+		}
+	}
+	// The next apply sees what runs and converges.
+	res := h.deploy(webSpec("production", digest2))
+	if res.Status.Revision != 2 || len(res.Status.Drift) != 0 {
+		t.Errorf("next apply: revision %d, drift %q", res.Status.Revision, res.Status.Drift)
 	}
 }

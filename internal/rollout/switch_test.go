@@ -359,8 +359,8 @@ type fakeRoutes struct {
 	// notReady are servers the router's own check fails; waits for them time out.
 	notReady map[string]string
 	// live, when set for a router, is what its worker runs instead of its files.
-	live map[string]map[string]router.ServerState
-	waits    [][]string
+	live  map[string]map[string]router.ServerState
+	waits [][]string
 	// unconfirmedAt makes that load (counted in applys) go out unconfirmed:
 	// written and signalled, the reload never confirmed.
 	unconfirmedAt int

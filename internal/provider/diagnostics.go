@@ -127,7 +127,7 @@ func addReportNotWrittenWarning(diags *diag.Diagnostics, reportPath string, err 
 // addSwitchError reports a failed switch or canary: what the canary decided,
 // containers that never became healthy, else the Docker error.
 func addSwitchError(diags *diag.Diagnostics, d *providerData, spec rollout.Spec, p canary.Policy, err error) {
-	if addRolloutError(diags, spec, err) || addCanaryError(diags, spec, p, err) {
+	if addRolloutError(diags, spec, err) || addCanaryError(diags, spec, p, err) || addRouterSwitchError(diags, spec, err) {
 		return
 	}
 	if addUnhealthyError(diags, spec, err) {
@@ -289,4 +289,30 @@ func orNone(s string) string {
 		return "nothing"
 	}
 	return s
+}
+
+// addRouterSwitchError reports a switch the router did not take: its own
+// check of the new containers failed, or it did not confirm loading the
+// new route. False for other errors.
+func addRouterSwitchError(diags *diag.Diagnostics, spec rollout.Spec, err error) bool {
+	var check *rollout.RouterCheckError
+	var unconfirmed *router.ReloadUnconfirmedError
+	switch {
+	case errors.As(err, &check):
+		diags.AddAttributeError(path.Root("health_check"), "New Containers Not Ready In The Router",
+			fmt.Sprintf("The switch of %s/%s to %s was stopped: %v.\n\n"+
+				"The containers passed their own health check, but the router's check did not pass. The router checks %s at each container's "+
+				"network address every %s, allows %s for an answer and accepts any 2xx. Make the application answer that from its network "+
+				"address (not only 127.0.0.1) within health_check.timeout, or raise health_check.timeout. The environment still serves what it served before.",
+				spec.Environment, spec.Service, spec.Image, check.Err, spec.Health.Path, spec.Health.Interval, spec.Health.Timeout))
+		return true
+	case errors.As(err, &unconfirmed):
+		diags.AddAttributeError(path.Root("image"), "Router Reload Not Confirmed",
+			fmt.Sprintf("The router was told to load the new route of %s/%s but did not confirm it: %v.\n\n"+
+				"It may serve the new containers or the previous ones, so both were left running and nothing was removed. "+
+				"Run terraform plan: it shows what the router runs, and the next apply finishes or repairs the switch.",
+				spec.Environment, spec.Service, unconfirmed.Err))
+		return true
+	}
+	return false
 }

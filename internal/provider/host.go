@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
@@ -24,6 +26,9 @@ type hostSnapshot struct {
 	containers []docker.Container
 	files      map[string]map[string][]byte
 	filesAt    map[string]time.Time
+	// metrics is each router's exporter text: what its running worker serves.
+	metrics   map[string]string
+	metricsAt map[string]time.Time
 }
 
 // snapshotTTL is short: it only needs to cover one refresh.
@@ -60,10 +65,27 @@ func (s *hostSnapshot) routerFiles(ctx context.Context, c *router.Controller, ro
 	return f, nil
 }
 
+func (s *hostSnapshot) routerMetrics(ctx context.Context, c *router.Controller, routerID string, metricsPort int) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.metrics[routerID]; ok && time.Since(s.metricsAt[routerID]) < snapshotTTL {
+		return m, nil
+	}
+	m, err := c.ServerMetrics(ctx, routerID, metricsPort)
+	if err != nil {
+		return "", err
+	}
+	if s.metrics == nil {
+		s.metrics, s.metricsAt = map[string]string{}, map[string]time.Time{}
+	}
+	s.metrics[routerID], s.metricsAt[routerID] = m, time.Now()
+	return m, nil
+}
+
 func (s *hostSnapshot) invalidate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.containers, s.files = nil, nil
+	s.containers, s.files, s.metrics = nil, nil, nil
 }
 
 func (d *providerData) invalidate() { d.snapshot.invalidate() }
@@ -97,17 +119,26 @@ func observeEnvironment(ctx context.Context, d *providerData, name, service, rou
 			}
 		}
 	}
-	routerID := ""
+	routerID, metricsPort := "", 0
 	var files map[string][]byte
+	var live map[string]router.ServerState
 	for _, c := range managed {
 		if naming.KindRouter.Is(c.Labels) && c.Labels[naming.LabelRouter] == routerName && c.Running() {
 			routerID = c.ID
+			metricsPort, _ = strconv.Atoi(c.Labels[naming.LabelRouterMetricsPort])
 		}
 	}
 	if routerID != "" {
 		if files, err = d.snapshot.routerFiles(ctx, d.routes, routerID); err != nil {
 			return rollout.Status{}, err
 		}
+		// What the running worker serves; unread (nil) if the router cannot
+		// answer now: the apply reads it again and reports that.
+		if text, err := d.snapshot.routerMetrics(ctx, d.routes, routerID, metricsPort); err == nil {
+			live, _ = router.ParseServerStates(strings.NewReader(text), router.BackendName(name, service))
+		} else {
+			tflog.Warn(ctx, "cannot read what the router runs", map[string]any{"router": routerName, "error": err.Error()})
+		}
 	}
-	return rollout.Observe(name, service, managed, routerID, files), nil
+	return rollout.ObserveLive(name, service, managed, routerID, files, live), nil
 }

@@ -37,6 +37,13 @@ func (c *Controller) ServerStates(ctx context.Context, routerID string, metricsP
 	return ParseServerStates(strings.NewReader(out), backend)
 }
 
+// ServerMetrics returns the exporter's per-server text of every backend, for
+// a caller that reads several backends of one router at once
+// (ParseServerStates reads one from it).
+func (c *Controller) ServerMetrics(ctx context.Context, routerID string, metricsPort int) (string, error) {
+	return c.scrape(ctx, routerID, metricsPort)
+}
+
 // scrape returns the exporter's per-server text, read with the probe.
 func (c *Controller) scrape(ctx context.Context, routerID string, metricsPort int) (string, error) {
 	// scope=server leaves out the frontend and backend families; the metrics

@@ -61,6 +61,7 @@ type providerData struct {
 	routes   *router.Controller
 	deployer *rollout.Deployer
 	snapshot *hostSnapshot
+	claims   *listenerClaims
 }
 
 func (p *releaseProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -209,6 +210,7 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 		registry: registry.NewClient(chain),
 		routes:   routes,
 		snapshot: &hostSnapshot{},
+		claims:   &listenerClaims{},
 	}
 	data.deployer = &rollout.Deployer{Host: engine, Routes: routes, Clock: clock.Real{}, RegistryAuth: data.pullAuth, Metrics: canaryMetricsSource{data}}
 	data.registry.UserAgent = "terraform-provider-release/" + p.version

@@ -406,7 +406,12 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		return
 	}
 	spec.Router.ContainerID, spec.Router.MetricsPort = o.ID, o.Spec.MetricsPort
-	if other := r.listenerTaken(ctx, spec); other != "" {
+	other, err := r.data.claims.claim(ctx, r.data.routes, spec)
+	if err != nil {
+		addDockerError(diags, r.data, "Cannot Read Router", err)
+		return
+	}
+	if other != "" {
 		addListenerUsedError(diags, spec.Router.Name, spec.Router.ListenPort, other)
 		return
 	}
@@ -431,6 +436,8 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		}
 	}
 	if err != nil {
+		// A route it had before is still in the router's files, which the next claim reads.
+		r.data.claims.release(spec)
 		addSwitchError(diags, r.data, spec, policy, err)
 		return
 	}
@@ -439,14 +446,6 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	if plan.Rollout.IsUnknown() {
 		plan.Rollout = types.StringValue(res.Decision.String())
 	}
-}
-
-func (r *environmentResource) listenerTaken(ctx context.Context, spec rollout.Spec) string {
-	files, err := r.data.routes.Files(ctx, spec.Router.ContainerID)
-	if err != nil {
-		return "" // the switch itself reports an unreadable router
-	}
-	return router.ListenerOwner(files, spec.Router.ListenPort, router.RouteFileName(spec.Environment, spec.Service))
 }
 
 func hasListener(s router.Spec, port int) bool {

@@ -30,6 +30,7 @@ type config struct {
 	ErrorTypes      []errorType
 	HealthFail      bool
 	HealthDelay     time.Duration
+	HealthLatency   time.Duration
 	ShutdownTimeout time.Duration
 }
 
@@ -71,6 +72,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}{
 		{"LATENCY", &cfg.Latency},
 		{"HEALTH_DELAY", &cfg.HealthDelay},
+		{"HEALTH_LATENCY", &cfg.HealthLatency},
 		{"SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout},
 	}
 	for _, d := range durations {

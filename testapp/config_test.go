@@ -31,6 +31,7 @@ func TestLoadConfigAll(t *testing.T) {
 		"ERROR_TYPES":      " timeout=0.05, auth=0.01 ,",
 		"HEALTH":           "FAIL",
 		"HEALTH_DELAY":     "3s",
+		"HEALTH_LATENCY":   "6s",
 		"SHUTDOWN_TIMEOUT": "1m",
 	}))
 	if err != nil {
@@ -44,6 +45,7 @@ func TestLoadConfigAll(t *testing.T) {
 		ErrorTypes:      []errorType{{"auth", 0.01}, {"timeout", 0.05}},
 		HealthFail:      true,
 		HealthDelay:     3 * time.Second,
+		HealthLatency:   6 * time.Second,
 		ShutdownTimeout: time.Minute,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -65,6 +67,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		"latency neg":     {map[string]string{"LATENCY": "-1s"}, []string{"LATENCY", "negative"}},
 		"health":          {map[string]string{"HEALTH": "maybe"}, []string{"HEALTH"}},
 		"health delay":    {map[string]string{"HEALTH_DELAY": "soon"}, []string{"HEALTH_DELAY"}},
+		"health latency":  {map[string]string{"HEALTH_LATENCY": "-1s"}, []string{"HEALTH_LATENCY"}},
 		"shutdown":        {map[string]string{"SHUTDOWN_TIMEOUT": "x"}, []string{"SHUTDOWN_TIMEOUT"}},
 		"types no eq":     {map[string]string{"ERROR_TYPES": "timeout"}, []string{"ERROR_TYPES", "name=probability"}},
 		"types prob":      {map[string]string{"ERROR_TYPES": "timeout=2"}, []string{"ERROR_TYPES", "timeout"}},

@@ -98,8 +98,8 @@ func run(ctx context.Context, cfg config, ln net.Listener, logger *log.Logger) e
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          logger,
 	}
-	logger.Printf("testapp version=%s listening on %s (error_rate=%g latency=%s error_types=%v health_fail=%t health_delay=%s)",
-		cfg.Version, ln.Addr(), cfg.ErrorRate, cfg.Latency, cfg.ErrorTypes, cfg.HealthFail, cfg.HealthDelay)
+	logger.Printf("testapp version=%s listening on %s (error_rate=%g latency=%s error_types=%v health_fail=%t health_delay=%s health_latency=%s)",
+		cfg.Version, ln.Addr(), cfg.ErrorRate, cfg.Latency, cfg.ErrorTypes, cfg.HealthFail, cfg.HealthDelay, cfg.HealthLatency)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

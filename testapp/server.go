@@ -97,6 +97,16 @@ func (s *server) healthy() bool {
 }
 
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	// A slow health endpoint: every answer, pass or fail, comes after HEALTH_LATENCY.
+	if s.cfg.HealthLatency > 0 {
+		t := time.NewTimer(s.cfg.HealthLatency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !s.healthy() {
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -206,6 +206,23 @@ func TestHealthDelay(t *testing.T) {
 	}
 }
 
+func TestHealthLatency(t *testing.T) {
+	s, _ := testServer(t, map[string]string{"HEALTH_LATENCY": "60ms"})
+	begin := time.Now()
+	if rec := get(t, s.handler(), "/healthz"); rec.Code != 200 {
+		t.Fatalf("/healthz: %d", rec.Code)
+	}
+	if d := time.Since(begin); d < 60*time.Millisecond {
+		t.Fatalf("/healthz answered after %s, want at least 60ms", d)
+	}
+	// Only health is slow.
+	begin = time.Now()
+	get(t, s.handler(), "/")
+	if d := time.Since(begin); d >= 60*time.Millisecond {
+		t.Fatalf("/ answered after %s, want no added latency", d)
+	}
+}
+
 func TestLatency(t *testing.T) {
 	s, _ := testServer(t, map[string]string{"LATENCY": "60ms"})
 	s.now = time.Now

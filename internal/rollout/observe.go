@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
@@ -84,64 +85,13 @@ func Observe(environment, service string, managed []docker.Container, routerID s
 // written but never loaded), what runs decides which revision serves.
 func ObserveLive(environment, service string, managed []docker.Container, routerID string, routerFiles map[string][]byte, live map[string]router.ServerState) Status {
 	st := Status{}
-	byRev := map[int][]docker.Container{}
-	for _, c := range managed {
-		if c.Labels[naming.LabelEnvironment] != environment || c.Labels[naming.LabelService] != service || !naming.KindApp.Is(c.Labels) {
-			continue
-		}
-		st.Containers = append(st.Containers, c)
-		if naming.TrackOf(c.Labels) == naming.TrackBaseline {
-			st.Baseline = append(st.Baseline, c)
-			continue
-		}
-		byRev[atoi(c.Labels[naming.LabelRevision])] = append(byRev[atoi(c.Labels[naming.LabelRevision])], c)
-	}
-	if len(st.Containers) == 0 {
+	byRev := st.collect(environment, service, managed)
+	if !st.Found {
 		return st
 	}
-	st.Found = true
-
-	// The route says which revision serves.
-	routed := 0
-	route := routerFiles[router.RouteFileName(environment, service)]
-	servers := router.ParseRouteServers(route)
-	if live != nil && !router.LiveMatches(route, live) {
-		st.LiveMismatch = true
-		st.Drift = append(st.Drift, "the router runs another route than its file holds (an apply was interrupted between writing the route and loading it)")
-		servers = servers[:0]
-		for name, l := range live {
-			servers = append(servers, router.Server{Name: name, Weight: l.Weight})
-		}
-	}
-	canaryWeight, totalWeight := 0, 0
-	for _, s := range servers {
-		name, _ := naming.ParseServerName(s.Name)
-		// A server with no weight is being checked by the router, not served.
-		if name.Track == naming.TrackStable && name.Revision > routed && s.Weight > 0 {
-			routed = name.Revision
-		}
-		totalWeight += s.Weight
-		if name.Track == naming.TrackCanary {
-			canaryWeight += s.Weight
-			st.Canary = &CanaryStatus{Revision: name.Revision}
-		}
-	}
-	if st.Canary != nil {
-		if totalWeight > 0 {
-			st.Canary.Weight = (100*canaryWeight + totalWeight/2) / totalWeight
-		}
-		if cs := byRev[st.Canary.Revision]; len(cs) > 0 {
-			st.Canary.Digest = cs[0].Labels[naming.LabelDigest]
-		}
-		st.Drift = append(st.Drift, fmt.Sprintf("a canary of revision %d still gets %d%% of traffic: an apply was interrupted during it", st.Canary.Revision, st.Canary.Weight))
-	}
+	servers := st.readRoute(routerFiles[router.RouteFileName(environment, service)], live, byRev)
+	routed := routedRevision(servers, byRev)
 	if len(servers) == 0 {
-		// The router lost the route: the newest revision with running containers is what was serving.
-		for rev, cs := range byRev {
-			if rev > routed && anyRunning(cs) {
-				routed = rev
-			}
-		}
 		if routerID == "" {
 			st.Drift = append(st.Drift, "the router container is missing")
 		} else {
@@ -175,35 +125,113 @@ func ObserveLive(environment, service string, managed []docker.Container, router
 			st.Drift = append(st.Drift, fmt.Sprintf("container %s is %s", c.Name, c.State))
 		}
 	}
-	if len(servers) > 0 {
-		// Every routed server must be a running container at the address routed.
-		addrs := map[string]bool{}
-		for _, c := range st.Containers {
-			if !c.Running() {
-				continue
+	st.checkAddresses(servers, routed)
+	st.checkRevisions(byRev, routed)
+	sort.Sort(sort.Reverse(sort.IntSlice(st.Retained)))
+	sort.Strings(st.Drift)
+	return st
+}
+
+// collect keeps the environment's application containers, baselines
+// apart, and groups the others by revision.
+func (st *Status) collect(environment, service string, managed []docker.Container) map[int][]docker.Container {
+	byRev := map[int][]docker.Container{}
+	for _, c := range managed {
+		if c.Labels[naming.LabelEnvironment] != environment || c.Labels[naming.LabelService] != service || !naming.KindApp.Is(c.Labels) {
+			continue
+		}
+		st.Containers = append(st.Containers, c)
+		if naming.TrackOf(c.Labels) == naming.TrackBaseline {
+			st.Baseline = append(st.Baseline, c)
+			continue
+		}
+		rev := atoi(c.Labels[naming.LabelRevision])
+		byRev[rev] = append(byRev[rev], c)
+	}
+	st.Found = len(st.Containers) > 0
+	return byRev
+}
+
+// readRoute returns the servers that serve: the route file's, or what the
+// router's worker runs when that differs (a route written, never loaded).
+// A canary in it is noted.
+func (st *Status) readRoute(route []byte, live map[string]router.ServerState, byRev map[int][]docker.Container) []router.Server {
+	servers := router.ParseRouteServers(route)
+	if live != nil && !router.LiveMatches(route, live) {
+		st.LiveMismatch = true
+		st.Drift = append(st.Drift, "the router runs another route than its file holds (an apply was interrupted between writing the route and loading it)")
+		servers = servers[:0]
+		for name, l := range live {
+			servers = append(servers, router.Server{Name: name, Weight: l.Weight})
+		}
+	}
+	canaryWeight, totalWeight := 0, 0
+	for _, s := range servers {
+		totalWeight += s.Weight
+		if name, _ := naming.ParseServerName(s.Name); name.Track == naming.TrackCanary {
+			canaryWeight += s.Weight
+			st.Canary = &CanaryStatus{Revision: name.Revision}
+		}
+	}
+	if st.Canary != nil {
+		if totalWeight > 0 {
+			st.Canary.Weight = (100*canaryWeight + totalWeight/2) / totalWeight
+		}
+		if cs := byRev[st.Canary.Revision]; len(cs) > 0 {
+			st.Canary.Digest = cs[0].Labels[naming.LabelDigest]
+		}
+		st.Drift = append(st.Drift, fmt.Sprintf("a canary of revision %d still gets %d%% of traffic: an apply was interrupted during it", st.Canary.Revision, st.Canary.Weight))
+	}
+	return servers
+}
+
+// routedRevision is the stable revision the servers give traffic to; with
+// no route, the newest revision with running containers is what served.
+func routedRevision(servers []router.Server, byRev map[int][]docker.Container) int {
+	routed := 0
+	for _, s := range servers {
+		// A server with no weight is being checked by the router, not served.
+		if name, _ := naming.ParseServerName(s.Name); name.Track == naming.TrackStable && name.Revision > routed && s.Weight > 0 {
+			routed = name.Revision
+		}
+	}
+	if len(servers) == 0 {
+		for rev, cs := range byRev {
+			if rev > routed && anyRunning(cs) {
+				routed = rev
 			}
+		}
+	}
+	return routed
+}
+
+// checkAddresses notes routed servers that no running container answers at.
+func (st *Status) checkAddresses(servers []router.Server, routed int) {
+	addrs := map[string]bool{}
+	for _, c := range st.Containers {
+		if c.Running() {
 			for _, ip := range c.IPs {
 				addrs[ip] = true
 			}
 		}
-		for _, s := range servers {
-			if s.Address == "" {
-				continue // read from the running worker, which does not say
-			}
-			ip := s.Address
-			if i := len(ip) - 1; i > 0 {
-				for j := len(ip) - 1; j >= 0; j-- {
-					if ip[j] == ':' {
-						ip = ip[:j]
-						break
-					}
-				}
-			}
-			if !addrs[ip] {
-				st.Drift = append(st.Drift, fmt.Sprintf("the route sends traffic to %s, which no running container of revision %d has", s.Address, routed))
-			}
+	}
+	for _, s := range servers {
+		if s.Address == "" {
+			continue // read from the running worker, which does not say
+		}
+		ip := s.Address
+		if i := strings.LastIndexByte(ip, ':'); i > 0 {
+			ip = ip[:i]
+		}
+		if !addrs[ip] {
+			st.Drift = append(st.Drift, fmt.Sprintf("the route sends traffic to %s, which no running container of revision %d has", s.Address, routed))
 		}
 	}
+}
+
+// checkRevisions notes revisions running without traffic and collects the
+// retained ones: served, stopped, every container started once.
+func (st *Status) checkRevisions(byRev map[int][]docker.Container, routed int) {
 	for rev, cs := range byRev {
 		if rev == routed {
 			continue
@@ -221,9 +249,6 @@ func ObserveLive(environment, service string, managed []docker.Container, router
 	if st.Canary == nil && anyRunning(st.Baseline) {
 		st.Drift = append(st.Drift, "baseline containers of a finished canary still run")
 	}
-	sort.Sort(sort.Reverse(sort.IntSlice(st.Retained)))
-	sort.Strings(st.Drift)
-	return st
 }
 
 func anyRunning(cs []docker.Container) bool {

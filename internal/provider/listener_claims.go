@@ -4,8 +4,8 @@ import (
 	"context"
 	"sync"
 
-	"github.com/releasekit/terraform-provider-release/internal/router"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
+	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
 // listenerClaims are the listeners that environments of this apply are

@@ -248,9 +248,12 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (string, error)
 			cfg.ExposedPorts[port] = struct{}{}
 			b := network.PortBinding{HostPort: fmt.Sprint(p.External)}
 			if p.HostIP != "" {
-				if ip, err := parseAddr(p.HostIP); err == nil {
-					b.HostIP = ip
+				// Docker would drop a host name and publish on every address.
+				ip, err := parseAddr(p.HostIP)
+				if err != nil {
+					return "", fmt.Errorf("creating container %s: the host address %q of port %d is not an IP address", spec.Name, p.HostIP, p.External)
 				}
+				b.HostIP = ip
 			}
 			host.PortBindings[port] = append(host.PortBindings[port], b)
 		}

@@ -278,3 +278,12 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// addMetricsPortServesEnvironmentError reports a router metrics_port that an
+// environment serves on.
+func addMetricsPortServesEnvironmentError(diags *diag.Diagnostics, routerName string, port int, environment string) {
+	diags.AddAttributeError(path.Root("metrics_port"), "Metrics Port Clashes With Listener",
+		fmt.Sprintf("metrics_port %d of router %q is the listener port that serves environment %s. HAProxy would bind both on it and split "+
+			"that port's requests between the metrics page and the environment. Choose another metrics_port (8404 is the default), "+
+			"or move the environment to another listen_port first.", port, routerName, environment))
+}

@@ -407,3 +407,35 @@ func TestKeepStopsOnALostLease(t *testing.T) {
 		t.Errorf("Err = %v, want a *LostError", l.Err())
 	}
 }
+
+func TestSharedHoldsOneLeasePerRouterUntilTheLastRelease(t *testing.T) {
+	h, clk := newFakeHost(), clocktest.New(epoch)
+	s := &Shared{Host: h, Clock: clk, TTL: time.Hour, Wait: 0}
+	ctx := context.Background()
+	a, releaseA, err := s.Hold(ctx, "edge", image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, releaseB, err := s.Hold(ctx, "edge", image)
+	if err != nil || b != a {
+		t.Fatalf("a second hold in the same apply = %v, %v; want the same lease", b, err)
+	}
+	// Another apply (another process) is refused meanwhile.
+	if _, err := Acquire(ctx, h, "edge", image, time.Hour, 0, clk); err == nil {
+		t.Fatal("another apply took a held router")
+	}
+	if err := releaseA(ctx); err != nil || h.holder("edge") == nil {
+		t.Fatalf("the first release = %v and left no lease; want the lease kept for the second hold", err)
+	}
+	if err := releaseA(ctx); err != nil || h.holder("edge") == nil {
+		t.Fatal("releasing one hold twice gave the lease back")
+	}
+	if err := releaseB(ctx); err != nil || h.holder("edge") != nil {
+		t.Fatalf("the last release = %v; want the lease gone", err)
+	}
+	c, releaseC, err := s.Hold(ctx, "edge", image)
+	if err != nil || c == a {
+		t.Fatalf("a hold after the last release = %v, %v; want a new lease", c, err)
+	}
+	_ = releaseC(ctx)
+}

@@ -315,3 +315,21 @@ func addAmbiguousNamesError(diags *diag.Diagnostics, name, service, otherName, o
 			"(network release-%s, containers %s-r<revision>-<n>). Rename the environment or the service of this one so that "+
 			"<name>-<service> differs, for example without a dash in one of them.", name, service, otherName, otherService, join, join, join))
 }
+
+// addEnvironmentsNotOnHostWarning warns of a new migration's environments
+// that no environment on the host has (yet).
+func addEnvironmentsNotOnHostWarning(diags *diag.Diagnostics, host string, missing, onHost []string) {
+	diags.AddAttributeWarning(path.Root("environments"), "Environment Not On Host",
+		fmt.Sprintf("environments names %s, which no environment on %s has yet (environments there: %s). That is expected for an "+
+			"environment created in this same apply, after the migration. If it is a typo, correct it now: the migration's down command "+
+			"refuses to run while it names an environment that was never on the host.", strings.Join(missing, ", "), host, orNone(strings.Join(onHost, ", "))))
+}
+
+// addUnknownEnvironmentsError reports a migration's environments that name
+// no environment on the host, nor one seen there before; then says what happened.
+func addUnknownEnvironmentsError(diags *diag.Diagnostics, host string, missing, onHost []string, then string) {
+	diags.AddAttributeError(path.Root("environments"), "Unknown Migration Environments",
+		fmt.Sprintf("environments names %s, which is not an environment on %s and never was. A down checks only the environments named "+
+			"here for one that still serves the migration's image, so a misspelt name would let it drop the schema under the environment "+
+			"that was meant.\n\nEnvironments on the host: %s.\n\n%s", strings.Join(missing, ", "), host, orNone(strings.Join(onHost, ", ")), then))
+}

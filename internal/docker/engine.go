@@ -38,14 +38,18 @@ func (e *Engine) Host() string { return HostForDisplay(e.conn.Config.Host) }
 
 // Container is what the release logic knows of a container.
 type Container struct {
-	ID      string
-	Name    string
-	Image   string
-	Labels  map[string]string
-	State   string // created, running, exited, …
-	Health  string // healthy, unhealthy, starting; "" when unknown or none
-	IPs     map[string]string
-	Created time.Time
+	ID     string
+	Name   string
+	Image  string
+	Labels map[string]string
+	State  string // created, running, exited, …
+	Health string // healthy, unhealthy, starting; "" when unknown or none
+	IPs    map[string]string
+	// Networks lists every network the container is attached to, with or
+	// without an address: a stopped container keeps its attachments but
+	// has no address on them.
+	Networks []string
+	Created  time.Time
 	// HealthLog holds the exit codes and outputs of the last health checks, oldest first (inspect only).
 	HealthLog []HealthResult
 	// Env and Cmd are the container's configuration (inspect only), so
@@ -108,6 +112,10 @@ type ContainerSpec struct {
 // IsNotFound reports whether the Engine said the object does not exist.
 func IsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 
+// IsConflict reports whether the Engine refused because the object exists
+// already, such as a second container of the same name.
+func IsConflict(err error) bool { return cerrdefs.IsConflict(err) }
+
 func (e *Engine) client(ctx context.Context) (*client.Client, error) { return e.conn.Client(ctx) }
 
 // List returns the containers whose labels match all of the given ones, in one call.
@@ -141,10 +149,12 @@ func (e *Engine) List(ctx context.Context, labels map[string]string) ([]Containe
 		}
 		if s.NetworkSettings != nil {
 			for name, ep := range s.NetworkSettings.Networks {
+				c.Networks = append(c.Networks, name)
 				if ep != nil && ep.IPAddress.IsValid() {
 					c.IPs[name] = ep.IPAddress.String()
 				}
 			}
+			sort.Strings(c.Networks)
 		}
 		if s.Health != nil {
 			c.Health = string(s.Health.Status)
@@ -193,10 +203,12 @@ func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
 	}
 	if r.NetworkSettings != nil {
 		for name, ep := range r.NetworkSettings.Networks {
+			c.Networks = append(c.Networks, name)
 			if ep != nil && ep.IPAddress.IsValid() {
 				c.IPs[name] = ep.IPAddress.String()
 			}
 		}
+		sort.Strings(c.Networks)
 	}
 	return c, nil
 }
@@ -236,9 +248,12 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (string, error)
 			cfg.ExposedPorts[port] = struct{}{}
 			b := network.PortBinding{HostPort: fmt.Sprint(p.External)}
 			if p.HostIP != "" {
-				if ip, err := parseAddr(p.HostIP); err == nil {
-					b.HostIP = ip
+				// Docker would drop a host name and publish on every address.
+				ip, err := parseAddr(p.HostIP)
+				if err != nil {
+					return "", fmt.Errorf("creating container %s: the host address %q of port %d is not an IP address", spec.Name, p.HostIP, p.External)
 				}
+				b.HostIP = ip
 			}
 			host.PortBindings[port] = append(host.PortBindings[port], b)
 		}
@@ -449,7 +464,7 @@ func (e *Engine) ReadDir(ctx context.Context, id, dir string) (map[string][]byte
 	}
 	res, err := cli.CopyFromContainer(ctx, id, client.CopyFromContainerOptions{SourcePath: dir})
 	if err != nil {
-		if IsNotFound(err) && strings.Contains(err.Error(), "path") {
+		if IsNotFound(err) && isMissingPath(err) {
 			return map[string][]byte{}, nil
 		}
 		return nil, err
@@ -479,6 +494,16 @@ func (e *Engine) ReadDir(ctx context.Context, id, dir string) (map[string][]byte
 		out[parts[1]] = data
 	}
 	return out, nil
+}
+
+// isMissingPath tells a missing path in a container from a missing
+// container, both of which the archive API answers with 404: the daemon
+// says "Could not find the file … in container …" for the path and "No
+// such container" for the container (older clients replaced both with
+// "No such container:path", taken as before for a missing path).
+func isMissingPath(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Could not find the file") || strings.Contains(msg, "container:path")
 }
 
 // EnsureImage pulls an image unless the daemon has it already.

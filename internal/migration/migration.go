@@ -2,7 +2,8 @@
 // container of the release's own pinned image, exactly once. A finished run
 // leaves a stopped container labelled with the migration's key: that record
 // is what makes a retry after an interrupted apply adopt the result instead
-// of running the script a second time.
+// of running the script a second time. A finished down keeps its record
+// (and drops the up's) until the migration is applied again.
 package migration
 
 import (
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
@@ -94,20 +96,41 @@ type Runner struct {
 const OutputLines = 40
 
 // Up runs the up command unless an earlier run of this migration finished.
+// The record of an earlier down of the same migration (see Down) is
+// cleared first: the migration is applied again, and its next down must run.
 func (r *Runner) Up(ctx context.Context, s Spec) (Result, error) {
-	return r.run(ctx, s, "up", s.UpCommand)
+	return r.run(ctx, s, "up", s.UpCommand, func() error { return r.removeRecords(ctx, s, "down") })
 }
 
-// Down runs the down command, then removes the migration's records.
+// Down runs the down command once, then removes the up's record. The
+// down's own record stays, as the mark that the down ran: an apply
+// interrupted anywhere after the command finished (before the up's record
+// is gone, or after, before Terraform saved its state) adopts it on the
+// next destroy instead of running the down a second time.
 func (r *Runner) Down(ctx context.Context, s Spec) (Result, error) {
-	res, err := r.run(ctx, s, "down", s.DownCommand)
+	res, err := r.run(ctx, s, "down", s.DownCommand, nil)
 	if err != nil {
 		return res, err
 	}
-	return res, r.Forget(ctx, s)
+	failpoint.Hit(failpoint.MigrationDownRan)
+	return res, r.removeRecords(ctx, s, "up")
 }
 
-// Forget removes the records of a migration without running anything.
+// removeRecords removes the records of one direction of a migration.
+func (r *Runner) removeRecords(ctx context.Context, s Spec, direction string) error {
+	cs, err := r.Host.List(ctx, map[string]string{naming.LabelMigration: s.Key(), naming.LabelMigrationDir: direction})
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if err := r.Host.Remove(ctx, c.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Forget removes every record of a migration without running anything.
 func (r *Runner) Forget(ctx context.Context, s Spec) error {
 	cs, err := r.Host.List(ctx, map[string]string{naming.LabelMigration: s.Key()})
 	if err != nil {
@@ -121,7 +144,9 @@ func (r *Runner) Forget(ctx context.Context, s Spec) error {
 	return nil
 }
 
-func (r *Runner) run(ctx context.Context, s Spec, direction string, cmd []string) (Result, error) {
+// run runs one direction of a migration unless a finished run of it is
+// recorded; before, if set, runs just before a new run starts.
+func (r *Runner) run(ctx context.Context, s Spec, direction string, cmd []string, before func() error) (Result, error) {
 	key := s.Key()
 	existing, err := r.Host.List(ctx, map[string]string{naming.LabelMigration: key, naming.LabelMigrationDir: direction})
 	if err != nil {
@@ -148,6 +173,11 @@ func (r *Runner) run(ctx context.Context, s Spec, direction string, cmd []string
 		}
 	}
 
+	if before != nil {
+		if err := before(); err != nil {
+			return Result{}, err
+		}
+	}
 	if err := r.Host.EnsureImage(ctx, s.Image, r.registryAuth(s.Image)); err != nil {
 		return Result{}, err
 	}
@@ -187,6 +217,10 @@ func (r *Runner) run(ctx context.Context, s Spec, direction string, cmd []string
 	if code != 0 {
 		_ = r.Host.Remove(context.WithoutCancel(ctx), id)
 		return Result{}, &FailedError{Direction: direction, ExitCode: code, Output: out}
+	}
+	if direction == "up" {
+		// The up finished; Terraform has not recorded it yet: the container is the record the next apply adopts.
+		failpoint.Hit(failpoint.MigrationRan)
 	}
 	return Result{Output: out, StartedAt: started, FinishedAt: finished}, nil
 }

@@ -541,8 +541,8 @@ func TestDownRunsAndForgets(t *testing.T) {
 	if down.Labels[naming.LabelMigrationDir] != "down" || down.Labels[naming.LabelMigration] != s.Key() || !down.NoRestart {
 		t.Errorf("down spec labels %v norestart %v", down.Labels, down.NoRestart)
 	}
-	if recs := h.records(t, s); len(recs) != 0 {
-		t.Errorf("records left after down: %+v", recs)
+	if recs := h.records(t, s); len(recs) != 1 || recs[0].Labels[naming.LabelMigrationDir] != "down" {
+		t.Errorf("records left after down: %+v, want the down's only", recs)
 	}
 	if recs := h.records(t, other); len(recs) != 1 {
 		t.Errorf("down removed another migration's record: %+v", recs)
@@ -558,6 +558,13 @@ func TestDownRunsAndForgets(t *testing.T) {
 	}
 	if res.Adopted {
 		t.Error("up after down adopted a removed record")
+	}
+	if recs := h.records(t, s); len(recs) != 1 || recs[0].Labels[naming.LabelMigrationDir] != "up" {
+		t.Errorf("records after the up again: %+v, want the new up's only", recs)
+	}
+	// And its next down runs again.
+	if res, err := r.Down(ctx, s); err != nil || res.Adopted {
+		t.Errorf("the down after a second up = %+v, %v; want it run", res, err)
 	}
 }
 
@@ -599,9 +606,81 @@ func TestDownFailureKeepsUpRecord(t *testing.T) {
 	if _, err := r.Down(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if recs := h.records(t, s); len(recs) != 0 {
-		t.Errorf("records left: %+v", recs)
+	if recs := h.records(t, s); len(recs) != 1 || recs[0].Labels[naming.LabelMigrationDir] != "down" {
+		t.Errorf("records left: %+v, want the down's only", recs)
 	}
+}
+
+// downRuns counts the down commands started on the host.
+func (h *fakeHost) downRuns() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, spec := range h.created {
+		if spec.Labels[naming.LabelMigrationDir] == "down" {
+			n++
+		}
+	}
+	return n
+}
+
+// failingRemoveHost fails the removal of the up's record once, as a kill of
+// the provider between the down and the removal would leave the host.
+type failingRemoveHost struct {
+	*fakeHost
+	failed bool
+}
+
+func (h *failingRemoveHost) Remove(ctx context.Context, id string) error {
+	h.mu.Lock()
+	fc, ok := h.containers[id]
+	h.mu.Unlock()
+	if ok && !h.failed && fc.c.Labels[naming.LabelMigrationDir] == "up" {
+		h.failed = true
+		return errors.New("killed")
+	}
+	return h.fakeHost.Remove(ctx, id)
+}
+
+// A destroy interrupted after the down command finished (before the up's
+// record was removed, or after, before Terraform saved its state) is run
+// again by the next destroy: the down is adopted, never run a second time.
+func TestDownIsNotRunTwiceAcrossAnInterruption(t *testing.T) {
+	ctx := context.Background()
+	s := testSpec()
+
+	t.Run("before the up's record is removed", func(t *testing.T) {
+		h := &failingRemoveHost{fakeHost: newFakeHost()}
+		r := &Runner{Host: h}
+		if _, err := r.Up(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Down(ctx, s); err == nil {
+			t.Fatal("the interrupted down reported success")
+		}
+		res, err := r.Down(ctx, s)
+		if err != nil || !res.Adopted || h.downRuns() != 1 {
+			t.Fatalf("the destroy again = %+v, %v, with %d down runs; want the first run adopted", res, err, h.downRuns())
+		}
+		if recs := h.records(t, s); len(recs) != 1 || recs[0].Labels[naming.LabelMigrationDir] != "down" {
+			t.Errorf("records %+v, want the down's only", recs)
+		}
+	})
+	t.Run("after the up's record is removed", func(t *testing.T) {
+		h := newFakeHost()
+		r := &Runner{Host: h}
+		if _, err := r.Up(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Down(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		// Terraform was killed before it recorded the destroy: it destroys again.
+		res, err := r.Down(ctx, s)
+		if err != nil || !res.Adopted || h.downRuns() != 1 {
+			t.Fatalf("the destroy again = %+v, %v, with %d down runs; want the first run adopted", res, err, h.downRuns())
+		}
+	})
 }
 
 func TestCheckNotServing(t *testing.T) {

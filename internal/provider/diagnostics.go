@@ -316,3 +316,58 @@ func addRouterSwitchError(diags *diag.Diagnostics, spec rollout.Spec, err error)
 	}
 	return false
 }
+
+// addMetricsPortServesEnvironmentError reports a router metrics_port that an
+// environment serves on.
+func addMetricsPortServesEnvironmentError(diags *diag.Diagnostics, routerName string, port int, environment string) {
+	diags.AddAttributeError(path.Root("metrics_port"), "Metrics Port Clashes With Listener",
+		fmt.Sprintf("metrics_port %d of router %q is the listener port that serves environment %s. HAProxy would bind both on it and split "+
+			"that port's requests between the metrics page and the environment. Choose another metrics_port (8404 is the default), "+
+			"or move the environment to another listen_port first.", port, routerName, environment))
+}
+
+// addListenerIsMetricsPortError reports an environment's listen_port that
+// is its router's metrics port.
+func addListenerIsMetricsPortError(diags *diag.Diagnostics, routerName string, port int) {
+	diags.AddAttributeError(path.Root("listen_port"), "Listener Is The Metrics Port",
+		fmt.Sprintf("listen_port %d is the metrics_port of router %q, where HAProxy serves /metrics and /healthz. Both would bind the port "+
+			"and split its requests between them. Set listen_port to another of the router's listeners, or give the router another metrics_port.",
+			port, routerName))
+}
+
+// addEnvironmentExistsError reports a release_environment to create that
+// exists on the host already.
+func addEnvironmentExistsError(diags *diag.Diagnostics, host, name, service, image string) {
+	diags.AddAttributeError(path.Root("name"), "Environment Already Exists",
+		fmt.Sprintf("The environment %s/%s already exists on %s (it runs %s), created by another configuration or state. Creating it here "+
+			"would take over its containers and route. To manage it from this configuration, import it:\n\n"+
+			"  terraform import release_environment.<name> %s/%s\n\nor choose another name or service.", name, service, host, orNone(image), name, service))
+}
+
+// addAmbiguousNamesError reports an environment whose generated container
+// and network names are another environment's.
+func addAmbiguousNamesError(diags *diag.Diagnostics, name, service, otherName, otherService string) {
+	join := name + "-" + service
+	diags.AddAttributeError(path.Root("service"), "Ambiguous Environment Names",
+		fmt.Sprintf("Environment %s/%s and environment %s/%s on the host would share container and network names: both are named from %q "+
+			"(network release-%s, containers %s-r<revision>-<n>). Rename the environment or the service of this one so that "+
+			"<name>-<service> differs, for example without a dash in one of them.", name, service, otherName, otherService, join, join, join))
+}
+
+// addEnvironmentsNotOnHostWarning warns of a new migration's environments
+// that no environment on the host has (yet).
+func addEnvironmentsNotOnHostWarning(diags *diag.Diagnostics, host string, missing, onHost []string) {
+	diags.AddAttributeWarning(path.Root("environments"), "Environment Not On Host",
+		fmt.Sprintf("environments names %s, which no environment on %s has yet (environments there: %s). That is expected for an "+
+			"environment created in this same apply, after the migration. If it is a typo, correct it now: the migration's down command "+
+			"refuses to run while it names an environment that was never on the host.", strings.Join(missing, ", "), host, orNone(strings.Join(onHost, ", "))))
+}
+
+// addUnknownEnvironmentsError reports a migration's environments that name
+// no environment on the host, nor one seen there before; then says what happened.
+func addUnknownEnvironmentsError(diags *diag.Diagnostics, host string, missing, onHost []string, then string) {
+	diags.AddAttributeError(path.Root("environments"), "Unknown Migration Environments",
+		fmt.Sprintf("environments names %s, which is not an environment on %s and never was. A down checks only the environments named "+
+			"here for one that still serves the migration's image, so a misspelt name would let it drop the schema under the environment "+
+			"that was meant.\n\nEnvironments on the host: %s.\n\n%s", strings.Join(missing, ", "), host, orNone(strings.Join(onHost, ", ")), then))
+}

@@ -224,6 +224,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 		plan.Digest = types.StringUnknown()
 	}
 	if req.State.Raw.IsNull() {
+		r.checkNewEnvironmentAtPlan(ctx, plan, &resp.Diagnostics)
 		checkPromotion(ctx, plan, &resp.Diagnostics)
 		plan.Rollout = r.plannedRollout(ctx, plan)
 		plan.Verified = plannedVerified(plan)
@@ -253,6 +254,9 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 }
 
 func (r *environmentResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !r.checkNewEnvironmentAtCreate(ctx, req.Plan, &resp.Diagnostics) {
+		return
+	}
 	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull(), true)
 }
 
@@ -403,6 +407,9 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	}
 	if !hasListener(o.Spec, spec.Router.ListenPort) {
 		addNoSuchListenerError(diags, spec.Router.Name, spec.Router.ListenPort, o.Spec)
+		return
+	}
+	if !checkListenerIsNotMetrics(diags, spec.Router.Name, spec.Router.ListenPort, o.Spec) {
 		return
 	}
 	spec.Router.ContainerID, spec.Router.MetricsPort = o.ID, o.Spec.MetricsPort

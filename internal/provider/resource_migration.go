@@ -2,7 +2,10 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
+	"sort"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -17,8 +20,11 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
 	"github.com/releasekit/terraform-provider-release/internal/migration"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/rollout"
 	"github.com/releasekit/terraform-provider-release/internal/validators"
 )
 
@@ -105,7 +111,10 @@ func (r *migrationResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			"environments": schema.ListAttribute{
 				Description: "The environments whose database this migration changes, such as `[\"staging\"]`. A down refuses while one of them " +
 					"still serves the migration's image. Defaults to every environment on the Docker host, which is safe but too broad when " +
-					"environments with databases of their own share a host. Changing it changes nothing on the host.",
+					"environments with databases of their own share a host. Each name must be an environment on the host: a down refuses a name that " +
+					"is not there and never was (a misspelt name would leave the environment that was meant unprotected), and a plan that changes it " +
+					"refuses one too; a new migration only warns, since its environment may be created after it in the same apply. " +
+					"Changing it changes nothing on the host.",
 				Optional: true, ElementType: types.StringType,
 			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
@@ -121,16 +130,48 @@ func (r *migrationResource) Schema(ctx context.Context, _ resource.SchemaRequest
 	}
 }
 
-// ModifyPlan keeps a migration immutable unless replacement is allowed.
+// ModifyPlan keeps a migration immutable unless replacement is allowed,
+// and checks that `environments` names environments on the host.
 func (r *migrationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
+	if req.Plan.Raw.IsNull() {
+		// A destroy: the environments are noted as they are before the apply
+		// destroys any, for the down to tell them from a typo.
+		var state migrationModel
+		if req.State.Raw.IsNull() || req.State.Get(ctx, &state).HasError() {
+			return
+		}
+		seen, d := seenEnvironments(ctx, req.Private)
+		resp.Diagnostics.Append(d...)
+		if spec, d := r.spec(ctx, state); !d.HasError() && r.data != nil {
+			resp.Diagnostics.Append(r.recordSeen(ctx, spec, seen, resp.Private)...)
+		}
 		return
 	}
 	var plan, state migrationModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if req.State.Raw.IsNull() {
+		// The environment may be created after the migration, in this same
+		// apply (it depends on it): a name not on the host is only a warning
+		// now, and the down refuses it unless the environment was seen since.
+		if missing, onHost, ok := r.unknownEnvironments(ctx, plan.Environments, nil, false); ok && len(missing) > 0 {
+			addEnvironmentsNotOnHostWarning(&resp.Diagnostics, r.data.engine.Host(), missing, onHost)
+		}
+		return
+	}
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
+	}
+	if !plan.Environments.Equal(state.Environments) {
+		seen, d := seenEnvironments(ctx, req.Private)
+		resp.Diagnostics.Append(d...)
+		if missing, onHost, ok := r.unknownEnvironments(ctx, plan.Environments, seen, false); ok && len(missing) > 0 {
+			addUnknownEnvironmentsError(&resp.Diagnostics, r.data.engine.Host(), missing, onHost, "Nothing was changed.")
+			return
+		}
 	}
 	var changed []path.Path
 	if !plan.Image.Equal(state.Image) {
@@ -208,6 +249,7 @@ func (r *migrationResource) Create(ctx context.Context, req resource.CreateReque
 			"The migration is not recorded as applied. Fix the cause and apply again; the environments that depend on it were not changed.")
 		return
 	}
+	resp.Diagnostics.Append(r.recordSeen(ctx, spec, nil, resp.Private)...)
 	plan.ID = types.StringValue(spec.Key())
 	plan.Output = types.StringValue(migration.Redact(res.Output, spec.Env))
 	plan.AppliedAt = types.StringValue(res.FinishedAt.UTC().Format(time.RFC3339Nano))
@@ -218,22 +260,49 @@ func (r *migrationResource) Create(ctx context.Context, req resource.CreateReque
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
-// Read keeps the state: the database is the migration's truth and the provider does not query it.
+// Read keeps the state: the database is the migration's truth and the
+// provider does not query it. It notes which named environments are on
+// the host now (in private state), so that a down later knows them from a typo.
 func (r *migrationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state migrationModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
+	seen, d := seenEnvironments(ctx, req.Private)
+	resp.Diagnostics.Append(d...)
+	if spec, d := r.spec(ctx, state); !d.HasError() && r.data != nil {
+		resp.Diagnostics.Append(r.recordSeen(ctx, spec, seen, resp.Private)...)
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
-// Update changes only settings that do not touch the database (timeouts, flags).
+// Update changes only settings that do not touch the database (timeouts,
+// flags, environments); environments must name environments on the host.
 func (r *migrationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan migrationModel
+	var plan, prior migrationModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
+	if !plan.Environments.Equal(prior.Environments) {
+		seen, d := seenEnvironments(ctx, req.Private)
+		resp.Diagnostics.Append(d...)
+		missing, onHost, ok := r.unknownEnvironments(ctx, plan.Environments, seen, true)
+		if !ok {
+			addDockerError(&resp.Diagnostics, r.data, "Cannot Check Environments", fmt.Errorf("the environments on the host could not be listed"))
+			return
+		}
+		if len(missing) > 0 {
+			addUnknownEnvironmentsError(&resp.Diagnostics, r.data.engine.Host(), missing, onHost, "Nothing was changed.")
+			return
+		}
+		if spec, d := r.spec(ctx, plan); !d.HasError() {
+			resp.Diagnostics.Append(r.recordSeen(ctx, spec, seen, resp.Private)...)
+		}
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 func (r *migrationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -265,6 +334,21 @@ func (r *migrationResource) Delete(ctx context.Context, req resource.DeleteReque
 		return
 	}
 
+	// A name that is not on the host and never was is a typo: the serving
+	// check would pass over the environment that was meant.
+	seen, d := seenEnvironments(ctx, req.Private)
+	resp.Diagnostics.Append(d...)
+	missing, onHost, ok := r.unknownEnvironments(ctx, state.Environments, seen, true)
+	if !ok {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Check Environments", fmt.Errorf("the environments on the host could not be listed"))
+		return
+	}
+	if len(missing) > 0 {
+		addUnknownEnvironmentsError(&resp.Diagnostics, r.data.engine.Host(), missing, onHost,
+			"The down command was not run and the migration stays in state, still applied. Set environments to the environments whose "+
+				"database it changed and apply, then destroy it again.")
+		return
+	}
 	if err := migration.CheckNotServing(ctx, r.data.engine, spec); err != nil {
 		if !addStillServingError(&resp.Diagnostics, err) {
 			addDockerError(&resp.Diagnostics, r.data, "Cannot Check Environments", err)
@@ -275,4 +359,108 @@ func (r *migrationResource) Delete(ctx context.Context, req resource.DeleteReque
 		addMigrationRunError(&resp.Diagnostics, r.data, "Migration Down Failed", spec, err,
 			"The migration stays in state, still applied. Fix the cause and destroy again.")
 	}
+}
+
+// privateSeen is the private-state key of the named environments the
+// provider has seen on the host, as a JSON list.
+const privateSeen = "environments_seen"
+
+// privateData is the private state of a request or response.
+type privateData interface {
+	GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics)
+}
+
+// seenEnvironments reads the named environments seen on the host so far.
+func seenEnvironments(ctx context.Context, p privateData) (map[string]bool, diag.Diagnostics) {
+	seen := map[string]bool{}
+	if p == nil || reflect.ValueOf(p).IsNil() {
+		return seen, nil
+	}
+	b, diags := p.GetKey(ctx, privateSeen)
+	var names []string
+	if len(b) > 0 {
+		_ = json.Unmarshal(b, &names)
+	}
+	for _, n := range names {
+		seen[n] = true
+	}
+	return seen, diags
+}
+
+// recordSeen adds the named environments that are on the host now to
+// those seen before, in the response's private state.
+func (r *migrationResource) recordSeen(ctx context.Context, spec migration.Spec, seen map[string]bool, p interface {
+	SetKey(ctx context.Context, key string, value []byte) diag.Diagnostics
+}) diag.Diagnostics {
+	if len(spec.Environments) == 0 || r.data == nil {
+		return nil
+	}
+	onHost, err := r.environmentsOnHost(ctx, false)
+	if err != nil {
+		return nil // a later look records them
+	}
+	names := []string{}
+	for _, n := range spec.Environments {
+		if seen[n] || onHost[n] {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	b, _ := json.Marshal(names)
+	return p.SetKey(ctx, privateSeen, b)
+}
+
+// environmentsOnHost lists the environments that have containers on the
+// host; fresh skips the listing shared by a refresh.
+func (r *migrationResource) environmentsOnHost(ctx context.Context, fresh bool) (map[string]bool, error) {
+	var managed []docker.Container
+	var err error
+	if fresh {
+		managed, err = rollout.ListManaged(ctx, r.data.engine)
+	} else {
+		managed, err = r.data.snapshot.listing(ctx, r.data.engine)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, c := range managed {
+		if naming.KindApp.Is(c.Labels) && c.Labels[naming.LabelEnvironment] != "" {
+			out[c.Labels[naming.LabelEnvironment]] = true
+		}
+	}
+	return out, nil
+}
+
+// unknownEnvironments returns the names in environments that are neither on
+// the host nor seen before, and the environments on the host, sorted. ok is
+// false when that cannot be told: names unknown, or the host unreadable.
+func (r *migrationResource) unknownEnvironments(ctx context.Context, environments types.List, seen map[string]bool, fresh bool) (missing, onHost []string, ok bool) {
+	if r.data == nil || environments.IsUnknown() {
+		return nil, nil, false
+	}
+	if environments.IsNull() {
+		return nil, nil, true
+	}
+	var names []types.String
+	if d := environments.ElementsAs(ctx, &names, false); d.HasError() {
+		return nil, nil, false
+	}
+	host, err := r.environmentsOnHost(ctx, fresh)
+	if err != nil {
+		return nil, nil, false
+	}
+	for _, n := range names {
+		if n.IsUnknown() {
+			return nil, nil, false
+		}
+		if !host[n.ValueString()] && !seen[n.ValueString()] {
+			missing = append(missing, n.ValueString())
+		}
+	}
+	for n := range host {
+		onHost = append(onHost, n)
+	}
+	sort.Strings(onHost)
+	return missing, onHost, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +237,8 @@ func TestAccMigration_failingUpLeavesV1(t *testing.T) {
 // Destroying a chain of three runs the downs in reverse order.
 func TestAccMigration_chainDestroysInReverse(t *testing.T) {
 	f := newMigFixture(t)
-	chain := f.migration(1, f.v1, true, "") + f.migration(2, f.v1, true, "") + f.migration(3, f.v2, true, "")
+	// The environment the migrations name is on the host: a down refuses a name that never was.
+	chain := f.release(f.v1, 3, f.migration(1, f.v1, true, "")+f.migration(2, f.v1, true, "")+f.migration(3, f.v2, true, ""))
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProviders,
 		CheckDestroy: func(*terraform.State) error {
@@ -283,6 +285,60 @@ func TestAccMigration_immutableAndIrreversible(t *testing.T) {
 			},
 			{Config: strings.Replace(noDown, "  lifecycle", "  allow_irreversible = true\n  lifecycle", 1)},
 			{Config: `# removed, now allowed`, Check: f.checkTable(1, true)}, // the change stays in the database
+		},
+	})
+}
+
+// Fault 10: environments = ["prod"] when the environment is production
+// scoped the serving check to nothing, so removing the migration ran its
+// down and dropped the schema under the environment that served the image
+// needing it. A name that is not on the host and never was is now refused:
+// at the down, before anything runs, and at plan when it is changed.
+func TestAccFault10_migrationEnvironmentsTypo(t *testing.T) {
+	f := newMigFixture(t)
+	withEnvironment := func(m, name string) string {
+		return strings.Replace(m, fmt.Sprintf("environments = [%q]", f.env), fmt.Sprintf("environments = [%q]", name), 1)
+	}
+	typo := f.env + "x"
+	m1 := f.migration(1, f.v1, true, "")
+	v1 := f.release(f.v1, 1, m1)
+	v2typo := f.release(f.v2, 2, m1+withEnvironment(f.migration(2, f.v2, true, ""), typo))
+	v2fixed := f.release(f.v2, 2, m1+f.migration(2, f.v2, true, ""))
+	// The migration of v2 removed while v2 still serves.
+	v2withoutM2 := f.release(f.v2, 1, m1)
+	unknown := func(name, then string) *regexp.Regexp {
+		return expectDiag(`(?s)Unknown Migration Environments.*environments names ` + name + `, which is not an environment on .* and never was.*` +
+			`Environments on the host: [^.]*\b` + f.env + `\b.*` + then)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy: func(s *terraform.State) error {
+			return resource.ComposeTestCheckFunc(f.checkDestroyed, f.checkTable(1, false), f.checkTable(2, false))(s)
+		},
+		Steps: []resource.TestStep{
+			{Config: v1, Check: f.checkTable(1, true)},
+			{Config: v2typo, Check: resource.ComposeTestCheckFunc(f.checkTable(2, true), f.checkServes("2.0.0"))},
+			{
+				Config:      v2withoutM2,
+				ExpectError: unknown(typo, `The down command was not run`),
+			},
+			{
+				// Changing environments to another name that is not on the host is refused at plan.
+				Config:      withEnvironment(v2fixed, typo+"y"),
+				PlanOnly:    true,
+				ExpectError: unknown(typo+"y", `Nothing was changed`),
+			},
+			{
+				// Named right, with the schema still there under v2.
+				Config: v2fixed,
+				Check:  resource.ComposeTestCheckFunc(f.checkTable(2, true), f.checkServes("2.0.0")),
+			},
+			{
+				// Named right, the serving check protects the schema.
+				Config:      v2withoutM2,
+				ExpectError: expectDiag(`(?s)Migration Still Needed.*environment ` + f.env + `/web still serves`),
+			},
+			{Config: v2fixed, Check: resource.ComposeTestCheckFunc(f.checkTable(2, true), f.checkServes("2.0.0"))},
 		},
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -98,14 +99,17 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"internal": schema.Int64Attribute{Description: "Port the router listens on inside its container.", Required: true, Validators: portNumber},
 					"external": schema.Int64Attribute{Description: "Port published on the Docker host.", Required: true, Validators: portNumber},
 					"host_ip": schema.StringAttribute{
-						Description: "Host address the port is published on. Defaults to `127.0.0.1`; use `0.0.0.0` to serve other machines.",
-						Optional:    true, Computed: true, Default: stringdefault.StaticString("127.0.0.1"),
+						Description: "Host IP address the port is published on, such as `127.0.0.1` or `::1`. Defaults to `127.0.0.1`; use `0.0.0.0` to serve other machines. " +
+							"A host name such as `localhost` is refused: Docker publishes on addresses only.",
+						Optional: true, Computed: true, Default: stringdefault.StaticString("127.0.0.1"),
+						Validators: []validator.String{hostIPValidator()},
 					},
 				}},
 			},
 			"metrics_port": schema.Int64Attribute{
-				Description: "Port inside the router's container that serves HAProxy's Prometheus exporter at `/metrics` (per-server responses by code and response times) and `/healthz`. " +
-					"Publish it by adding it to `ports` if Prometheus runs outside the router's network.",
+				Description: "Port inside the router's container that serves HAProxy's Prometheus exporter at `/metrics` (per-server responses by code and response times) and `/healthz`. Defaults to 8404. " +
+					"Publish it by adding it to `ports` if Prometheus runs outside the router's network. It must not be the `listen_port` of an environment: " +
+					"both would bind the same port and split its requests, so the plan refuses it when an environment on the host serves on it, and an environment's apply refuses it too.",
 				Optional: true, Computed: true, Default: int64default.StaticInt64(8404), Validators: portNumber,
 			},
 			"container_id": schema.StringAttribute{
@@ -121,14 +125,32 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 }
 
 func (r *routerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
+	if req.Plan.Raw.IsNull() {
 		return
 	}
 	var plan, state routerModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if req.State.Raw.IsNull() {
+		// The id and the default network follow from the name: known at plan,
+		// so that environments keep a known router through a replacement.
+		if !plan.Name.IsUnknown() {
+			plan.ID = types.StringValue(plan.Name.ValueString())
+			if plan.Network.IsUnknown() {
+				plan.Network = types.StringValue(r.spec(plan).Network)
+			}
+		}
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
+	}
+	if !plan.MetricsPort.Equal(state.MetricsPort) {
+		r.checkMetricsPort(ctx, plan, &resp.Diagnostics)
 	}
 	// Drift found by refresh is planned away; everything else is unchanged.
 	plan.Drift = types.StringNull()
@@ -137,6 +159,26 @@ func (r *routerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		plan.ContainerID = types.StringUnknown()
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// checkMetricsPort refuses a metrics_port that an environment on the host
+// already serves on, read from the router's routes (when the router runs).
+func (r *routerResource) checkMetricsPort(ctx context.Context, plan routerModel, diags *diag.Diagnostics) {
+	if r.data == nil || plan.MetricsPort.IsUnknown() || plan.MetricsPort.IsNull() || plan.Name.IsUnknown() {
+		return
+	}
+	o, err := router.Observe(ctx, r.data.engine, plan.Name.ValueString())
+	if err != nil || !o.Found || !o.Running {
+		return // nothing serves on it now; an environment's apply checks it again
+	}
+	files, err := r.data.snapshot.routerFiles(ctx, r.data.routes, o.ID)
+	if err != nil {
+		return
+	}
+	port := int(plan.MetricsPort.ValueInt64())
+	if owner := router.ListenerOwner(files, port, ""); owner != "" {
+		addMetricsPortServesEnvironmentError(diags, plan.Name.ValueString(), port, owner)
+	}
 }
 
 func (r *routerResource) spec(m routerModel) router.Spec {

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -60,5 +61,17 @@ func canaryIDValidator() validator.String {
 		func(s string) error { _, err := canary.Decode(s); return err },
 		func(_ path.Path, _ types.String, err error) string {
 			return "canary takes the id of a release_canary resource, such as release_canary.standard.id: " + err.Error() + "."
+		})
+}
+
+// hostIPValidator checks a port's host_ip: Docker publishes a port on an
+// address, and drops a host name without a word (the port then listens on
+// every address, 0.0.0.0 and [::]).
+func hostIPValidator() validator.String {
+	return validators.StringCheck("an IP address such as 127.0.0.1, 0.0.0.0 or ::1", "Invalid Host Address",
+		func(s string) error { _, err := netip.ParseAddr(s); return err },
+		func(attr path.Path, value types.String, _ error) string {
+			return attr.String() + " must be an IP address, such as 127.0.0.1 (this host only), 0.0.0.0 (every IPv4 address) or ::1; got " +
+				value.String() + ". Docker publishes ports on addresses, not host names: write 127.0.0.1 for localhost."
 		})
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -33,6 +34,7 @@ func VolumeName(name string) string { return "release-router-" + name + "-config
 // a fake one); any other runs on the wall clock, so callers need not care.
 type Engine interface {
 	Container
+	List(ctx context.Context, labels map[string]string) ([]docker.Container, error)
 	Inspect(ctx context.Context, id string) (docker.Container, error)
 	Create(ctx context.Context, spec docker.ContainerSpec) (string, error)
 	Start(ctx context.Context, id string) error
@@ -41,12 +43,16 @@ type Engine interface {
 	EnsureNetwork(ctx context.Context, name string, labels map[string]string) (bool, error)
 	NetworkLabels(ctx context.Context, name string) (map[string]string, bool, error)
 	ConnectNetwork(ctx context.Context, network, id string) error
+	DisconnectNetwork(ctx context.Context, network, id string) error
 	RemoveNetwork(ctx context.Context, name string) error
 	EnsureVolume(ctx context.Context, name string, labels map[string]string) error
 	RemoveVolume(ctx context.Context, name string) error
 }
 
 // Create starts a router: network, config volume, container, base config.
+// The new container joins the network of every environment still routed
+// through a router of this name (a router replaced or recreated serves
+// them again at once: their routes are in the volume, which outlives it).
 // A router's own start is checked like a reload: HAProxy must say it loaded.
 func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string, error) {
 	if err := e.EnsureImage(ctx, s.Image, registryAuth); err != nil {
@@ -79,6 +85,14 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 	}
 	if err := e.CopyFiles(ctx, id, ConfigDir, []docker.File{{Path: BaseFile, Content: RenderBase(Base{MetricsPort: s.MetricsPort})}}); err != nil {
 		_ = e.Remove(ctx, id)
+		return "", err
+	}
+	routed, err := Routed(ctx, e, s.Name)
+	if err == nil {
+		err = joinNetworks(ctx, e, id, routed.Networks, []string{s.Network})
+	}
+	if err != nil {
+		_ = e.Remove(context.WithoutCancel(ctx), id)
 		return "", err
 	}
 	clk := engineClock(e)
@@ -129,8 +143,9 @@ func lastLines(s string, n int) string {
 }
 
 // Recreate replaces the router container (new image or ports), keeping the
-// configuration volume and the environment networks it had joined. Traffic
-// stops for the moment between the two containers.
+// configuration volume and the environment networks it had joined (those
+// that still exist) and joining those of every environment routed through
+// it. Traffic stops for the moment between the two containers.
 func Recreate(ctx context.Context, e Engine, s Spec, registryAuth string) (string, error) {
 	old, err := e.Inspect(ctx, ContainerName(s.Name))
 	if err != nil && !docker.IsNotFound(err) {
@@ -148,21 +163,152 @@ func Recreate(ctx context.Context, e Engine, s Spec, registryAuth string) (strin
 	if err != nil {
 		return "", err
 	}
-	for network := range old.IPs {
-		if network != s.Network && strings.HasPrefix(network, "release-") {
-			if err := e.ConnectNetwork(ctx, network, id); err != nil {
-				return id, err
-			}
+	var kept []string
+	for _, network := range old.Networks {
+		if strings.HasPrefix(network, "release-") {
+			kept = append(kept, network)
 		}
+	}
+	if err := joinNetworks(ctx, e, id, existing(ctx, e, kept), []string{s.Network}); err != nil {
+		return id, err
 	}
 	return id, nil
 }
 
+// RoutedSet is what routes through a router, as its application
+// containers' labels say.
+type RoutedSet struct {
+	// Networks the environments' containers run on, sorted.
+	Networks []string
+	// Routes are the route files of the environments, by file name.
+	Routes map[string]bool
+}
+
+// Routed reads from the application containers labelled with the router's
+// name which environments route through it and on which networks.
+func Routed(ctx context.Context, e Engine, name string) (RoutedSet, error) {
+	cs, err := e.List(ctx, map[string]string{naming.LabelManaged: "true", naming.LabelKind: string(naming.KindApp), naming.LabelRouter: name})
+	if err != nil {
+		return RoutedSet{}, err
+	}
+	set := RoutedSet{Routes: map[string]bool{}}
+	seen := map[string]bool{}
+	for _, c := range cs {
+		set.Routes[RouteFileName(c.Labels[naming.LabelEnvironment], c.Labels[naming.LabelService])] = true
+		networks := c.Networks
+		if len(networks) == 0 {
+			for n := range c.IPs {
+				networks = append(networks, n)
+			}
+		}
+		for _, n := range networks {
+			if !seen[n] && !builtinNetworks[n] {
+				seen[n] = true
+				set.Networks = append(set.Networks, n)
+			}
+		}
+	}
+	sort.Strings(set.Networks)
+	return set, nil
+}
+
+// builtinNetworks are Docker's own: a router never joins them for an environment.
+var builtinNetworks = map[string]bool{"bridge": true, "host": true, "none": true}
+
+// joinNetworks connects a router container to the given networks, except
+// those it is on already (skip) and those that no longer exist.
+func joinNetworks(ctx context.Context, e Engine, id string, networks, skip []string) error {
+	for _, n := range existing(ctx, e, networks) {
+		if contains(skip, n) {
+			continue
+		}
+		if err := e.ConnectNetwork(ctx, n, id); err != nil {
+			return fmt.Errorf("connecting the router to network %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// existing keeps the networks that exist on the host; one that cannot be
+// read is kept, so that the connect reports the error.
+func existing(ctx context.Context, e Engine, networks []string) []string {
+	var out []string
+	for _, n := range networks {
+		if _, found, err := e.NetworkLabels(ctx, n); err != nil || found {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrRouterRunning is DetachStopped's answer for a router that runs: its
+// route is changed with the Controller (check and hitless reload) instead.
+var ErrRouterRunning = errors.New("the router runs: change its route with a reload, not while stopped")
+
+// DetachStopped takes an environment off a stopped router: it empties the
+// environment's route file and disconnects the router from the
+// environment's network, both of which Docker allows on a stopped
+// container. Without it, removing the network leaves the stopped router
+// referring to a network that no longer exists, and it can never start
+// again. A router that is gone is nothing to detach; one that runs
+// returns ErrRouterRunning.
+func DetachStopped(ctx context.Context, e Detacher, routerID, network, routeFile string) error {
+	c, err := e.Inspect(ctx, routerID)
+	if docker.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.Running() {
+		return ErrRouterRunning
+	}
+	var errs []error
+	if routeFile != "" {
+		// An empty file is an empty configuration: the listener is gone when the router starts.
+		if err := e.CopyFiles(ctx, c.ID, ConfigDir, []docker.File{{Path: routeFile, Content: []byte{}, Mode: 0o644}}); err != nil {
+			errs = append(errs, fmt.Errorf("emptying the route %s in the stopped router: %w", routeFile, err))
+		}
+	}
+	if network != "" && contains(c.Networks, network) {
+		if err := e.DisconnectNetwork(ctx, network, c.ID); err != nil {
+			errs = append(errs, fmt.Errorf("disconnecting the stopped router from network %s: %w", network, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Detacher is what DetachStopped needs of the Docker host; *docker.Engine
+// and every Engine have it.
+type Detacher interface {
+	Inspect(ctx context.Context, id string) (docker.Container, error)
+	CopyFiles(ctx context.Context, id, dir string, files []docker.File) error
+	DisconnectNetwork(ctx context.Context, network, id string) error
+}
+
 // Destroy removes the router's container, volume and, if the router created
-// it, its network.
+// it, its network. While environments still route through it (a router
+// being replaced: Terraform destroys it and creates it again), the volume
+// with their routes and the network stay, for the new container.
 func Destroy(ctx context.Context, e Engine, name, network string) error {
 	if err := e.Remove(ctx, ContainerName(name)); err != nil {
 		return err
+	}
+	routed, err := Routed(ctx, e, name)
+	if err != nil {
+		return err
+	}
+	if len(routed.Routes) > 0 {
+		return nil
 	}
 	if err := e.RemoveVolume(ctx, VolumeName(name)); err != nil {
 		return err
@@ -184,6 +330,11 @@ type Observed struct {
 	Spec    Spec
 	Running bool
 	Drift   []string
+	// Networks are the networks the container is attached to.
+	Networks []string
+	// MissingNetworks are networks the stopped container is attached to
+	// that no longer exist: Docker refuses to start it until it leaves them.
+	MissingNetworks []string
 }
 
 // Observe reads a router back from its container and files.
@@ -195,11 +346,22 @@ func Observe(ctx context.Context, e Engine, name string) (Observed, error) {
 	if err != nil {
 		return Observed{}, err
 	}
-	o := Observed{Found: true, ID: c.ID, Running: c.Running()}
+	o := Observed{Found: true, ID: c.ID, Running: c.Running(), Networks: c.Networks}
 	o.Spec = Spec{Name: name, Image: c.Image, Network: c.Labels[naming.LabelRouterNetwork], Ports: parsePorts(c.Labels[naming.LabelRouterPorts])}
 	o.Spec.MetricsPort, _ = strconv.Atoi(c.Labels[naming.LabelRouterMetricsPort])
 	if !o.Running {
 		o.Drift = append(o.Drift, "the router container is "+c.State)
+		// A running container keeps its networks from being removed; a stopped one does not.
+		for _, n := range c.Networks {
+			_, found, err := e.NetworkLabels(ctx, n)
+			if err != nil {
+				return o, err
+			}
+			if !found {
+				o.MissingNetworks = append(o.MissingNetworks, n)
+				o.Drift = append(o.Drift, "it is attached to network "+n+", which no longer exists, so Docker cannot start it")
+			}
+		}
 		return o, nil
 	}
 	files, err := e.ReadDir(ctx, c.ID, ConfigDir)
@@ -213,7 +375,22 @@ func Observe(ctx context.Context, e Engine, name string) (Observed, error) {
 }
 
 // Repair restarts a stopped router and rewrites its base configuration.
+// Before the start it leaves the networks that no longer exist and joins
+// those of the environments routed through it; routes of environments that
+// no longer exist on the host are emptied, so that their listeners close.
 func Repair(ctx context.Context, e Engine, c *Controller, o Observed) error {
+	routed, err := Routed(ctx, e, o.Spec.Name)
+	if err != nil {
+		return err
+	}
+	for _, n := range o.MissingNetworks {
+		if err := e.DisconnectNetwork(ctx, n, o.ID); err != nil {
+			return fmt.Errorf("disconnecting the router from network %s, which no longer exists: %w", n, err)
+		}
+	}
+	if err := joinNetworks(ctx, e, o.ID, routed.Networks, append(o.Networks, o.Spec.Network)); err != nil {
+		return err
+	}
 	if !o.Running {
 		clk := engineClock(e)
 		start := clk.Now().Add(-time.Second)
@@ -224,7 +401,21 @@ func Repair(ctx context.Context, e Engine, c *Controller, o Observed) error {
 			return err
 		}
 	}
-	return c.Apply(ctx, o.ID, map[string][]byte{BaseFile: RenderBase(Base{MetricsPort: o.Spec.MetricsPort})})
+	files, err := c.Files(ctx, o.ID)
+	if err != nil {
+		return fmt.Errorf("reading the router's configuration: %w", err)
+	}
+	write := map[string][]byte{BaseFile: RenderBase(Base{MetricsPort: o.Spec.MetricsPort})}
+	for name, content := range files {
+		if isRouteFile(name) && len(content) > 0 && !routed.Routes[name] {
+			write[name] = []byte{}
+		}
+	}
+	return c.ApplyKnown(ctx, o.ID, write, files)
+}
+
+func isRouteFile(name string) bool {
+	return strings.HasPrefix(name, "route_") && strings.HasSuffix(name, ".cfg")
 }
 
 // engineClock is the clock the lifecycle of a router on e runs on.

@@ -28,7 +28,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/clock"
@@ -182,13 +184,13 @@ func Acquire(ctx context.Context, host Host, router, image string, ttl, wait tim
 			}
 			continue
 		}
-		if !clk.Now().Before(h.expires) {
+		if stale := func(h holder) bool { return !clk.Now().Before(h.expires) || ownerGone(h.owner) }; stale(h) {
 			// Stale: look once more, and remove it only if it is still the same and still stale.
 			again, found, err := read(ctx, host, router)
 			if err != nil {
 				return nil, err
 			}
-			if found && again.id == h.id && !clk.Now().Before(again.expires) {
+			if found && again.id == h.id && stale(again) {
 				if err := host.Remove(ctx, h.id); err != nil && !docker.IsNotFound(err) {
 					return nil, fmt.Errorf("removing the stale lease of router %s (apply %s of %s): %w", router, h.apply, h.owner, err)
 				}
@@ -379,4 +381,20 @@ func randomID() (string, error) {
 		return "", fmt.Errorf("making an apply ID: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// ownerGone says whether a lease's owner was a process on this machine that
+// no longer runs (a pipeline killed with SIGKILL): its lease need not run
+// out before the next apply takes it.
+func ownerGone(owner string) bool {
+	host, pid, ok := strings.Cut(owner, " pid ")
+	me, err := os.Hostname()
+	if !ok || err != nil || host != me {
+		return false
+	}
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 0 || n == os.Getpid() {
+		return false
+	}
+	return errors.Is(syscall.Kill(n, 0), syscall.ESRCH)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -438,4 +441,26 @@ func TestSharedHoldsOneLeasePerRouterUntilTheLastRelease(t *testing.T) {
 		t.Fatalf("a hold after the last release = %v, %v; want a new lease", c, err)
 	}
 	_ = releaseC(ctx)
+}
+
+// A lease whose owner was a process on this machine that is gone (a killed
+// pipeline) is taken at once, without waiting for it to run out.
+func TestOwnerGone(t *testing.T) {
+	me, _ := os.Hostname()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid // reaped: no such process now
+	for owner, want := range map[string]bool{
+		me + " pid " + strconv.Itoa(dead):         true,
+		me + " pid " + strconv.Itoa(os.Getpid()):  false,
+		me + " pid " + strconv.Itoa(os.Getppid()): false,
+		"another-host pid " + strconv.Itoa(dead):  false,
+		"garbage":                                 false,
+	} {
+		if got := ownerGone(owner); got != want {
+			t.Errorf("ownerGone(%q) = %v, want %v", owner, got, want)
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
 	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/lease"
 	"github.com/releasekit/terraform-provider-release/internal/migration"
 	"github.com/releasekit/terraform-provider-release/internal/registry"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
@@ -370,4 +371,24 @@ func addUnknownEnvironmentsError(diags *diag.Diagnostics, host string, missing, 
 		fmt.Sprintf("environments names %s, which is not an environment on %s and never was. A down checks only the environments named "+
 			"here for one that still serves the migration's image, so a misspelt name would let it drop the schema under the environment "+
 			"that was meant.\n\nEnvironments on the host: %s.\n\n%s", strings.Join(missing, ", "), host, orNone(strings.Join(onHost, ", ")), then))
+}
+
+// addRouterLeaseError reports a router another apply holds, or a lease this
+// apply lost while it worked.
+func addRouterLeaseError(diags *diag.Diagnostics, d *providerData, routerName string, err error) {
+	var held *lease.HeldError
+	var lost *lease.LostError
+	switch {
+	case errors.As(err, &held):
+		diags.AddAttributeError(path.Root("router"), "Router Busy",
+			fmt.Sprintf("Another apply is changing router %q: %v.\n\nNothing was changed. Wait for that apply to finish and apply again. "+
+				"A lease whose apply was killed is taken over once it runs out (at the time above), or at once when its process is gone from this machine.",
+				routerName, err))
+	case errors.As(err, &lost):
+		diags.AddAttributeError(path.Root("router"), "Router Lease Lost",
+			fmt.Sprintf("This apply lost its lease on router %q while it worked: %v.\n\nAnother apply may have changed the router at the same time. "+
+				"Run terraform plan to see what the host runs now, then apply again.", routerName, err))
+	default:
+		addDockerError(diags, d, "Cannot Take The Router's Lease", err)
+	}
 }

@@ -4,6 +4,7 @@ package provider
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/function"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/lease"
 	"github.com/releasekit/terraform-provider-release/internal/registry"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 	"github.com/releasekit/terraform-provider-release/internal/router"
@@ -62,6 +64,7 @@ type providerData struct {
 	deployer *rollout.Deployer
 	snapshot *hostSnapshot
 	claims   *listenerClaims
+	leases   *lease.Shared
 }
 
 func (p *releaseProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -211,6 +214,9 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 		routes:   routes,
 		snapshot: &hostSnapshot{},
 		claims:   &listenerClaims{},
+		// One apply at a time per router: renewed every 10s while held, so
+		// a killed apply's lease runs out within 30s (at once when its process is gone).
+		leases: &lease.Shared{Host: engine, Clock: clock.Real{}, TTL: 30 * time.Second, Wait: 10 * time.Minute},
 	}
 	data.deployer = &rollout.Deployer{Host: engine, Routes: routes, Clock: clock.Real{}, RegistryAuth: data.pullAuth, Metrics: canaryMetricsSource{data}}
 	data.registry.UserAgent = "terraform-provider-release/" + p.version

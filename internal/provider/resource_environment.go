@@ -324,17 +324,50 @@ func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteReq
 	resp.Diagnostics.Append(diags...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	name, service := state.Name.ValueString(), state.Service.ValueString()
 	routerID := ""
-	// A stopped router cannot check or reload a route: its containers and
-	// network still go, and the route is rewritten when the router is repaired.
-	if o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString()); err == nil && o.Found && o.Running {
-		routerID = o.ID
+	o, err := router.Observe(ctx, r.data.engine, state.Router.ValueString())
+	if err != nil {
+		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Router", err)
+		return
+	}
+	if o.Found {
+		release, ok := r.holdRouter(ctx, o, &resp.Diagnostics)
+		if !ok {
+			return
+		}
+		defer release()
+		if o.Running {
+			routerID = o.ID
+		} else if err := router.DetachStopped(ctx, r.data.engine, o.ID, naming.NetworkName(name, service), router.RouteFileName(name, service)); err != nil {
+			// A stopped router cannot reload, but its route file can be emptied and its
+			// network link removed, so that it starts again without this environment.
+			addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
+			return
+		}
 	}
 	stop, _ := time.ParseDuration(state.StopTimeout.ValueString())
 	defer r.data.invalidate()
-	if err := r.data.deployer.Destroy(ctx, state.Name.ValueString(), state.Service.ValueString(), routerID, stop); err != nil {
+	if err := r.data.deployer.Destroy(ctx, name, service, routerID, stop); err != nil {
 		addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
 	}
+}
+
+// holdRouter takes the router's lease for this apply (shared by every
+// environment the apply changes on it): another apply waits, then fails
+// naming the holder. The release it returns is deferred by the caller.
+func (r *environmentResource) holdRouter(ctx context.Context, o router.Observed, diags *diag.Diagnostics) (func(), bool) {
+	l, release, err := r.data.leases.Hold(ctx, o.Spec.Name, o.Spec.Image)
+	if err != nil {
+		addRouterLeaseError(diags, r.data, o.Spec.Name, err)
+		return nil, false
+	}
+	return func() {
+		if err := l.Err(); err != nil {
+			addRouterLeaseError(diags, r.data, o.Spec.Name, err)
+		}
+		_ = release(context.WithoutCancel(ctx))
+	}, true
 }
 
 // ImportState takes <name>/<service>.
@@ -413,6 +446,12 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		return
 	}
 	spec.Router.ContainerID, spec.Router.MetricsPort = o.ID, o.Spec.MetricsPort
+	// One apply at a time per router; listeners are claimed under its lease.
+	release, ok := r.holdRouter(ctx, o, diags)
+	if !ok {
+		return
+	}
+	defer release()
 	other, err := r.data.claims.claim(ctx, r.data.routes, spec)
 	if err != nil {
 		addDockerError(diags, r.data, "Cannot Read Router", err)

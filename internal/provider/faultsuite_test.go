@@ -356,6 +356,7 @@ func (s *faultSuite) run(t *testing.T, sc faultScenario) {
 		}
 		t.Logf("faulted apply (%s): exit %d after %.1fs, killed=%v\n%s", sc.step, res.code, res.took.Seconds(), res.killed, tail(res.out, 40))
 		switch {
+		case res.killed:
 		case res.timedOut:
 			row.note("faulted apply hung: killed after %s", faultTFTimeout)
 		case res.code != 0 && !sc.applyFails:

@@ -995,10 +995,10 @@ func restartDockerd(t *testing.T, fx *faultFixture) (did, skip string) {
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 			t.Fatalf("SIGTERM to dockerd pid %d: %v", pid, err)
 		}
-		if !waitFor(60*time.Second, func() bool { _, ok := recordedPid(filepath.Join(stackDir, "dockerd.pid")); return !ok }) {
+		if !suiteWaitFor(60*time.Second, func() bool { _, ok := recordedPid(filepath.Join(stackDir, "dockerd.pid")); return !ok }) {
 			t.Logf("dockerd pid %d still runs after 60s: SIGKILL, as scripts/stack.sh down does", pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			waitFor(10*time.Second, func() bool { _, ok := recordedPid(filepath.Join(stackDir, "dockerd.pid")); return !ok })
+			suiteWaitFor(10*time.Second, func() bool { _, ok := recordedPid(filepath.Join(stackDir, "dockerd.pid")); return !ok })
 		}
 		cmd := exec.Command("bash", script, "up")
 		cmd.Env = append(os.Environ(), "RELEASE_STACK_DIR="+stackDir)
@@ -1029,14 +1029,14 @@ func restartDockerd(t *testing.T, fx *faultFixture) (did, skip string) {
 }
 
 func (fx *faultFixture) waitDocker(t *testing.T) {
-	if !waitFor(90*time.Second, func() bool {
+	if !suiteWaitFor(90*time.Second, func() bool {
 		_, err := fx.engine.List(context.Background(), map[string]string{naming.LabelEnvironment: fx.env})
 		return err == nil
 	}) {
 		t.Fatal("the Docker daemon does not answer 90s after its restart")
 	}
 	// The containers come back by their restart policy; the router then answers.
-	waitFor(60*time.Second, func() bool {
+	suiteWaitFor(60*time.Second, func() bool {
 		resp, err := http.Get(fx.url())
 		if err != nil {
 			return false
@@ -1098,7 +1098,7 @@ func otherTerraforms() []string {
 	return out
 }
 
-func waitFor(d time.Duration, ok func() bool) bool {
+func suiteWaitFor(d time.Duration, ok func() bool) bool {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		if ok() {
 			return true

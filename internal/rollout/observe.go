@@ -236,18 +236,24 @@ func (st *Status) checkRevisions(byRev map[int][]docker.Container, routed int) {
 		if rev == routed {
 			continue
 		}
+		canary := st.Canary != nil && st.Canary.Revision == rev
 		switch {
 		case anyRunning(cs) && rev < routed:
 			st.Drift = append(st.Drift, fmt.Sprintf("revision %d still runs without traffic", rev))
-		case anyRunning(cs) && (st.Canary == nil || st.Canary.Revision != rev):
+		case anyRunning(cs) && !canary:
 			st.Drift = append(st.Drift, fmt.Sprintf("revision %d runs but was never routed (an interrupted apply)", rev))
+		case !anyRunning(cs) && !canary && !st.Recorded[rev]:
+			st.Drift = append(st.Drift, fmt.Sprintf("revision %d never served; an interrupted apply left its stopped containers", rev))
 		}
 		if !anyRunning(cs) && st.Recorded[rev] && everStarted(cs) {
 			st.Retained = append(st.Retained, rev)
 		}
 	}
-	if st.Canary == nil && anyRunning(st.Baseline) {
+	switch {
+	case st.Canary == nil && anyRunning(st.Baseline):
 		st.Drift = append(st.Drift, "baseline containers of a finished canary still run")
+	case st.Canary == nil && len(st.Baseline) > 0:
+		st.Drift = append(st.Drift, "an interrupted apply left the stopped baseline containers of a canary")
 	}
 }
 

@@ -251,7 +251,7 @@ func TestObserveOlderRevisionStillRunning(t *testing.T) {
 }
 
 func TestObserveNewerRevisionNeverRouted(t *testing.T) {
-	managed := concat(pair(1, "exited", digest1, ""), pair(2, "running", digest2, ""), pair(3, "running", digest3, ""), []docker.Container{served(2, digest2)})
+	managed := concat(pair(1, "exited", digest1, ""), pair(2, "running", digest2, ""), pair(3, "running", digest3, ""), []docker.Container{served(1, digest1), served(2, digest2)})
 	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 2, 2))
 	if st.Revision != 2 {
 		t.Errorf("Revision = %d, want 2", st.Revision)
@@ -377,5 +377,25 @@ func TestObserveRoutedButNotRecorded(t *testing.T) {
 	st := Observe("production", "web", pair(1, "running", digest1, ""), "router-1", routeFile(t, "production", "web", 1, 2))
 	if !hasDrift(st, "revision 1 is routed but not recorded as served") || len(st.Verified()) != 0 {
 		t.Errorf("Drift %q, Verified %v; want the missing record as drift and nothing verified", st.Drift, st.Verified())
+	}
+}
+
+// An abort killed between stopping the canary and removing it leaves
+// stopped containers that never served and a stopped baseline: drift, so
+// the next plan is not empty and the next apply removes them.
+func TestObserveStoppedLeftoversOfAnAbortAreDrift(t *testing.T) {
+	h := encodeHistory([]HistoryEntry{entry(1, digest1, deployedAt(1).Unix())})
+	baseline := pair(1, "exited", digest1, "")
+	for i := range baseline {
+		baseline[i].ID += "-b"
+		baseline[i].Labels[naming.LabelTrack] = string(naming.TrackBaseline)
+	}
+	managed := concat(revisionOf(webSpec("production", digest1), 1, "running", digest1, naming.TrackStable), []docker.Container{served(1, digest1)}, pair(2, "exited", digest2, h), baseline)
+	st := Observe("production", "web", managed, "router-1", routeFile(t, "production", "web", 1, 2))
+	if !hasDrift(st, "revision 2 never served") || !hasDrift(st, "stopped baseline containers") {
+		t.Errorf("Drift = %q, want the never-served revision and the stopped baseline", st.Drift)
+	}
+	if d := Decide(st, webSpec("production", digest1)); d.Kind != Repair || !d.RemoveBaseline {
+		t.Errorf("Decide = %q, want a repair that removes the baseline", d)
 	}
 }

@@ -104,7 +104,9 @@ type ContainerSpec struct {
 	Volumes     map[string]string // volume name -> target path
 	Health      *HealthCheck
 	StopTimeout int
-	Files       []File
+	// StopSignal replaces SIGTERM when the container is stopped (docker stop, restart).
+	StopSignal string
+	Files      []File
 	// NoRestart runs the container once: no restart policy (one-off commands).
 	NoRestart bool
 }
@@ -230,6 +232,7 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (string, error)
 		t := spec.StopTimeout
 		cfg.StopTimeout = &t
 	}
+	cfg.StopSignal = spec.StopSignal
 	if h := spec.Health; h != nil {
 		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, Retries: h.Retries, StartPeriod: h.StartPeriod}
 	}

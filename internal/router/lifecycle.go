@@ -77,7 +77,9 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 		Network:    s.Network,
 		Ports:      s.Ports,
 		Volumes:    map[string]string{VolumeName(s.Name): ConfigDir},
-		// SIGUSR1 is HAProxy's soft stop: workers finish their requests.
+		// SIGUSR1 is HAProxy's soft stop: a stopped or restarted router
+		// finishes the requests under way instead of resetting them.
+		StopSignal:  "SIGUSR1",
 		StopTimeout: 30,
 	})
 	if err != nil {

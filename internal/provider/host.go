@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
@@ -141,4 +142,22 @@ func observeEnvironment(ctx context.Context, d *providerData, name, service, rou
 		}
 	}
 	return rollout.ObserveLive(name, service, managed, routerID, files, live), nil
+}
+
+// holdRouter takes the router's lease for this apply (shared by everything
+// the apply changes on it): another apply waits, then fails naming the
+// holder. The caller defers the release it returns, which reports a lease
+// lost while held.
+func (d *providerData) holdRouter(ctx context.Context, name, image string, diags *diag.Diagnostics) (func(), bool) {
+	l, release, err := d.leases.Hold(ctx, name, image)
+	if err != nil {
+		addRouterLeaseError(diags, d, name, err)
+		return nil, false
+	}
+	return func() {
+		if err := l.Err(); err != nil {
+			addRouterLeaseError(diags, d, name, err)
+		}
+		_ = release(context.WithoutCancel(ctx))
+	}, true
 }

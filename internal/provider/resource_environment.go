@@ -332,7 +332,7 @@ func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteReq
 		return
 	}
 	if o.Found {
-		release, ok := r.holdRouter(ctx, o, &resp.Diagnostics)
+		release, ok := r.data.holdRouter(ctx, o.Spec.Name, o.Spec.Image, &resp.Diagnostics)
 		if !ok {
 			return
 		}
@@ -351,23 +351,6 @@ func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteReq
 	if err := r.data.deployer.Destroy(ctx, name, service, routerID, stop); err != nil {
 		addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
 	}
-}
-
-// holdRouter takes the router's lease for this apply (shared by every
-// environment the apply changes on it): another apply waits, then fails
-// naming the holder. The release it returns is deferred by the caller.
-func (r *environmentResource) holdRouter(ctx context.Context, o router.Observed, diags *diag.Diagnostics) (func(), bool) {
-	l, release, err := r.data.leases.Hold(ctx, o.Spec.Name, o.Spec.Image)
-	if err != nil {
-		addRouterLeaseError(diags, r.data, o.Spec.Name, err)
-		return nil, false
-	}
-	return func() {
-		if err := l.Err(); err != nil {
-			addRouterLeaseError(diags, r.data, o.Spec.Name, err)
-		}
-		_ = release(context.WithoutCancel(ctx))
-	}, true
 }
 
 // ImportState takes <name>/<service>.
@@ -447,7 +430,7 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	}
 	spec.Router.ContainerID, spec.Router.MetricsPort = o.ID, o.Spec.MetricsPort
 	// One apply at a time per router; listeners are claimed under its lease.
-	release, ok := r.holdRouter(ctx, o, diags)
+	release, ok := r.data.holdRouter(ctx, o.Spec.Name, o.Spec.Image, diags)
 	if !ok {
 		return
 	}

@@ -257,6 +257,12 @@ func (r *routerResource) Update(ctx context.Context, req resource.UpdateRequest,
 		return
 	}
 	spec := r.spec(plan)
+	// Not while another apply releases through this router.
+	release, ok := r.data.holdRouter(ctx, spec.Name, state.Image.ValueString(), &resp.Diagnostics)
+	if !ok {
+		return
+	}
+	defer release()
 	defer r.data.invalidate()
 	if !plan.Image.Equal(state.Image) || !portsEqual(plan.Ports, state.Ports) || !plan.MetricsPort.Equal(state.MetricsPort) {
 		id, err := router.Recreate(ctx, r.data.engine, spec, r.data.pullAuth(spec.Image))

@@ -39,6 +39,8 @@ type Status struct {
 	LiveMismatch bool
 	// Recorded are the revisions recorded as having had all traffic.
 	Recorded map[int]bool
+	// records are the served records, by revision.
+	records map[int]docker.Container
 }
 
 // Served says whether a revision had all of the environment's traffic at some time.
@@ -113,6 +115,7 @@ func ObserveLive(environment, service string, managed []docker.Container, router
 	// A revision waiting for health, a canary (under way or aborted) and
 	// containers never started are present but never served.
 	records := servedRecords(environment, service, managed)
+	st.records = records
 	st.Recorded = servedRevisions(byRev, records)
 	if routed > 0 && !st.Recorded[routed] && len(servers) > 0 {
 		st.Drift = append(st.Drift, fmt.Sprintf("revision %d is routed but not recorded as served (an apply was interrupted after the switch)", routed))

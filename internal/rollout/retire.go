@@ -60,7 +60,7 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, before Status, contain
 	// Containers stop side by side: each finishes its own requests.
 	stopErr := parallel(stop, func(id string) error { return d.Host.Stop(ctx, id, spec.StopTimeout) })
 	failpoint.Hit(failpoint.Retiring)
-	return errors.Join(stopErr, d.stopAndRemove(ctx, spec.StopTimeout, remove))
+	return errors.Join(stopErr, d.stopAndRemove(ctx, spec.StopTimeout, remove), d.pruneRecords(ctx, before.records))
 }
 
 // stopAndRemove stops containers side by side, each finishing its requests

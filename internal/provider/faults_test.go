@@ -817,8 +817,10 @@ func TestAccFault05_killedBetweenRouteWriteAndReload(t *testing.T) {
 	// A start delay gives the emulation time to stop the apply before its route.
 	w.write(f.config(f.v2, `env = { HEALTH_DELAY = "4s" }`))
 	if failpointIntegrated(t, failpoint.RouteWritten) {
-		out, code := w.runWith(failpointEnv(failpoint.RouteWritten), "apply", "-auto-approve")
-		t.Logf("apply stopped at %s (exit %d):\n%s", failpoint.RouteWritten, code, out)
+		// The first route written adds v2 with no traffic for the router's own
+		// check; the second gives it everyone: stop between writing that one and loading it.
+		out, code := w.runWith(failpointEnv(failpoint.RouteWritten+"#2"), "apply", "-auto-approve")
+		t.Logf("apply stopped at %s#2 (exit %d):\n%s", failpoint.RouteWritten, code, out)
 	} else {
 		apply := w.startTF(nil, "apply", "-auto-approve")
 		waitFor(t, 2*time.Minute, "revision 2's containers to run", func() bool {

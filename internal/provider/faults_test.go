@@ -1151,3 +1151,55 @@ func TestAccFault09_twoAppliesOneEnvironment(t *testing.T) {
 		t.Errorf("the second pipeline's plan afterwards fails:\n%s", plan)
 	}
 }
+
+// Two pipelines at once, each creating an environment on the same listener
+// of one router: one proceeds, the other fails with the listener (or the
+// lease holder) named; never both, and the listener answers for one service.
+func TestAccFault03c_twoAppliesTwoEnvironmentsOneListener(t *testing.T) {
+	f := newEnvFixture(t)
+	routerOnly := fmt.Sprintf(`
+resource "release_router" "edge" {
+  name  = %q
+  image = %q
+  ports = [{ internal = 80, external = %d }]
+}
+`, f.router, f.haproxy, f.port)
+	environment := func(name, digest, routerRef string) string {
+		return fmt.Sprintf(`
+resource "release_environment" %[1]q {
+  name     = %[1]q
+  service  = "web"
+  image    = "%[2]s@%[3]s"
+  router   = %[4]s
+  health_check = { interval = "500ms", start_timeout = "20s" }
+  stop_timeout = "5s"
+}
+`, name, f.repo, digest, routerRef)
+	}
+	w1 := newTFWorkspace(t, routerOnly)
+	w1.destroyOnCleanup()
+	w1.mustRun("apply", "-auto-approve")
+	w2 := newTFWorkspace(t, environment(f.env+"b", f.v2, strconv.Quote(f.router)))
+	w2.destroyOnCleanup() // runs first: environments go before their router
+	w1.write(routerOnly + environment(f.env, f.v1, "release_router.edge.id"))
+
+	first := w1.startTF(nil, "apply", "-auto-approve")
+	second := w2.startTF(nil, "apply", "-auto-approve")
+	out1, code1 := first.wait(5 * time.Minute)
+	out2, code2 := second.wait(5 * time.Minute)
+	t.Logf("first apply: exit %d\n%s", code1, out1)
+	t.Logf("second apply: exit %d\n%s", code2, out2)
+	if (code1 == 0) == (code2 == 0) {
+		t.Fatalf("exits %d and %d: exactly one of two applies on one listener must succeed", code1, code2)
+	}
+	failed := out1
+	if code1 == 0 {
+		failed = out2
+	}
+	if !expectDiag(`Listener Already Used|Router Busy`).MatchString(failed) {
+		t.Errorf("the apply that failed does not name the listener or the lease holder:\n%s", failed)
+	}
+	if versions := versionsAt(f.url(), 30); len(versions) != 1 {
+		t.Errorf("the listener answers for %d services (or fails): %v", len(versions), versions)
+	}
+}

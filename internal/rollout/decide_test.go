@@ -208,3 +208,33 @@ func TestDecisionStringCoversEveryKind(t *testing.T) {
 		}
 	}
 }
+
+// At a canary's 50% step with a baseline, stable gets no weight: it is
+// still the stable revision, not a server being checked.
+func TestObserveCanaryAtFiftyPercentWithBaseline(t *testing.T) {
+	plain := webSpec("production", digest1)
+	v2 := webSpec("production", digest2)
+	r := router.Route{Environment: "production", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Sticky: true}
+	for i := 1; i <= 2; i++ {
+		r.Servers = append(r.Servers,
+			router.Server{Name: naming.ServerName(naming.TrackStable, 1, i), Address: ip(1, i) + ":8080", Weight: 0},
+			router.Server{Name: naming.ServerName(naming.TrackCanary, 2, i), Address: ip(2, i) + ":8080", Weight: 256},
+			router.Server{Name: naming.ServerName(naming.TrackBaseline, 1, i), Address: ip(1, i) + ":8081", Weight: 256})
+	}
+	cfg, err := router.RenderRoute(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	managed := concat(revisionOf(plain, 1, "running", digest1, naming.TrackStable), revisionOf(v2, 2, "running", digest2, naming.TrackCanary),
+		revisionOf(plain, 1, "running", digest1, naming.TrackBaseline), []docker.Container{served(1, digest1)})
+	st := Observe("production", "web", managed, "router-1", map[string][]byte{r.FileName(): cfg})
+	if st.Revision != 1 || st.Canary == nil || st.Canary.Revision != 2 || st.Canary.Weight != 50 {
+		t.Fatalf("Observe = revision %d, canary %+v; want stable 1 and the canary of revision 2 at 50%%", st.Revision, st.Canary)
+	}
+	p := testPolicy(true)
+	p.OnInterrupt = "resume"
+	v2.Canary = &p
+	if d := Decide(st, v2); d.Kind != ResumeCanary || d.Stable != 1 {
+		t.Errorf("Decide = %q (stable %d), want the canary resumed over stable revision 1", d, d.Stable)
+	}
+}

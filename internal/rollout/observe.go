@@ -191,12 +191,22 @@ func (st *Status) readRoute(route []byte, live map[string]router.ServerState, by
 // routedRevision is the stable revision the servers give traffic to; with
 // no route, the newest revision with running containers is what served.
 func routedRevision(servers []router.Server, byRev map[int][]docker.Container) int {
-	routed := 0
+	// A stable server with no weight beside weighted ones is being checked
+	// by the router, not served. A canary's last step with a baseline gives
+	// stable no weight at all: it is still the stable revision.
+	routed, unweighted := 0, 0
 	for _, s := range servers {
-		// A server with no weight is being checked by the router, not served.
-		if name, _ := naming.ParseServerName(s.Name); name.Track == naming.TrackStable && name.Revision > routed && s.Weight > 0 {
-			routed = name.Revision
+		name, _ := naming.ParseServerName(s.Name)
+		switch {
+		case name.Track != naming.TrackStable:
+		case s.Weight > 0:
+			routed = max(routed, name.Revision)
+		default:
+			unweighted = max(unweighted, name.Revision)
 		}
+	}
+	if routed == 0 {
+		routed = unweighted
 	}
 	if len(servers) == 0 {
 		for rev, cs := range byRev {

@@ -116,6 +116,25 @@ func (r *Runner) Down(ctx context.Context, s Spec) (Result, error) {
 	return res, r.removeRecords(ctx, s, "up")
 }
 
+// Reverted says whether the migration's down finished: its record is the
+// mark (an apply killed after the down, before Terraform saved its state,
+// leaves the migration in state although it was reverted).
+func (r *Runner) Reverted(ctx context.Context, s Spec) (bool, error) {
+	cs, err := r.Host.List(ctx, map[string]string{naming.LabelMigration: s.Key(), naming.LabelMigrationDir: "down"})
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cs {
+		if c.Running() || c.State == "created" {
+			continue
+		}
+		if code, _, _, err := r.Host.ExitCode(ctx, c.ID); err == nil && code == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // removeRecords removes the records of one direction of a migration.
 func (r *Runner) removeRecords(ctx context.Context, s Spec, direction string) error {
 	cs, err := r.Host.List(ctx, map[string]string{naming.LabelMigration: s.Key(), naming.LabelMigrationDir: direction})

@@ -766,3 +766,34 @@ func TestRedactOverlappingValues(t *testing.T) {
 		}
 	}
 }
+
+// A destroy killed after the down finished leaves the migration in
+// Terraform's state; the down's record says it was reverted.
+func TestRevertedAfterAnInterruptedDown(t *testing.T) {
+	ctx := context.Background()
+	h := newFakeHost()
+	s := testSpec()
+	r := &Runner{Host: h}
+	if reverted, err := r.Reverted(ctx, s); err != nil || reverted {
+		t.Fatalf("Reverted before any run = %v, %v", reverted, err)
+	}
+	h.outputs[upLine(s)] = "ok\n"
+	if _, err := r.Up(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if reverted, _ := r.Reverted(ctx, s); reverted {
+		t.Fatal("Reverted after the up = true")
+	}
+	if _, err := r.Down(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if reverted, err := r.Reverted(ctx, s); err != nil || !reverted {
+		t.Errorf("Reverted after the down = %v, %v; want true", reverted, err)
+	}
+	if _, err := r.Up(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if reverted, _ := r.Reverted(ctx, s); reverted {
+		t.Error("Reverted after the migration was applied again = true")
+	}
+}

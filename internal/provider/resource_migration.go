@@ -272,6 +272,17 @@ func (r *migrationResource) Read(ctx context.Context, req resource.ReadRequest, 
 	seen, d := seenEnvironments(ctx, req.Private)
 	resp.Diagnostics.Append(d...)
 	if spec, d := r.spec(ctx, state); !d.HasError() && r.data != nil {
+		// A destroy killed after the down finished left the migration in
+		// state: it is reverted, and the plan says so by not having it.
+		reverted, err := r.runner().Reverted(ctx, spec)
+		if err != nil {
+			addDockerError(&resp.Diagnostics, r.data, "Cannot Read Migration", err)
+			return
+		}
+		if reverted {
+			resp.State.RemoveResource(ctx)
+			return
+		}
 		resp.Diagnostics.Append(r.recordSeen(ctx, spec, seen, resp.Private)...)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)

@@ -52,6 +52,20 @@ type Stats struct {
 	Users, LeftWatched int
 	// Failures holds the first few failures, for the test log.
 	Failures []string
+	// ErrorTimes is when each connection error happened, so that errors in
+	// a known outage (the router itself restarting) can be told apart.
+	ErrorTimes []time.Time
+}
+
+// ErrorsBetween counts the connection errors from from to to.
+func (s Stats) ErrorsBetween(from, to time.Time) int {
+	n := 0
+	for _, t := range s.ErrorTimes {
+		if !t.Before(from) && !t.After(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // Failed is every request that did not get a 2xx answer.
@@ -150,6 +164,7 @@ func (r *Run) record(resp *http.Response, err error, u *user, watch string) {
 	r.stats.Requests++
 	if err != nil {
 		r.stats.Errors++
+		r.stats.ErrorTimes = append(r.stats.ErrorTimes, time.Now())
 		if len(r.stats.Failures) < 10 {
 			r.stats.Failures = append(r.stats.Failures, time.Now().Format("15:04:05.000")+" "+err.Error())
 		}
@@ -195,6 +210,7 @@ func (r *Run) Snapshot() Stats {
 		s.AppErrors[k] = v
 	}
 	s.Failures = append([]string(nil), r.stats.Failures...)
+	s.ErrorTimes = append([]time.Time(nil), r.stats.ErrorTimes...)
 	return s
 }
 

@@ -218,7 +218,8 @@ func (s *faultSuite) canaryKilled(t *testing.T, i int, at time.Duration) {
 func (s *faultSuite) routerRestart(t *testing.T) {
 	fx := s.fixture(t, "canary")
 	target := faultSpec{version: 3 - fx.current.version, run: fx.newRun(), canary: "resume"}
-	s.run(t, faultScenario{fault: "router-restart", step: "mid-canary", fx: fx, target: target, recover: target,
+	outage := &faultOutage{}
+	s.run(t, faultScenario{fault: "router-restart", step: "mid-canary", fx: fx, target: target, recover: target, outage: outage,
 		during: func(_ int, done <-chan struct{}) string {
 			start := time.Now()
 			for !fx.canaryHasTraffic() {
@@ -229,10 +230,22 @@ func (s *faultSuite) routerRestart(t *testing.T) {
 				}
 			}
 			time.Sleep(1500 * time.Millisecond)
+			outage.from = time.Now()
 			if err := fx.restartRouter(); err != nil {
 				return "restart failed: " + err.Error()
 			}
-			return fmt.Sprintf("restarted at %.1fs", time.Since(start).Seconds())
+			// The outage lasts until the router answers again.
+			outage.to = time.Now().Add(30 * time.Second)
+			client := &http.Client{Timeout: time.Second}
+			for time.Now().Before(outage.to) {
+				if resp, err := client.Get(fx.url()); err == nil {
+					resp.Body.Close()
+					outage.to = time.Now()
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			return fmt.Sprintf("restarted at %.1fs, answering again %s later", time.Since(start).Seconds(), outage.to.Sub(outage.from).Round(time.Millisecond))
 		}})
 }
 
@@ -296,13 +309,22 @@ type faultScenario struct {
 	check func() error
 	// aborted: the faulted apply's revision must be gone after the recovery.
 	aborted bool
+	// outage, set by during or instead, is when the router itself could not
+	// answer (its own restart): connection errors then are counted apart,
+	// since no version could be reached through it.
+	outage *faultOutage
 }
+
+// faultOutage is a span in which the router itself was down.
+type faultOutage struct{ from, to time.Time }
 
 type faultRow struct {
 	Fault, Step string
 	Killed      string
 	Failed      int
 	Requests    int
+	// RouterDown are the connection errors while the router itself restarted.
+	RouterDown int
 	Explained   bool
 	Converged   bool
 	EmptyAfter  bool
@@ -328,7 +350,7 @@ func (s *faultSuite) run(t *testing.T, sc faultScenario) {
 	loadStopped := false
 	defer func() {
 		if !loadStopped {
-			load.stop("")
+			load.stop("", nil)
 		}
 	}()
 
@@ -413,9 +435,9 @@ func (s *faultSuite) run(t *testing.T, sc faultScenario) {
 		t.Logf("final plan: exit %d\n%s", final.code, tail(final.out, 60))
 	}
 
-	failed, requests, detail := load.stop(sc.injectedBy)
+	failed, requests, down, detail := load.stop(sc.injectedBy, sc.outage)
 	loadStopped = true
-	row.Failed, row.Requests = failed, requests
+	row.Failed, row.Requests, row.RouterDown = failed, requests, down
 	t.Logf("load across the fault and the recovery: %s", detail)
 	if failed > 0 {
 		row.note("load: %s", detail)
@@ -485,7 +507,11 @@ func (s *faultSuite) report() {
 			table = append(table, []string{r.Fault, r.Step, "skipped", "-", "-", "-", "-"})
 			continue
 		}
-		table = append(table, []string{r.Fault, r.Step, r.Killed, fmt.Sprintf("%d / %d", r.Failed, r.Requests), yes(r.Explained), yes(r.Converged), yes(r.EmptyAfter)})
+		failed := fmt.Sprintf("%d / %d", r.Failed, r.Requests)
+		if r.RouterDown > 0 {
+			failed += fmt.Sprintf(" (+%d while the router restarted)", r.RouterDown)
+		}
+		table = append(table, []string{r.Fault, r.Step, r.Killed, failed, yes(r.Explained), yes(r.Converged), yes(r.EmptyAfter)})
 	}
 	width := make([]int, len(header))
 	for i, h := range header {
@@ -939,12 +965,17 @@ func startFaultLoad(url string) *faultLoad {
 // stop counts the failed requests: connection errors and every non-2xx
 // answer, but the application's own errors from the version that injects
 // them (answers naming injectedBy).
-func (l *faultLoad) stop(injectedBy string) (failed, requests int, detail string) {
+func (l *faultLoad) stop(injectedBy string, outage *faultOutage) (failed, requests, down int, detail string) {
 	var router5xx, app, injected, conn int
 	var samples []string
 	for _, s := range []loadgen.Stats{l.keep.Stop(), l.fresh.Stop()} {
 		requests += s.Requests
 		conn += s.Errors
+		if outage != nil {
+			n := s.ErrorsBetween(outage.from, outage.to)
+			down += n
+			conn -= n
+		}
 		appAll := 0
 		for v, n := range s.AppErrors {
 			appAll += n
@@ -960,13 +991,17 @@ func (l *faultLoad) stop(injectedBy string) (failed, requests int, detail string
 	failed = router5xx + app + conn
 	detail = fmt.Sprintf("%d of %d failed: %d router non-2xx (503 no healthy release), %d app errors, %d connection errors; %d injected by %q",
 		failed, requests, router5xx, app, conn, injected, injectedBy)
+	if outage != nil {
+		detail += fmt.Sprintf("; %d connection errors while the router itself restarted (%s for %s)",
+			down, outage.from.Format("15:04:05.000"), outage.to.Sub(outage.from).Round(time.Millisecond))
+	}
 	if failed > 0 && len(samples) > 0 {
 		if len(samples) > 6 {
 			samples = samples[:6]
 		}
 		detail += "; first: " + strings.Join(samples, ", ")
 	}
-	return failed, requests, detail
+	return failed, requests, down, detail
 }
 
 // ---------------------------------------------------------------------------

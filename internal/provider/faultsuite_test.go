@@ -325,11 +325,11 @@ type faultRow struct {
 	Requests    int
 	// RouterDown are the connection errors while the router itself restarted.
 	RouterDown int
-	Explained   bool
-	Converged   bool
-	EmptyAfter  bool
-	Skipped     string
-	Notes       []string
+	Explained  bool
+	Converged  bool
+	EmptyAfter bool
+	Skipped    string
+	Notes      []string
 }
 
 func (r *faultRow) note(format string, args ...any) {

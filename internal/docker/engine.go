@@ -109,6 +109,11 @@ type ContainerSpec struct {
 	Files      []File
 	// NoRestart runs the container once: no restart policy (one-off commands).
 	NoRestart bool
+	// AlwaysRestart restarts the container whenever it stops and after a
+	// daemon restart, even once it was sent a signal: Docker counts any
+	// signal sent through its API (a reload) as a manual stop, after which
+	// unless-stopped leaves the container down when the daemon restarts.
+	AlwaysRestart bool
 }
 
 // IsNotFound reports whether the Engine said the object does not exist.
@@ -239,6 +244,9 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (string, error)
 	host := &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}}
 	if spec.NoRestart {
 		host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	}
+	if spec.AlwaysRestart {
+		host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyAlways}
 	}
 	if len(spec.Ports) > 0 {
 		cfg.ExposedPorts = network.PortSet{}

@@ -81,6 +81,9 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 		// finishes the requests under way instead of resetting them.
 		StopSignal:  "SIGUSR1",
 		StopTimeout: 30,
+		// Reloads are signals, which Docker counts as a manual stop: with
+		// unless-stopped a router would stay down after a daemon restart.
+		AlwaysRestart: true,
 	})
 	if err != nil {
 		return "", err

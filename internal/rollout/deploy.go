@@ -36,15 +36,6 @@ type Result struct {
 	CanaryReport string
 }
 
-// Plan observes the host and decides, as a plan does: nothing changes.
-func (d *Deployer) Plan(ctx context.Context, spec Spec) (Decision, error) {
-	before, _, err := d.observe(ctx, spec)
-	if err != nil {
-		return Decision{}, err
-	}
-	return Decide(before, spec), nil
-}
-
 // Deploy makes the environment serve spec: observe, decide, then run the
 // executor of the decision's kind. When spec.Planned is set and the host
 // no longer leads to that decision, nothing is done.

@@ -11,9 +11,10 @@ func TestDeployCarriesOutThePlannedDecision(t *testing.T) {
 	h := newHarness(t)
 	h.deploy(webSpec("production", digest1))
 	spec := webSpec("production", digest2)
-	planned, err := h.d.Plan(h.ctx, spec)
-	if err != nil || planned.Kind != HardSwitch {
-		t.Fatalf("Plan = %v, %v; want a hard switch", planned, err)
+	// As the provider's plan does: observe the host, then decide.
+	planned := Decide(h.observe("production"), spec)
+	if planned.Kind != HardSwitch {
+		t.Fatalf("Decide = %v; want a hard switch", planned)
 	}
 	spec.Planned = planned.String()
 	res := h.deploy(spec)

@@ -101,7 +101,7 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 		return "", err
 	}
 	clk := engineClock(e)
-	start := clk.Now().Add(-time.Second)
+	start := startMark(ctx, e, clk)
 	if err := e.Start(ctx, id); err != nil {
 		_ = e.Remove(ctx, id)
 		return "", fmt.Errorf("starting router %s: %w", s.Name, err)
@@ -398,7 +398,7 @@ func Repair(ctx context.Context, e Engine, c *Controller, o Observed) error {
 	}
 	if !o.Running {
 		clk := engineClock(e)
-		start := clk.Now().Add(-time.Second)
+		start := startMark(ctx, e, clk)
 		if err := e.Start(ctx, o.ID); err != nil {
 			return err
 		}
@@ -453,4 +453,15 @@ func parsePorts(s string) []docker.Port {
 		out = append(out, docker.Port{Internal: i, External: x, HostIP: ip})
 	}
 	return out
+}
+
+// startMark is the moment before a start, for reading the router's logs
+// from: on the daemon's own clock (the logs' times; a remote daemon's clock
+// may be behind this one), with a second of slack. The local clock when the
+// daemon cannot say.
+func startMark(ctx context.Context, e Engine, clk clock.Clock) time.Time {
+	if t, err := e.DaemonTime(ctx); err == nil {
+		return t.Add(-time.Second)
+	}
+	return clk.Now().Add(-time.Second)
 }

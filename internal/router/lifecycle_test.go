@@ -40,6 +40,8 @@ type startingEngine struct {
 	apps     []docker.Container
 	networks map[string]bool
 	calls    []string
+	// daemonSkew is how far the daemon's clock is from this one.
+	daemonSkew time.Duration
 }
 
 func (e *startingEngine) List(_ context.Context, labels map[string]string) ([]docker.Container, error) {
@@ -77,6 +79,11 @@ func newStartingEngine() *startingEngine {
 }
 
 func (e *startingEngine) Clock() clock.Clock { return e.clk }
+
+// DaemonTime is the daemon's clock: the fake clock, as the logs' times are.
+func (e *startingEngine) DaemonTime(context.Context) (time.Time, error) {
+	return e.clk.Now().Add(e.daemonSkew), nil
+}
 
 func (e *startingEngine) EnsureImage(context.Context, string, string) error { return nil }
 
@@ -189,6 +196,20 @@ func TestCreateUsesTheEngineClock(t *testing.T) {
 	// The start is read from a second before it, for clock differences with the daemon.
 	if len(e.sinceSeen) == 0 || !e.sinceSeen[0].Equal(epoch.Add(-time.Second)) {
 		t.Errorf("logs read since %v, want %v", e.sinceSeen, epoch.Add(-time.Second))
+	}
+}
+
+// A remote daemon whose clock is 5 s behind this one: its logs are read
+// from its own time, or the router's "loaded" line would be missed.
+func TestCreateReadsLogsOnTheDaemonsClock(t *testing.T) {
+	e := newStartingEngine()
+	e.daemonSkew = -5 * time.Second
+	e.logs = []string{started}
+	if _, err := Create(context.Background(), e, Spec{Name: "edge", Image: "haproxy:3.0", Network: "edge-net", MetricsPort: 9101}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if want := epoch.Add(-6 * time.Second); len(e.sinceSeen) == 0 || !e.sinceSeen[0].Equal(want) {
+		t.Errorf("logs read since %v, want %v (the daemon's time less a second)", e.sinceSeen, want)
 	}
 }
 

@@ -12,12 +12,17 @@
 // no mv and no rm, and the provider moves each checked configuration file
 // into place this way (and removes the staged files of a refused one).
 //
+// With -cli it sends one line to HAProxy's runtime API on a unix socket and
+// prints the answer: the router's image may have no socat, and the provider
+// changes weights this way without a reload.
+//
 // It avoids net/http to stay small: it is embedded in the provider twice.
 //
 // Usage: release-probe [-body] <port> <path> [timeout]
 //
 //	release-probe -rename <src> <dst> [<src> <dst>...]
 //	release-probe -remove <file>...
+//	release-probe -cli <socket> <command>
 package main
 
 import (
@@ -42,6 +47,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "-remove" {
 		os.Exit(remove(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-cli" {
+		os.Exit(cli(os.Args[2:]))
 	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: release-probe <port> <path> [timeout]")
@@ -160,6 +168,38 @@ func remove(args []string) int {
 			fmt.Fprintln(os.Stderr, "release-probe:", err)
 			return 1
 		}
+	}
+	return 0
+}
+
+// cli sends a command line (commands separated by ';') to HAProxy's
+// runtime API and writes its answer to stdout. Exit code 3 means the socket
+// could not be reached (a router whose configuration has no socket), 1 any
+// other failure; HAProxy's own complaints are in the answer, exit code 0.
+func cli(args []string) int {
+	if len(args) != 2 || strings.ContainsAny(args[1], "\n\r") {
+		fmt.Fprintln(os.Stderr, "usage: release-probe -cli <socket> <command>")
+		return 2
+	}
+	conn, err := net.DialTimeout("unix", args[0], 2*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		return 3
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// Without "prompt" HAProxy answers the line and closes the connection.
+	if _, err := io.WriteString(conn, args[1]+"\n"); err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		return 1
+	}
+	answer, err := io.ReadAll(conn)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe: reading the answer:", err)
+		return 1
+	}
+	if _, err := os.Stdout.Write(answer); err != nil {
+		return 1
 	}
 	return 0
 }

@@ -99,6 +99,18 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 	}
 	report := analysis.Report(fmt.Sprintf("Canary of %s/%s revision %d: promoted", spec.Environment, spec.Service, st.canaryRev), run.results)
 	d.log("canary passed every step; promoting", "revision", st.canaryRev)
+	// Everyone goes to the canary at once, without a reload; stable and
+	// baseline are drained before the route drops them and they stop.
+	drained, names, err := d.drain(ctx, spec, st.route, share{st.canary, naming.TrackCanary, 100},
+		share{st.stable, naming.TrackStable, 0}, share{st.baseline, naming.TrackBaseline, 0})
+	if err == nil {
+		st.route = drained
+		err = d.waitDrained(ctx, spec, names)
+	}
+	if err != nil {
+		last := len(st.policy.Steps) - 1
+		return Result{CanaryReport: run.report}, run.abort(ctx, last, "the promotion did not reach the router: "+err.Error(), analysis.Result{})
+	}
 	res, err := d.promote(ctx, spec, st.before, st.canary, st.canaryRev, st.route, append(st.before.Containers, st.baseline...), false)
 	res.CanaryReport = report
 	return res, err
@@ -189,7 +201,10 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 func (r *canaryRun) routerCheck(ctx context.Context) string {
 	d, st := r.d, r.st
 	incoming := []share{{st.canary, naming.TrackCanary, 0}, {st.baseline, naming.TrackBaseline, 0}}
-	name, cfg, err := checkRoute(r.spec, st.stable, incoming...)
+	// The split of every step, at 0%: sticky like the steps, so that each
+	// step after it only changes weights, which the router applies without
+	// a reload.
+	name, cfg, err := canaryRoute(r.spec, *st, 0)
 	if err == nil {
 		err = d.applyRoute(ctx, r.spec.Router.ContainerID, name, cfg, st.route)
 	}
@@ -281,12 +296,23 @@ func (d *Deployer) restoreStable(ctx context.Context, spec Spec, stable []docker
 	if err != nil {
 		return 0, err
 	}
-	if string(cfg) != string(route) {
-		if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, route); err != nil {
+	// First as a change of weights (no reload: at once), draining the
+	// canary and baseline; then the route without them.
+	live, drained, err := d.drain(ctx, spec, route, share{stable, naming.TrackStable, 100}, byTrack(remove)...)
+	restored := d.Clock.Now().Sub(start)
+	if err != nil {
+		d.log("draining the canary failed; routing back with a reload", "error", err.Error())
+	} else if err := d.waitDrained(ctx, spec, drained); err != nil {
+		d.log("waiting for the canary's sessions", "error", err.Error())
+	}
+	if string(cfg) != string(live) {
+		if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, live); err != nil {
 			return 0, fmt.Errorf("routing every user back to the stable revision: %w", err)
 		}
+		if string(live) == string(route) {
+			restored = d.Clock.Now().Sub(start)
+		}
 	}
-	restored := d.Clock.Now().Sub(start)
 	d.log("every user back on stable", "after", restored.String())
 	failpoint.Hit(failpoint.AbortRouted)
 	if err := d.removeContainers(ctx, spec, remove); err != nil {

@@ -119,8 +119,9 @@ func TestCanaryPromotesThroughEveryStep(t *testing.T) {
 	}
 	// First the canary and baseline with no traffic, for the router's own
 	// check; then 10, 25, 50 on the canary (the baseline gets as much), then
-	// the promotion names the servers r2-*.
-	if want := []int{0, 10, 25, 50, 0}; !reflect.DeepEqual(shares, want) {
+	// everyone on the canary with stable and baseline drained (weights only),
+	// then the promotion names the servers r2-*.
+	if want := []int{0, 10, 25, 50, 100, 0}; !reflect.DeepEqual(shares, want) {
 		t.Errorf("canary shares of the routes written = %v, want %v", shares, want)
 	}
 	if got, want := h.routedNames("production"), []string{"r2-1", "r2-2"}; !reflect.DeepEqual(got, want) {

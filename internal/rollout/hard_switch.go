@@ -113,6 +113,24 @@ func (d *Deployer) switchTraffic(ctx context.Context, spec Spec, before Status, 
 		if err := d.waitRouterReady(ctx, spec, incoming); err != nil {
 			return d.backToPrevious(ctx, spec, name, previous, live, err)
 		}
+		// Everyone to the new containers at once, without a reload; the
+		// old ones are drained before the route drops them and they stop.
+		drained, names, err := d.drain(ctx, spec, live, incoming, share{current, naming.TrackStable, 0})
+		if err != nil {
+			var unconfirmed *router.ReloadUnconfirmedError
+			if errors.As(err, &unconfirmed) {
+				return fmt.Errorf("draining the previous revision: %w", err)
+			}
+			// The check route is live: put back the one that served.
+			if perr := d.applyRoute(context.WithoutCancel(ctx), spec.Router.ContainerID, name, previous, live); perr != nil {
+				return errors.Join(fmt.Errorf("draining the previous revision: %w", err), fmt.Errorf("putting the previous route back: %w", perr))
+			}
+			return &switchError{fmt.Errorf("draining the previous revision: %w", err)}
+		}
+		live = drained
+		if err := d.waitDrained(ctx, spec, names); err != nil {
+			return fmt.Errorf("draining the previous revision: %w", err)
+		}
 	}
 	d.log("switching traffic", "revision", rev)
 	if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, live); err != nil {

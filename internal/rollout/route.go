@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
@@ -26,6 +27,39 @@ func renderRoute(spec Spec, groups ...share) (string, []byte, error) {
 }
 
 func renderRouteSticky(spec Spec, sticky bool, groups ...share) (string, []byte, error) {
+	r := buildRoute(spec, sticky, groups...)
+	cfg, err := router.RenderRoute(r)
+	return r.FileName(), cfg, err
+}
+
+// drainRoute gives the serving group all traffic and drains the others:
+// they take no new request, sticky users' included, and keep the
+// connections they have. Beside the route it came from (the same servers,
+// the same stickiness) only weights change, which the router applies
+// without a reload.
+func drainRoute(spec Spec, sticky bool, serving share, drained ...share) (string, []byte, error) {
+	serving.percent = 100
+	groups := []share{serving}
+	for _, g := range drained {
+		g.percent = 0
+		groups = append(groups, g)
+	}
+	r := buildRoute(spec, sticky, groups...)
+	for i := range r.Servers {
+		if i >= len(serving.containers) {
+			r.Servers[i].Drain = true
+		}
+	}
+	cfg, err := router.RenderRoute(r)
+	return r.FileName(), cfg, err
+}
+
+// isSticky says whether a rendered route pins users with a cookie.
+func isSticky(cfg []byte) bool {
+	return strings.Contains(string(cfg), "\n    cookie ")
+}
+
+func buildRoute(spec Spec, sticky bool, groups ...share) router.Route {
 	r := router.Route{
 		Environment:   spec.Environment,
 		Service:       spec.Service,
@@ -61,8 +95,7 @@ func renderRouteSticky(spec Spec, sticky bool, groups ...share) (string, []byte,
 			})
 		}
 	}
-	cfg, err := router.RenderRoute(r)
-	return r.FileName(), cfg, err
+	return r
 }
 
 // routeFor renders the route that sends all traffic to the given containers.
@@ -135,4 +168,75 @@ func (d *Deployer) waitRouterReady(ctx context.Context, spec Spec, groups ...sha
 		names = append(names, serverNames(g)...)
 	}
 	return d.Routes.WaitReady(ctx, spec.Router.ContainerID, spec.Router.MetricsPort, router.BackendName(spec.Environment, spec.Service), names, readyTimeout(spec))
+}
+
+// drainer is a Routes that can wait for drained servers' sessions to end
+// (router.Controller).
+type drainer interface {
+	WaitDrained(ctx context.Context, routerID string, metricsPort int, backend string, servers []string, timeout time.Duration) (map[string]int, error)
+}
+
+// drain sends every new request to the serving group and drains the
+// others, as a change of weights only of the live route (the router applies
+// it without a reload, so no connection moves to a draining worker). It
+// returns the route now live and the drained servers, for waitDrained: live
+// itself and none when the drain would be more than a change of weights
+// (the route has other servers).
+func (d *Deployer) drain(ctx context.Context, spec Spec, live []byte, serving share, drained ...share) ([]byte, []string, error) {
+	name, cfg, err := drainRoute(spec, isSticky(live), serving, drained...)
+	if err != nil {
+		return live, nil, err
+	}
+	if _, changes, ok := router.WeightChanges(live, cfg); !ok || len(changes) == 0 {
+		return live, nil, nil
+	}
+	if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, live); err != nil {
+		return live, nil, err
+	}
+	var names []string
+	for _, g := range drained {
+		names = append(names, serverNames(g)...)
+	}
+	return cfg, names, nil
+}
+
+// waitDrained waits up to stop_timeout for the sessions of drained servers
+// to end (a long download, a WebSocket, an event stream), before the route
+// drops them and their containers stop. Sessions left then are logged, not
+// an error: the container's own stop_timeout still lets them finish.
+func (d *Deployer) waitDrained(ctx context.Context, spec Spec, names []string) error {
+	dr, ok := d.Routes.(drainer)
+	if !ok || len(names) == 0 {
+		return nil
+	}
+	start := d.Clock.Now()
+	left, err := dr.WaitDrained(ctx, spec.Router.ContainerID, spec.Router.MetricsPort, router.BackendName(spec.Environment, spec.Service), names, spec.StopTimeout)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return err
+	case err != nil:
+		d.log("the drained servers' sessions cannot be read; going on", "error", err.Error())
+	case len(left) > 0:
+		d.log("drained servers still have sessions after stop_timeout; going on", "sessions", router.DescribeSessions(left))
+	default:
+		d.log("drained", "servers", strings.Join(names, ","), "after", d.Clock.Now().Sub(start).String())
+	}
+	return nil
+}
+
+// byTrack groups containers into shares by their track label.
+func byTrack(cs []docker.Container) []share {
+	var out []share
+	index := map[naming.Track]int{}
+	for _, c := range cs {
+		t := naming.TrackOf(c.Labels)
+		i, ok := index[t]
+		if !ok {
+			i = len(out)
+			index[t] = i
+			out = append(out, share{track: t})
+		}
+		out[i].containers = append(out[i].containers, c)
+	}
+	return out
 }

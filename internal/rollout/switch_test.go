@@ -420,6 +420,9 @@ func (r *fakeRoutes) Apply(_ context.Context, routerID string, files map[string]
 	for name, content := range files {
 		// Traffic may move only to healthy containers.
 		for _, s := range router.ParseRouteServers(content) {
+			if s.Drain {
+				continue // in maintenance: no request goes there
+			}
 			ip, _, _ := strings.Cut(s.Address, ":")
 			found := false
 			for _, fc := range r.host.containers {

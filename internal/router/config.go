@@ -50,19 +50,43 @@ func ValidateHealthPath(s string) error {
 // Base is the router-wide part of the configuration.
 type Base struct {
 	MetricsPort int
-	// HardStopAfter bounds how long an old worker may drain after a reload.
+	// HardStopAfter bounds how long an old worker may drain after a reload
+	// (DefaultHardStopAfter when zero).
 	HardStopAfter time.Duration
+	// TimeoutTunnel bounds how long a tunnel (a WebSocket) may stay idle
+	// (DefaultTimeoutTunnel when zero).
+	TimeoutTunnel time.Duration
 }
+
+// Defaults of the router's timeouts for long-lived connections.
+const (
+	// DefaultHardStopAfter is at least the default stop_timeout (10s) of an
+	// environment many times over: a reload never cuts a connection that a
+	// retirement would still let finish.
+	DefaultHardStopAfter = 5 * time.Minute
+	// DefaultTimeoutTunnel keeps an idle WebSocket open for an hour.
+	DefaultTimeoutTunnel = time.Hour
+)
+
+// RuntimeSocket is HAProxy's runtime API (admin level) inside the router
+// container: weights change through it without a reload. /tmp exists and is
+// writable in the official image (which runs as user haproxy) and in a
+// FROM scratch one.
+const RuntimeSocket = "/tmp/release-haproxy.sock"
 
 // RenderBase renders the global section, defaults and the metrics frontend.
 func RenderBase(b Base) []byte {
 	if b.HardStopAfter <= 0 {
-		b.HardStopAfter = 30 * time.Second
+		b.HardStopAfter = DefaultHardStopAfter
+	}
+	if b.TimeoutTunnel <= 0 {
+		b.TimeoutTunnel = DefaultTimeoutTunnel
 	}
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, `# Written by terraform-provider-release. Changes by hand are reverted on the next apply.
 global
     hard-stop-after %s
+    stats socket %s mode 600 level admin
 
 defaults
     mode http
@@ -72,6 +96,7 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 10s
+    timeout tunnel %s
     timeout check 2s
 
 frontend release-metrics
@@ -79,7 +104,7 @@ frontend release-metrics
     http-request use-service prometheus-exporter if { path /metrics }
     http-request return status 200 content-type text/plain string "ok\n" if { path /healthz }
     http-request return status 404
-`, haproxyDuration(b.HardStopAfter), b.MetricsPort)
+`, haproxyDuration(b.HardStopAfter), RuntimeSocket, haproxyDuration(b.TimeoutTunnel), b.MetricsPort)
 	return buf.Bytes()
 }
 
@@ -89,6 +114,10 @@ type Server struct {
 	Address string // ip:port on the router's network
 	Weight  int    // 0-256; 0 receives no new traffic
 	Track   string // stable, canary, baseline: for metrics and reports
+	// Drain puts the server in maintenance (weight 0): no new request
+	// reaches it, not even a user's sticky one, while the connections it
+	// has go on until they end; a retired revision is drained so.
+	Drain bool
 }
 
 // Route sends one listener port of the router to one environment's service.
@@ -188,13 +217,42 @@ func RenderRoute(r Route) ([]byte, error) {
 		buf.WriteString("    http-request return status 503 content-type text/plain string \"no healthy release\\n\"\n")
 	}
 	for _, s := range servers {
+		weight := fmt.Sprintf("weight %d", s.Weight)
+		if s.Drain {
+			weight = "weight 0 disabled"
+		}
 		if r.Sticky {
-			fmt.Fprintf(&buf, "    server %s %s check weight %d cookie %s\n", s.Name, s.Address, s.Weight, s.Name)
+			fmt.Fprintf(&buf, "    server %s %s check %s cookie %s\n", s.Name, s.Address, weight, s.Name)
 		} else {
-			fmt.Fprintf(&buf, "    server %s %s check weight %d\n", s.Name, s.Address, s.Weight)
+			fmt.Fprintf(&buf, "    server %s %s check %s\n", s.Name, s.Address, weight)
 		}
 	}
 	return buf.Bytes(), nil
+}
+
+// ParseBase reads the router-wide settings back from a rendered base file;
+// ok is false when the file is not one RenderBase wrote with them.
+func ParseBase(cfg []byte) (b Base, ok bool) {
+	var seen int
+	for _, line := range strings.Split(string(cfg), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "hard-stop-after":
+			if d, err := time.ParseDuration(f[1]); err == nil {
+				b.HardStopAfter, seen = d, seen|1
+			}
+		case len(f) == 3 && f[0] == "timeout" && f[1] == "tunnel":
+			if d, err := time.ParseDuration(f[2]); err == nil {
+				b.TimeoutTunnel, seen = d, seen|2
+			}
+		case len(f) == 2 && f[0] == "bind" && strings.HasPrefix(f[1], ":") && b.MetricsPort == 0:
+			fmt.Sscanf(f[1][1:], "%d", &b.MetricsPort)
+		}
+	}
+	if seen != 3 {
+		return Base{}, false
+	}
+	return b, string(RenderBase(b)) == string(cfg)
 }
 
 func haproxyDuration(d time.Duration) string {
@@ -214,9 +272,12 @@ func ParseRouteServers(cfg []byte) []Server {
 			continue
 		}
 		s := Server{Name: f[1], Address: f[2]}
-		for i := 3; i+1 < len(f); i++ {
-			if f[i] == "weight" {
+		for i := 3; i < len(f); i++ {
+			switch {
+			case f[i] == "weight" && i+1 < len(f):
 				fmt.Sscanf(f[i+1], "%d", &s.Weight)
+			case f[i] == "disabled":
+				s.Drain = true
 			}
 		}
 		out = append(out, s)

@@ -45,7 +45,9 @@ func TestRenderBase(t *testing.T) {
 	cfg := string(RenderBase(Base{MetricsPort: 8405}))
 	for _, want := range []string{
 		"global",
-		"hard-stop-after 30s", // the default
+		"hard-stop-after 300s", // the default
+		"stats socket /tmp/release-haproxy.sock mode 600 level admin",
+		"timeout tunnel 3600s", // the default
 		"frontend release-metrics",
 		"bind :8405",
 		"http-request use-service prometheus-exporter if { path /metrics }",

@@ -182,6 +182,25 @@ func (c *Controller) apply(ctx context.Context, routerID string, files map[strin
 	if err := c.check(ctx, routerID, files, current); err != nil {
 		return errors.Join(err, c.unstage(ctx, routerID, files))
 	}
+	if backend, changes, next, ok := runtimeChange(files, current); ok {
+		// Only weights change: the file goes into place (for a restart or a
+		// later reload) and the running worker gets the weights at once.
+		if err := c.moveIntoPlace(ctx, routerID, files); err != nil {
+			return err
+		}
+		failpoint.Hit(failpoint.RouteWritten)
+		rerr := c.setWeights(ctx, routerID, backend, changes, next)
+		if rerr == nil {
+			return nil
+		}
+		// The file is in place: a reload loads it (a router without the
+		// socket, or a worker that ran another route than the file).
+		watch, err := c.watchReload(ctx, routerID)
+		if err != nil {
+			return &ReloadUnconfirmedError{Err: errors.Join(rerr, err)}
+		}
+		return c.signalAndConfirm(ctx, routerID, watch)
+	}
 	watch, err := c.watchReload(ctx, routerID)
 	if err != nil {
 		return errors.Join(err, c.unstage(ctx, routerID, files))

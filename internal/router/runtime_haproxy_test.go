@@ -1,0 +1,119 @@
+package router
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+)
+
+// reloadsSince counts HAProxy's reloads in the router's logs since a time.
+func reloadsSince(t *testing.T, engine *docker.Engine, id string, since time.Time) int {
+	t.Helper()
+	logs, err := engine.LogsSince(context.Background(), id, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(logs, "Reloading HAProxy")
+}
+
+// A change of weights reaches the running worker through the runtime API
+// (through the probe in the FROM scratch router image): no reload, the
+// counters keep counting; a new server reloads. A router whose base file has
+// no runtime socket (an earlier version's) gets the same route by a reload.
+func TestRuntimeWeightsRealHAProxy(t *testing.T) {
+	engine, id := realRouter(t)
+	ctx := context.Background()
+	c := &Controller{Docker: engine}
+	backend := BackendName("prod", "web")
+	route := Route{Environment: "prod", Service: "web", ListenPort: 8080, HealthPath: "/healthz", CheckInterval: time.Second, Sticky: true,
+		Servers: []Server{{Name: "s1-1", Address: "127.0.0.1:18080", Weight: 256}, {Name: "c2-1", Address: "127.0.0.1:18080", Weight: 0}}}
+	if err := c.Apply(ctx, id, map[string][]byte{fakeAppFile: []byte(fakeApp), route.FileName(): mustRenderRoute(t, route)}); err != nil {
+		t.Fatal(err)
+	}
+	daemonNow := func() time.Time {
+		now, err := engine.DaemonTime(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return now
+	}
+	since := daemonNow()
+	for _, step := range []struct {
+		weights [2]int
+		drain   bool
+	}{{[2]int{200, 56}, false}, {[2]int{128, 128}, false}, {[2]int{0, 256}, true}, {[2]int{256, 0}, false}} {
+		route.Servers[0].Weight, route.Servers[0].Drain = step.weights[0], step.drain
+		route.Servers[1].Weight = step.weights[1]
+		cfg := mustRenderRoute(t, route)
+		began := time.Now()
+		if err := c.Apply(ctx, id, map[string][]byte{route.FileName(): cfg}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("weights %v (drain %t) applied in %s", step.weights, step.drain, time.Since(began).Round(time.Millisecond))
+		out, err := c.Runtime(ctx, id, "show servers state "+backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := ParseServersState(out, backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := live["s1-1"]; got.Weight != step.weights[0] || got.Maint != step.drain {
+			t.Errorf("s1-1 runs %+v, want weight %d, maintenance %t", got, step.weights[0], step.drain)
+		}
+		if got := live["c2-1"]; got.Weight != step.weights[1] || got.Maint {
+			t.Errorf("c2-1 runs %+v, want weight %d", got, step.weights[1])
+		}
+		files, err := c.Files(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(files[route.FileName()]) != string(cfg) {
+			t.Errorf("the route file was not written:\n%s", files[route.FileName()])
+		}
+	}
+	if n := reloadsSince(t, engine, id, since); n != 0 {
+		t.Errorf("%d reloads for changes of weights, want none", n)
+	}
+
+	// A server added: a reload.
+	route.Servers = append(route.Servers, Server{Name: "b1-1", Address: "127.0.0.1:18080", Weight: 0})
+	since = daemonNow()
+	if err := c.Apply(ctx, id, map[string][]byte{route.FileName(): mustRenderRoute(t, route)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reloadsSince(t, engine, id, since); n != 1 {
+		t.Errorf("%d reloads for a new server, want 1", n)
+	}
+
+	// An earlier version's base file, without the socket, loaded: weights by reload.
+	files, err := c.Files(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(files[BaseFile]), "    stats socket "+RuntimeSocket+" mode 600 level admin\n", "", 1)
+	if err := c.Apply(ctx, id, map[string][]byte{BaseFile: []byte(old)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Runtime(ctx, id, "show servers state "+backend); err == nil {
+		t.Fatal("the runtime API answers without a socket in the configuration")
+	}
+	route.Servers[0].Weight = 100
+	since = daemonNow()
+	if err := c.Apply(ctx, id, map[string][]byte{route.FileName(): mustRenderRoute(t, route)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reloadsSince(t, engine, id, since); n != 1 {
+		t.Errorf("%d reloads for a weight change without the runtime API, want 1", n)
+	}
+	live, err := c.LiveServers(ctx, id, 9101, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live["s1-1"].Weight != 100 {
+		t.Errorf("s1-1 runs weight %d after the reload, want 100", live["s1-1"].Weight)
+	}
+}

@@ -1,0 +1,136 @@
+package router
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runtimeRoute(t *testing.T, sticky bool, servers ...Server) []byte {
+	t.Helper()
+	return mustRenderRoute(t, Route{Environment: "prod", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Sticky: sticky, Servers: servers})
+}
+
+// Only a change of weights (or drain) goes through the runtime API; any
+// other change of the route reloads.
+func TestWeightChangesDecidesRuntimeOrReload(t *testing.T) {
+	s1 := Server{Name: "s1-1", Address: "10.0.0.2:8080", Weight: 200}
+	c2 := Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 56}
+	b1 := Server{Name: "b1-1", Address: "10.0.0.4:8080", Weight: 56}
+	with := func(s Server, weight int, drain bool) Server { s.Weight, s.Drain = weight, drain; return s }
+	base := runtimeRoute(t, true, s1, c2, b1)
+
+	for _, tc := range []struct {
+		name    string
+		next    []byte
+		ok      bool
+		changes []WeightChange
+	}{
+		{"same route", base, true, nil},
+		{"a canary step", runtimeRoute(t, true, with(s1, 128, false), with(c2, 128, false), b1),
+			true, []WeightChange{{Server: "c2-1", Weight: 128}, {Server: "s1-1", Weight: 128}}},
+		{"promotion drains stable and baseline", runtimeRoute(t, true, with(s1, 0, true), with(c2, 256, false), with(b1, 0, true)),
+			true, []WeightChange{{Server: "b1-1", Drain: true}, {Server: "c2-1", Weight: 256}, {Server: "s1-1", Drain: true}}},
+		{"abort to weight 0 without drain", runtimeRoute(t, true, s1, with(c2, 0, false), b1),
+			true, []WeightChange{{Server: "c2-1", Weight: 0}}},
+		{"a server added", runtimeRoute(t, true, s1, c2, b1, Server{Name: "c2-2", Address: "10.0.0.5:8080", Weight: 56}), false, nil},
+		{"a server removed", runtimeRoute(t, true, s1, c2), false, nil},
+		{"a server renamed (promoted to stable)", runtimeRoute(t, true, s1, with(c2, 56, false), Server{Name: "s9-1", Address: b1.Address, Weight: 56}), false, nil},
+		{"a server moved", runtimeRoute(t, true, s1, c2, Server{Name: "b1-1", Address: "10.0.0.9:8080", Weight: 56}), false, nil},
+		{"stickiness changes", runtimeRoute(t, false, s1, c2, b1), false, nil},
+		{"no previous route", nil, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prev := base
+			if tc.next == nil {
+				prev, tc.next = nil, base
+			}
+			backend, changes, ok := WeightChanges(prev, tc.next)
+			if ok != tc.ok {
+				t.Fatalf("ok = %t, want %t", ok, tc.ok)
+			}
+			if !ok {
+				return
+			}
+			if backend != "be_prod_web" {
+				t.Errorf("backend = %q", backend)
+			}
+			if !reflect.DeepEqual(changes, tc.changes) {
+				t.Errorf("changes = %+v, want %+v", changes, tc.changes)
+			}
+		})
+	}
+
+	// Another setting of the route (the check interval) reloads too.
+	r := Route{Environment: "prod", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Sticky: true, Servers: []Server{s1, c2, b1}, CheckInterval: 5 * time.Second}
+	if _, _, ok := WeightChanges(base, mustRenderRoute(t, r)); ok {
+		t.Error("a changed check interval was taken for a weight change")
+	}
+}
+
+func TestDrainedServerRendersInMaintenanceAndParsesBack(t *testing.T) {
+	cfg := runtimeRoute(t, true, Server{Name: "s1-1", Address: "10.0.0.2:8080", Weight: 100, Drain: true})
+	if !hasLine(cfg, "server s1-1 10.0.0.2:8080 check weight 0 disabled cookie s1-1") {
+		t.Errorf("a drained server is not rendered disabled with weight 0:\n%s", cfg)
+	}
+	got := ParseRouteServers(cfg)
+	if len(got) != 1 || got[0].Weight != 0 || !got[0].Drain {
+		t.Errorf("parsed back %+v", got)
+	}
+}
+
+func TestRuntimeCommands(t *testing.T) {
+	got := RuntimeCommands("be_prod_web", []WeightChange{{Server: "b1-1", Drain: true}, {Server: "c2-1", Weight: 256}})
+	want := "set server be_prod_web/b1-1 state maint; set server be_prod_web/b1-1 weight 0; " +
+		"set server be_prod_web/c2-1 weight 256; set server be_prod_web/c2-1 state ready"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// Measured with HAProxy 2.6.12: a server disabled in the file has admin
+// state 5 (FMAINT|CMAINT); `state ready` leaves 4 (CMAINT, a record of the
+// file only), which is not maintenance.
+const showServersState = `1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+4 be_prod_web 1 s1-1 10.0.0.2 2 0 100 100 2 15 3 4 6 0 0 0 - 8080 - 0 0 - - 0
+4 be_prod_web 2 c2-1 10.0.0.3 0 5 0 0 2 1 0 0 14 0 0 0 - 8080 - 0 0 - - 0
+4 be_prod_web 3 b1-1 10.0.0.4 2 4 7 0 1 1 0 2 6 0 0 0 - 8080 - 0 0 - - 0
+5 be_other_web 1 s1-1 10.0.0.8 2 0 100 100 2 15 3 4 6 0 0 0 - 8080 - 0 0 - - 0
+
+`
+
+func TestParseServersState(t *testing.T) {
+	got, err := ParseServersState(showServersState, "be_prod_web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]RuntimeServer{"s1-1": {Weight: 100}, "c2-1": {Weight: 0, Maint: true}, "b1-1": {Weight: 7}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	for _, answer := range []string{"No such backend.\n", "Unknown command\n", ""} {
+		if _, err := ParseServersState(answer, "be_prod_web"); err == nil || !strings.Contains(err.Error(), "answered") {
+			t.Errorf("answer %q: err = %v", answer, err)
+		}
+	}
+}
+
+func TestParseBaseReadsBackTheSettings(t *testing.T) {
+	b := Base{MetricsPort: 9000, HardStopAfter: 90 * time.Second, TimeoutTunnel: 1500 * time.Millisecond}
+	got, ok := ParseBase(RenderBase(b))
+	if !ok || got != b {
+		t.Errorf("ParseBase = %+v, %t; want %+v", got, ok, b)
+	}
+	// A base file of an earlier version (no runtime socket) is not one of ours.
+	old := strings.Replace(string(RenderBase(b)), "    stats socket "+RuntimeSocket+" mode 600 level admin\n", "", 1)
+	if _, ok := ParseBase([]byte(old)); ok {
+		t.Error("a base file without the runtime socket was taken for a current one")
+	}
+	// An edited value is read back as it is, for the plan to show.
+	edited := strings.Replace(string(RenderBase(b)), "hard-stop-after 90s", "hard-stop-after 10s", 1)
+	if got, ok := ParseBase([]byte(edited)); !ok || got.HardStopAfter != 10*time.Second {
+		t.Errorf("edited: %+v %t", got, ok)
+	}
+}

@@ -111,6 +111,7 @@ func run(ctx context.Context, cfg config, ln net.Listener, logger *log.Logger) e
 	}
 
 	logger.Printf("shutting down (timeout %s)", cfg.ShutdownTimeout)
+	close(s.stopping) // event streams end: Shutdown waits for no idle stream
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -18,6 +18,10 @@ type server struct {
 	now      func() time.Time
 	random   func() float64 // uniform in [0, 1)
 	metrics  *metrics
+	// stopping is closed when the server shuts down: event streams end.
+	stopping chan struct{}
+	// eventEvery is the interval between events on /events.
+	eventEvery time.Duration
 }
 
 func newServer(cfg config) *server {
@@ -27,12 +31,14 @@ func newServer(cfg config) *server {
 	}
 	start := time.Now()
 	return &server{
-		cfg:      cfg,
-		hostname: host,
-		start:    start,
-		now:      time.Now,
-		random:   rand.Float64,
-		metrics:  newMetrics(cfg.Version, start, cfg.ErrorTypes),
+		cfg:        cfg,
+		hostname:   host,
+		start:      start,
+		now:        time.Now,
+		random:     rand.Float64,
+		metrics:    newMetrics(cfg.Version, start, cfg.ErrorTypes),
+		stopping:   make(chan struct{}),
+		eventEvery: 200 * time.Millisecond,
 	}
 }
 
@@ -42,6 +48,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /{$}", s.handleRoot)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	mux.HandleFunc("GET /events", s.handleEvents)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-App-Version", s.cfg.Version)
 		mux.ServeHTTP(w, r)
@@ -119,4 +126,37 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_ = s.metrics.write(w)
+}
+
+// handleEvents streams server-sent events, one every 200 ms, each naming
+// the version, host and a sequence number, until the client goes or the
+// server shuts down: then a last "event: shutdown" ends the stream, so a
+// client sees that its server was stopped (not that a proxy cut it).
+func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	flusher.Flush()
+	t := time.NewTicker(s.eventEvery)
+	defer t.Stop()
+	for seq := 1; ; seq++ {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.stopping:
+			fmt.Fprintf(w, "event: shutdown\ndata: version=%s host=%s\n\n", s.cfg.Version, s.hostname)
+			flusher.Flush()
+			return
+		case <-t.C:
+		}
+		if _, err := fmt.Fprintf(w, "data: version=%s host=%s seq=%d\n\n", s.cfg.Version, s.hostname, seq); err != nil {
+			return
+		}
+		flusher.Flush()
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -321,5 +322,38 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if _, err := http.Get(url); err == nil {
 		t.Fatal("server still accepts connections after shutdown")
+	}
+}
+
+func TestEventsStreamUntilShutdown(t *testing.T) {
+	s := newServer(config{Version: "9.9.9"})
+	s.eventEvery = 5 * time.Millisecond
+	ts := httptest.NewServer(s.handler())
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	for seq := 1; seq <= 3; seq++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("seq=%d\n", seq); !strings.HasPrefix(line, "data: version=9.9.9 ") || !strings.HasSuffix(line, want) {
+			t.Fatalf("event %d: %q", seq, line)
+		}
+		if blank, _ := r.ReadString('\n'); blank != "\n" {
+			t.Fatalf("event %d not ended by a blank line: %q", seq, blank)
+		}
+	}
+	close(s.stopping)
+	rest, _ := io.ReadAll(r)
+	if !strings.Contains(string(rest), "event: shutdown\ndata: version=9.9.9 ") {
+		t.Errorf("the stream ended without the shutdown event: %q", rest)
 	}
 }

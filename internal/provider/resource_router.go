@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/router"
+	"github.com/releasekit/terraform-provider-release/internal/validators"
 )
 
 var (
@@ -43,7 +46,10 @@ type routerModel struct {
 	Network     types.String `tfsdk:"network"`
 	Ports       []portModel  `tfsdk:"ports"`
 	MetricsPort types.Int64  `tfsdk:"metrics_port"`
-	ContainerID types.String `tfsdk:"container_id"`
+	// HardStopAfter and TimeoutTunnel are durations, as written.
+	HardStopAfter types.String `tfsdk:"hard_stop_after"`
+	TimeoutTunnel types.String `tfsdk:"timeout_tunnel"`
+	ContainerID   types.String `tfsdk:"container_id"`
 	Drift       types.String `tfsdk:"drift"`
 }
 
@@ -111,6 +117,21 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"Publish it by adding it to `ports` if Prometheus runs outside the router's network. It must not be the `listen_port` of an environment: " +
 					"both would bind the same port and split its requests, so the plan refuses it when an environment on the host serves on it, and an environment's apply refuses it too.",
 				Optional: true, Computed: true, Default: int64default.StaticInt64(8404), Validators: portNumber,
+			},
+			"hard_stop_after": schema.StringAttribute{
+				Description: "How long HAProxy's previous worker may keep the connections it has after a reload (HAProxy's `hard-stop-after`), such as `5m`; " +
+					"a reload happens only when the servers of a route change (a revision added or removed); weights change without one. " +
+					"Set it no shorter than the longest `stop_timeout` of the environments on this router, so that a reload never cuts a connection " +
+					"(a WebSocket, an event stream, a long download) that the retirement of its revision would still let finish. " +
+					"Defaults to `" + defaultHardStopAfter + "`; 1s to 24h. Changing it rewrites the router's base configuration with a hitless reload.",
+				Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHardStopAfter),
+				Validators: []validator.String{routerDurationValidator()},
+			},
+			"timeout_tunnel": schema.StringAttribute{
+				Description: "How long a tunnelled connection (a WebSocket, after its upgrade) may stay idle before the router closes it (HAProxy's `timeout tunnel`), such as `1h`. " +
+					"Defaults to `" + defaultTimeoutTunnel + "`; 1s to 24h.",
+				Optional: true, Computed: true, Default: stringdefault.StaticString(defaultTimeoutTunnel),
+				Validators: []validator.String{routerDurationValidator()},
 			},
 			"container_id": schema.StringAttribute{
 				Description: "ID of the router's container.",
@@ -183,6 +204,9 @@ func (r *routerResource) checkMetricsPort(ctx context.Context, plan routerModel,
 
 func (r *routerResource) spec(m routerModel) router.Spec {
 	s := router.Spec{Name: m.Name.ValueString(), Image: m.Image.ValueString(), Network: m.Network.ValueString(), MetricsPort: int(m.MetricsPort.ValueInt64())}
+	// Validated at plan; a state of an earlier version has none (the defaults).
+	s.HardStopAfter, _ = time.ParseDuration(m.HardStopAfter.ValueString())
+	s.TimeoutTunnel, _ = time.ParseDuration(m.TimeoutTunnel.ValueString())
 	if m.Network.IsNull() || m.Network.IsUnknown() || s.Network == "" {
 		s.Network = "release-router-" + s.Name
 	}
@@ -241,6 +265,8 @@ func (r *routerResource) Read(ctx context.Context, req resource.ReadRequest, res
 	state.Network = types.StringValue(o.Spec.Network)
 	state.MetricsPort = types.Int64Value(int64(o.Spec.MetricsPort))
 	state.ContainerID = types.StringValue(o.ID)
+	state.HardStopAfter = observedDuration(state.HardStopAfter, o.Spec.HardStopAfter, defaultHardStopAfter)
+	state.TimeoutTunnel = observedDuration(state.TimeoutTunnel, o.Spec.TimeoutTunnel, defaultTimeoutTunnel)
 	state.Ports = nil
 	for _, p := range o.Spec.Ports {
 		state.Ports = append(state.Ports, portModel{Internal: types.Int64Value(int64(p.Internal)), External: types.Int64Value(int64(p.External)), HostIP: types.StringValue(p.HostIP)})
@@ -275,7 +301,9 @@ func (r *routerResource) Update(ctx context.Context, req resource.UpdateRequest,
 		o, err := router.Observe(ctx, r.data.engine, spec.Name)
 		if err == nil && !o.Found {
 			_, err = router.Create(ctx, r.data.engine, spec, r.data.pullAuth(spec.Image))
-		} else if err == nil && len(o.Drift) > 0 {
+		} else if err == nil && (len(o.Drift) > 0 || o.Spec.HardStopAfter != spec.HardStopAfter || o.Spec.TimeoutTunnel != spec.TimeoutTunnel) {
+			// Repair writes the base file with the planned timeouts.
+			o.Spec.HardStopAfter, o.Spec.TimeoutTunnel = spec.HardStopAfter, spec.TimeoutTunnel
 			err = router.Repair(ctx, r.data.engine, r.data.routes, o)
 		}
 		if err != nil {
@@ -324,6 +352,57 @@ func portsEqual(a, b []portModel) bool {
 		}
 	}
 	return true
+}
+
+// Defaults of release_router's timeouts, as router.RenderBase has them.
+const (
+	defaultHardStopAfter = "5m"
+	defaultTimeoutTunnel = "1h"
+)
+
+// routerDurationValidator checks a router timeout: 1s to 24h.
+func routerDurationValidator() validator.String {
+	return validators.StringCheck("a duration from 1s to 24h, such as 30s, 5m or 1h", "Invalid Duration",
+		func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err == nil && (d < time.Second || d > 24*time.Hour) {
+				err = fmt.Errorf("%s is not between 1s and 24h", d)
+			}
+			return err
+		},
+		func(attr path.Path, value types.String, _ error) string {
+			return attr.String() + " must be a duration from 1s to 24h, such as 30s, 5m or 1h; got " + value.String() + "."
+		})
+}
+
+// observedDuration is a timeout as read from the router: the state's value
+// when it means the same duration (so "5m" stays "5m"), the observed one
+// otherwise; unknown (0: the base file could not be read) keeps the state's,
+// or the default for a state that has none (import, an earlier version).
+func observedDuration(state types.String, observed time.Duration, def string) types.String {
+	if observed <= 0 {
+		if state.IsNull() || state.IsUnknown() || state.ValueString() == "" {
+			return types.StringValue(def)
+		}
+		return state
+	}
+	if d, err := time.ParseDuration(state.ValueString()); err == nil && d == observed {
+		return state
+	}
+	return types.StringValue(formatDuration(observed))
+}
+
+// formatDuration writes a duration in its largest whole unit: 5m, 1h, 90s, 1500ms.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
 }
 
 func driftValue(drift []string) types.String {

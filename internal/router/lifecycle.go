@@ -21,6 +21,15 @@ type Spec struct {
 	Network     string
 	Ports       []docker.Port
 	MetricsPort int
+	// HardStopAfter and TimeoutTunnel go into the base file (RenderBase's
+	// defaults when zero); Observe reads them back from it.
+	HardStopAfter time.Duration
+	TimeoutTunnel time.Duration
+}
+
+// Base is the base file's settings of the router.
+func (s Spec) Base() Base {
+	return Base{MetricsPort: s.MetricsPort, HardStopAfter: s.HardStopAfter, TimeoutTunnel: s.TimeoutTunnel}
 }
 
 // ContainerName is the router's container.
@@ -88,7 +97,7 @@ func Create(ctx context.Context, e Engine, s Spec, registryAuth string) (string,
 	if err != nil {
 		return "", err
 	}
-	if err := e.CopyFiles(ctx, id, ConfigDir, []docker.File{{Path: BaseFile, Content: RenderBase(Base{MetricsPort: s.MetricsPort})}}); err != nil {
+	if err := e.CopyFiles(ctx, id, ConfigDir, []docker.File{{Path: BaseFile, Content: RenderBase(s.Base())}}); err != nil {
 		_ = e.Remove(ctx, id)
 		return "", err
 	}
@@ -373,13 +382,19 @@ func Observe(ctx context.Context, e Engine, name string) (Observed, error) {
 	if err != nil {
 		return o, err
 	}
-	if string(files[BaseFile]) != string(RenderBase(Base{MetricsPort: o.Spec.MetricsPort})) {
+	// The timeouts are read from the base file, as the ports are from the
+	// container: a value edited there shows in the plan. Anything else
+	// edited, lost, or an earlier version's file (no runtime socket) is drift.
+	if b, ok := ParseBase(files[BaseFile]); ok && b.MetricsPort == o.Spec.MetricsPort {
+		o.Spec.HardStopAfter, o.Spec.TimeoutTunnel = b.HardStopAfter, b.TimeoutTunnel
+	} else {
 		o.Drift = append(o.Drift, "the router's base configuration was changed or lost")
 	}
 	return o, nil
 }
 
-// Repair restarts a stopped router and rewrites its base configuration.
+// Repair restarts a stopped router and rewrites its base configuration
+// from o.Spec (the caller sets the timeouts it wants there).
 // Before the start it leaves the networks that no longer exist and joins
 // those of the environments routed through it; routes of environments that
 // no longer exist on the host are emptied, so that their listeners close.
@@ -410,7 +425,7 @@ func Repair(ctx context.Context, e Engine, c *Controller, o Observed) error {
 	if err != nil {
 		return fmt.Errorf("reading the router's configuration: %w", err)
 	}
-	write := map[string][]byte{BaseFile: RenderBase(Base{MetricsPort: o.Spec.MetricsPort})}
+	write := map[string][]byte{BaseFile: RenderBase(o.Spec.Base())}
 	for name, content := range files {
 		if isRouteFile(name) && len(content) > 0 && !routed.Routes[name] {
 			write[name] = []byte{}

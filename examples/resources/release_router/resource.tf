@@ -8,4 +8,9 @@ resource "release_router" "edge" {
     { internal = 81, external = 8081 },                          # staging
     { internal = 8404, external = 8404, host_ip = "127.0.0.1" }, # metrics for Prometheus
   ]
+
+  # Long-lived connections (WebSockets, server-sent events): after a reload the previous
+  # worker keeps its connections this long; no shorter than the environments' stop_timeout.
+  hard_stop_after = "10m"
+  timeout_tunnel  = "1h"
 }

@@ -50,7 +50,7 @@ type routerModel struct {
 	HardStopAfter types.String `tfsdk:"hard_stop_after"`
 	TimeoutTunnel types.String `tfsdk:"timeout_tunnel"`
 	ContainerID   types.String `tfsdk:"container_id"`
-	Drift       types.String `tfsdk:"drift"`
+	Drift         types.String `tfsdk:"drift"`
 }
 
 type portModel struct {

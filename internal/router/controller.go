@@ -205,6 +205,7 @@ func (c *Controller) apply(ctx context.Context, routerID string, files map[strin
 	if err != nil {
 		return errors.Join(err, c.unstage(ctx, routerID, files))
 	}
+	watch.loadedOnly = !OldWorkersMatter(files, current)
 	if err := c.moveIntoPlace(ctx, routerID, files); err != nil {
 		return err
 	}

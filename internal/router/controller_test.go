@@ -72,7 +72,7 @@ type fakeRouter struct {
 func newFakeRouter(t *testing.T) *fakeRouter {
 	return &fakeRouter{t: t, files: map[string][]byte{
 		BaseFile:                   []byte("base v1\n"),
-		"route_production_web.cfg": []byte("route v1\n"),
+		"route_production_web.cfg": []byte(routeV1),
 	}}
 }
 
@@ -257,7 +257,7 @@ func TestApplyStagesChecksRenamesThenReloads(t *testing.T) {
 	c.DrainTimeout = 5 * time.Second
 	before := f.snapshot()
 
-	if err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")}); err != nil {
+	if err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)}); err != nil {
 		t.Fatal(err)
 	}
 	// The probe first, the new file beside the live one, the check, the rename, the reload.
@@ -274,15 +274,15 @@ func TestApplyStagesChecksRenamesThenReloads(t *testing.T) {
 	if len(f.checks) != 1 || !reflect.DeepEqual(f.checks[0], wantCheck) {
 		t.Errorf("checked with %v, want %v", f.checks, wantCheck)
 	}
-	if got := string(f.filesAtCheck[".next-route_production_web.cfg"]); got != "route v2\n" {
+	if got := string(f.filesAtCheck[".next-route_production_web.cfg"]); got != routeV2 {
 		t.Errorf("the staged file held %q at the check", got)
 	}
-	if got := string(f.filesAtCheck["route_production_web.cfg"]); got != "route v1\n" {
+	if got := string(f.filesAtCheck["route_production_web.cfg"]); got != routeV1 {
 		t.Errorf("the live file held %q at the check, want it untouched", got)
 	}
 	// After: the new route in place, no staged file of ours, the rest as it was.
 	want2 := before
-	want2["route_production_web.cfg"] = []byte("route v2\n")
+	want2["route_production_web.cfg"] = []byte(routeV2)
 	if got := f.snapshot(); !reflect.DeepEqual(got, want2) {
 		t.Errorf("files after the apply:\n%q\nwant\n%q", got, want2)
 	}
@@ -366,7 +366,7 @@ func TestApplyCheckExecErrorLeavesLiveFilesUntouched(t *testing.T) {
 	f := newFakeRouter(t)
 	f.checkErr = errors.New("container is not running")
 	before := f.snapshot()
-	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)})
 	if err == nil || !strings.Contains(err.Error(), "container is not running") {
 		t.Fatalf("Apply = %v, want the exec error", err)
 	}
@@ -386,7 +386,7 @@ func TestApplyRenameRefusedIsBeforeTheSignal(t *testing.T) {
 	f := newFakeRouter(t)
 	f.renameCode = 1
 	before := f.snapshot()
-	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)})
 	var ue *ReloadUnconfirmedError
 	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "nothing renamed") {
 		t.Fatalf("Apply = %v, want the probe's refusal, not unconfirmed", err)
@@ -404,7 +404,7 @@ func TestApplyRenameAnswerLostIsUnconfirmed(t *testing.T) {
 	// file is in place, and the next reload, anyone's, loads it.
 	f := newFakeRouter(t)
 	f.renameErr = errors.New("connection reset by peer")
-	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	err := newController(f).Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)})
 	var ue *ReloadUnconfirmedError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("Apply = %v, want *ReloadUnconfirmedError with the cause", err)
@@ -442,7 +442,7 @@ func TestApplyErrorsAfterTheSignalAreUnconfirmed(t *testing.T) {
 			c, _ := controller(f)
 			c.DrainTimeout = time.Second
 			ctx := setup(f, c)
-			err := c.Apply(ctx, "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+			err := c.Apply(ctx, "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)})
 			var ue *ReloadUnconfirmedError
 			if !errors.As(err, &ue) {
 				t.Fatalf("Apply = %v (%T), want *ReloadUnconfirmedError", err, err)
@@ -454,7 +454,7 @@ func TestApplyErrorsAfterTheSignalAreUnconfirmed(t *testing.T) {
 			if !strings.Contains(err.Error(), "may be live") {
 				t.Errorf("the error does not say the configuration may be live: %v", err)
 			}
-			if got := string(f.files["route_production_web.cfg"]); got != "route v2\n" {
+			if got := string(f.files["route_production_web.cfg"]); got != routeV2 {
 				t.Errorf("route = %q, want the new one in place", got)
 			}
 		})
@@ -468,7 +468,7 @@ func TestApplyCancelledErrorIsTheContexts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.onSignal = cancel
-	err := c.Apply(ctx, "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+	err := c.Apply(ctx, "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Apply = %v, want it to wrap context.Canceled", err)
 	}
@@ -481,7 +481,7 @@ func TestApplyLoadingFailurePutsTheFilesBack(t *testing.T) {
 	f.afterSignal = []string{reloading + failure}
 	c, _ := controller(f)
 	err := c.Apply(context.Background(), "router-1", map[string][]byte{
-		"route_production_web.cfg": []byte("route v2\n"),
+		"route_production_web.cfg": []byte(routeV2),
 		"route_new_web.cfg":        []byte("new route\n"),
 	})
 	var re *ReloadError
@@ -492,7 +492,7 @@ func TestApplyLoadingFailurePutsTheFilesBack(t *testing.T) {
 	if errors.As(err, &ue) {
 		t.Errorf("a refused reload is confirmed, not unconfirmed: %v", err)
 	}
-	if got := string(f.files["route_production_web.cfg"]); got != "route v1\n" {
+	if got := string(f.files["route_production_web.cfg"]); got != routeV1 {
 		t.Errorf("route = %q, want the one the router runs", got)
 	}
 	if got, ok := f.files["route_new_web.cfg"]; !ok || len(got) != 0 {
@@ -522,7 +522,7 @@ func TestApplyPlacesTheProbeOncePerRouter(t *testing.T) {
 	f.eachReload = reloading + success
 	c, _ := controller(f)
 	for i := 0; i < 3; i++ {
-		if err := c.ApplyKnown(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")}, nil); err != nil {
+		if err := c.ApplyKnown(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -553,7 +553,7 @@ func TestApplyFailpoints(t *testing.T) {
 		f.afterSignal = []string{reloading + success}
 		f.onEvent = func(e string) { fmt.Println("event", e) }
 		c, _ := controller(f)
-		err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte("route v2\n")})
+		err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)})
 		fmt.Println("returned", err)
 		return
 	}
@@ -599,5 +599,43 @@ func TestLockSerialisesPerRouter(t *testing.T) {
 	case <-got:
 	case <-time.After(2 * time.Second):
 		t.Fatal("the second Lock of router-a never got the lock")
+	}
+}
+
+// The route files of the fake router: v2 takes the place of v1's server,
+// which had traffic, so a reload waits for the old workers.
+const (
+	routeV1 = "server r1-1 10.0.0.1:8080 check weight 100\n"
+	routeV2 = "server r2-1 10.0.0.2:8080 check weight 100\n"
+)
+
+// A reload that takes away no server with traffic (servers added, or
+// servers dropped that were drained) is confirmed once HAProxy loaded it:
+// old workers that keep long-lived connections do not hold the apply.
+func TestApplyWaitsForOldWorkersOnlyWhenServersWithTrafficGo(t *testing.T) {
+	for name, next := range map[string]string{
+		"server added":           routeV1 + routeV2,
+		"drained server gone":    routeV2,
+		"weightless server gone": routeV2,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeRouter(t)
+			switch name {
+			case "drained server gone":
+				f.files["route_production_web.cfg"] = []byte("server r1-1 10.0.0.1:8080 check weight 0 disabled\n" + routeV2)
+			case "weightless server gone":
+				f.files["route_production_web.cfg"] = []byte("server r1-1 10.0.0.1:8080 check weight 0\n" + routeV2)
+			}
+			f.afterSignal = []string{reloading + success}
+			f.procs = [][]string{haproxyProcs(3)} // an old worker keeps a WebSocket
+			c, _ := controller(f)
+			c.DrainTimeout = 5 * time.Second
+			if err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": []byte(next)}); err != nil {
+				t.Fatal(err)
+			}
+			if f.procCalls != 0 {
+				t.Errorf("Reload checked processes %d times, want none", f.procCalls)
+			}
+		})
 	}
 }

@@ -29,6 +29,10 @@ type reloadWatch struct {
 	// earlier counts the reloads already logged since then (another
 	// environment's, just before): only a later one is ours.
 	earlier int
+	// loadedOnly confirms the reload once HAProxy loaded the new
+	// configuration, without waiting for the old workers: nothing they may
+	// still route to is taken away (see OldWorkersMatter).
+	loadedOnly bool
 }
 
 func (c *Controller) watchReload(ctx context.Context, routerID string) (reloadWatch, error) {
@@ -77,6 +81,9 @@ func (c *Controller) signalAndConfirm(ctx context.Context, routerID string, w re
 			case strings.Contains(logs, "Loading success"):
 				loaded = true
 			}
+		}
+		if loaded && w.loadedOnly {
+			return nil
 		}
 		if loaded {
 			procs, err := c.Docker.Processes(ctx, routerID)

@@ -203,3 +203,30 @@ func (c *Controller) setWeights(ctx context.Context, routerID, backend string, c
 	}
 	return nil
 }
+
+// OldWorkersMatter says whether a reload that replaces the files must wait
+// for HAProxy's old workers to finish before it is confirmed: only when it
+// takes away a server that could still get new requests in the replaced
+// configuration (one with weight that was not drained). A reload that only
+// adds servers, or drops servers already drained or without weight, leaves
+// the old workers nothing but the connections they have (a WebSocket, an
+// event stream), which may last until hard-stop-after; waiting for them
+// would hold the apply for nothing. Any file but a route (the base file)
+// waits.
+func OldWorkersMatter(files, current map[string][]byte) bool {
+	for name, next := range files {
+		if !isRouteFile(name) {
+			return true
+		}
+		keep := map[string]string{}
+		for _, s := range ParseRouteServers(next) {
+			keep[s.Name] = s.Address
+		}
+		for _, s := range ParseRouteServers(current[name]) {
+			if addr, ok := keep[s.Name]; (!ok || addr != s.Address) && !s.Drain && s.Weight > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -207,8 +207,9 @@ func (c *Controller) setWeights(ctx context.Context, routerID, backend string, c
 // OldWorkersMatter says whether a reload that replaces the files must wait
 // for HAProxy's old workers to finish before it is confirmed: only when it
 // takes away a server that could still get new requests in the replaced
-// configuration (one with weight that was not drained). A reload that only
-// adds servers, or drops servers already drained or without weight, leaves
+// configuration (one with weight that was not drained, at an address the
+// new one does not route to). A reload that only adds or renames servers,
+// or drops servers already drained or without weight, leaves
 // the old workers nothing but the connections they have (a WebSocket, an
 // event stream), which may last until hard-stop-after; waiting for them
 // would hold the apply for nothing. Any file but a route (the base file)
@@ -218,12 +219,14 @@ func OldWorkersMatter(files, current map[string][]byte) bool {
 		if !isRouteFile(name) {
 			return true
 		}
-		keep := map[string]string{}
+		// By address: a server renamed (a canary promoted to stable) is
+		// the same container, which old workers may go on using.
+		kept := map[string]bool{}
 		for _, s := range ParseRouteServers(next) {
-			keep[s.Name] = s.Address
+			kept[s.Address] = true
 		}
 		for _, s := range ParseRouteServers(current[name]) {
-			if addr, ok := keep[s.Name]; (!ok || addr != s.Address) && !s.Drain && s.Weight > 0 {
+			if !kept[s.Address] && !s.Drain && s.Weight > 0 {
 				return true
 			}
 		}

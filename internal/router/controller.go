@@ -179,12 +179,11 @@ func (c *Controller) apply(ctx context.Context, routerID string, files map[strin
 	if err := c.stage(ctx, routerID, files); err != nil {
 		return err
 	}
-	if err := c.check(ctx, routerID, files, current); err != nil {
-		return errors.Join(err, c.unstage(ctx, routerID, files))
-	}
 	if backend, changes, next, ok := runtimeChange(files, current); ok {
 		// Only weights change: the file goes into place (for a restart or a
-		// later reload) and the running worker gets the weights at once.
+		// later reload) and the running worker gets the weights at once. The
+		// file differs from the live one, which HAProxy loaded, only in
+		// weights and maintenance: there is nothing new to check.
 		if err := c.moveIntoPlace(ctx, routerID, files); err != nil {
 			return err
 		}
@@ -200,6 +199,9 @@ func (c *Controller) apply(ctx context.Context, routerID string, files map[strin
 			return &ReloadUnconfirmedError{Err: errors.Join(rerr, err)}
 		}
 		return c.signalAndConfirm(ctx, routerID, watch)
+	}
+	if err := c.check(ctx, routerID, files, current); err != nil {
+		return errors.Join(err, c.unstage(ctx, routerID, files))
 	}
 	watch, err := c.watchReload(ctx, routerID)
 	if err != nil {

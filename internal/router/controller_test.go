@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,9 @@ type fakeRouter struct {
 	// renameErr is an answer lost after the renames were done.
 	renameCode int
 	renameErr  error
+
+	// cli answers the runtime API; nil: the router has no socket.
+	cli func(command string) string
 
 	signals   []string
 	signalErr error
@@ -153,6 +157,12 @@ func (f *fakeRouter) Exec(_ context.Context, id string, cmd []string) (int, stri
 			delete(f.files, src)
 		}
 		return 0, "", f.renameErr
+	case cmd[0] == probe.Path && cmd[1] == "-cli":
+		f.event("cli " + cmd[3])
+		if f.cli == nil {
+			return 3, "release-probe: dial unix " + cmd[2] + ": connect: no such file or directory\n", nil
+		}
+		return 0, f.cli(cmd[3]), nil
 	case cmd[0] == probe.Path && cmd[1] == "-remove":
 		f.event("remove")
 		for _, p := range cmd[2:] {
@@ -635,6 +645,125 @@ func TestApplyWaitsForOldWorkersOnlyWhenServersWithTrafficGo(t *testing.T) {
 			}
 			if f.procCalls != 0 {
 				t.Errorf("Reload checked processes %d times, want none", f.procCalls)
+			}
+		})
+	}
+}
+
+// runtimeRouter is a fake router whose running worker has the route of
+// servers, with the base file that opens the runtime socket.
+func runtimeRouter(t *testing.T, route []byte) (*fakeRouter, map[string]RuntimeServer) {
+	f := newFakeRouter(t)
+	f.files[BaseFile] = RenderBase(Base{MetricsPort: 8404})
+	f.files["route_production_web.cfg"] = route
+	live := map[string]RuntimeServer{}
+	for _, s := range ParseRouteServers(route) {
+		live[s.Name] = RuntimeServer{Weight: s.Weight, Maint: s.Drain}
+	}
+	f.cli = func(command string) string {
+		var out strings.Builder
+		for _, c := range strings.Split(command, "; ") {
+			f := strings.Fields(c)
+			switch {
+			case len(f) == 5 && f[0] == "set" && f[3] == "weight":
+				name := strings.TrimPrefix(f[2], "be_production_web/")
+				w, _ := strconv.Atoi(f[4])
+				s := live[name]
+				s.Weight = w
+				live[name] = s
+				out.WriteString("\n")
+			case len(f) == 5 && f[0] == "set" && f[3] == "state":
+				name := strings.TrimPrefix(f[2], "be_production_web/")
+				s := live[name]
+				s.Maint = f[4] == "maint"
+				live[name] = s
+				out.WriteString("\n")
+			case strings.HasPrefix(c, "show servers state be_production_web"):
+				out.WriteString("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight\n")
+				for name, s := range live {
+					admin := 0
+					if s.Maint {
+						admin = 1
+					}
+					fmt.Fprintf(&out, "4 be_production_web 1 %s 10.0.0.1 2 %d %d 100\n", name, admin, s.Weight)
+				}
+				out.WriteString("\n")
+			default:
+				out.WriteString("Unknown command.\n")
+			}
+		}
+		return out.String()
+	}
+	return f, live
+}
+
+func testRoute(t *testing.T, servers ...Server) []byte {
+	t.Helper()
+	cfg, err := RenderRoute(Route{Environment: "production", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Sticky: true, Servers: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// A change of weights: the file goes into place and the weights go to the
+// running worker; no check (nothing new to check), no reload.
+func TestApplyWeightsThroughTheRuntimeAPI(t *testing.T) {
+	before := testRoute(t, Server{Name: "r1-1", Address: "10.0.0.2:8080", Weight: 256}, Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 0})
+	after := testRoute(t, Server{Name: "r1-1", Address: "10.0.0.2:8080", Drain: true}, Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 256})
+	f, live := runtimeRouter(t, before)
+	c, _ := controller(f)
+	if err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": after}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"install router-1", "copy .next-route_production_web.cfg", "rename",
+		"cli set server be_production_web/c2-1 weight 256; set server be_production_web/c2-1 state ready; " +
+			"set server be_production_web/r1-1 state maint; set server be_production_web/r1-1 weight 0; show servers state be_production_web"}
+	if !reflect.DeepEqual(f.events, want) {
+		t.Errorf("events\n%q\nwant\n%q", f.events, want)
+	}
+	if len(f.signals) != 0 {
+		t.Errorf("signals %v: a change of weights reloaded", f.signals)
+	}
+	if string(f.files["route_production_web.cfg"]) != string(after) {
+		t.Errorf("the route file was not written")
+	}
+	if live["r1-1"] != (RuntimeServer{Maint: true}) || live["c2-1"] != (RuntimeServer{Weight: 256}) {
+		t.Errorf("the worker runs %+v", live)
+	}
+}
+
+// No socket (an earlier version's base file), a refused command, or a
+// worker that does not run the file's servers: the file is in place, and a
+// reload loads it.
+func TestApplyWeightsFallsBackToAReload(t *testing.T) {
+	before := testRoute(t, Server{Name: "r1-1", Address: "10.0.0.2:8080", Weight: 256}, Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 0})
+	after := testRoute(t, Server{Name: "r1-1", Address: "10.0.0.2:8080", Weight: 128}, Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 128})
+	for name, setup := range map[string]func(f *fakeRouter, live map[string]RuntimeServer){
+		"socket unreachable": func(f *fakeRouter, _ map[string]RuntimeServer) { f.cli = nil },
+		"no socket in the base file": func(f *fakeRouter, _ map[string]RuntimeServer) {
+			f.files[BaseFile] = []byte(strings.Replace(string(f.files[BaseFile]), "stats socket", "# no socket", 1))
+			f.cli = func(string) string { t.Error("the runtime API was used without a socket in the base file"); return "" }
+		},
+		"refused": func(f *fakeRouter, _ map[string]RuntimeServer) {
+			f.cli = func(string) string { return "No such server.\n\n1\n# be_id be_name srv_id srv_name\n" }
+		},
+		"worker runs other servers": func(_ *fakeRouter, live map[string]RuntimeServer) { live["r9-1"] = RuntimeServer{Weight: 100} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, live := runtimeRouter(t, before)
+			setup(f, live)
+			f.afterSignal = []string{reloading + success}
+			f.procs = [][]string{haproxyProcs(2)}
+			c, _ := controller(f)
+			if err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": after}); err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"SIGUSR2"}; !reflect.DeepEqual(f.signals, want) {
+				t.Errorf("signals %v, want a reload", f.signals)
+			}
+			if string(f.files["route_production_web.cfg"]) != string(after) {
+				t.Errorf("the route file was not written")
 			}
 		})
 	}

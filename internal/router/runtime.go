@@ -173,19 +173,18 @@ func runtimeChange(files, current map[string][]byte) (backend string, changes []
 // backend back: an error means the running worker does not run exactly the
 // route (every server with its weight and drain), which a reload then loads.
 func (c *Controller) setWeights(ctx context.Context, routerID, backend string, changes []WeightChange, route []byte) error {
+	// One exec: the changes, then the backend as the worker runs it. Each
+	// change answers nothing when it succeeds; the state comes last.
+	command := "show servers state " + backend
 	if len(changes) > 0 {
-		out, err := c.Runtime(ctx, routerID, RuntimeCommands(backend, changes))
-		if err != nil {
-			return err
-		}
-		// Each command answers nothing when it succeeds.
-		if strings.TrimSpace(out) != "" {
-			return fmt.Errorf("the router refused a weight change: %s", strings.TrimSpace(out))
-		}
+		command = RuntimeCommands(backend, changes) + "; " + command
 	}
-	out, err := c.Runtime(ctx, routerID, "show servers state "+backend)
+	out, err := c.Runtime(ctx, routerID, command)
 	if err != nil {
 		return err
+	}
+	if i := strings.Index(out, "# be_id"); i < 0 || strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(out[:i]), "1")) != "" {
+		return fmt.Errorf("the router refused a weight change: %s", strings.TrimSpace(out))
 	}
 	live, err := ParseServersState(out, backend)
 	if err != nil {

@@ -71,8 +71,8 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 	portNumber := []validator.Int64{int64validator.Between(1, 65535)}
 	resp.Schema = schema.Schema{
 		Description: "An HAProxy container on the Docker host that environments route through. The provider owns it: " +
-			"each environment writes its own route file into it through the Docker API and applies it with a hitless reload, " +
-			"so a switch drops no connection and works over any Docker connection (unix, tcp, ssh) without a port of its own. " +
+			"each environment writes its own route file into it through the Docker API and applies it: a change of weights (a canary step, a promotion, a drain) " +
+			"through HAProxy's runtime API without a reload, any other change with a hitless reload, so a switch drops no connection and works over any Docker connection (unix, tcp, ssh) without a port of its own. " +
 			"The files live in a Docker volume, so the split survives a restart of the router. Works with HAProxy 2.6 and newer.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{

@@ -222,3 +222,44 @@ func TestEmbeddedProbeRename(t *testing.T) {
 		}
 	}
 }
+
+// -cli writes one command line to a unix socket (HAProxy's runtime API)
+// and prints the answer; a socket that is not there exits 3, which the
+// provider takes for a router without the runtime API.
+func TestEmbeddedProbeCLI(t *testing.T) {
+	dir, err := os.MkdirTemp("", "probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "admin.sock") // short: unix socket paths are limited
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		got <- line
+		io.WriteString(c, "1\n# be_id be_name\n4 be_x\n\n") // then HAProxy closes
+	}()
+	out, errOut, code := runProbe(t, "-cli", sock, "set server be_x/s1 weight 5; show servers state be_x")
+	if code != 0 || out != "1\n# be_id be_name\n4 be_x\n\n" || errOut != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if line := <-got; line != "set server be_x/s1 weight 5; show servers state be_x\n" {
+		t.Errorf("the socket got %q", line)
+	}
+	if _, errOut, code := runProbe(t, "-cli", filepath.Join(dir, "missing.sock"), "show info"); code != 3 || !strings.Contains(errOut, "missing.sock") {
+		t.Errorf("a missing socket: exit %d, stderr %q; want 3", code, errOut)
+	}
+	if _, _, code := runProbe(t, "-cli", sock, "show info\nshutdown sessions"); code != 2 {
+		t.Errorf("a command with a newline: exit %d, want 2 (refused)", code)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ func BenchmarkSwitchOverhead(b *testing.B) {
 	w.mustRun("apply", "-auto-approve")
 
 	var overheads, overheadsCreated, applies, healthy, noops []float64
+	phases := &phaseTimes{byName: map[string][]float64{}}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		// The fixed cost of any apply: terraform, the provider's start, refresh and plan.
@@ -56,9 +58,15 @@ func BenchmarkSwitchOverhead(b *testing.B) {
 		noops = append(noops, time.Since(start).Seconds())
 
 		w.write(f.config(b, i+2)) // a new setting each time: a new revision, new containers
+		logPath := filepath.Join(w.dir, fmt.Sprintf("switch-%d.log", i+1))
+		env := w.env
+		// The provider's log only (terraform's own at INFO would slow it): its "phase … in …" lines.
+		w.env = append(append([]string(nil), env...), "TF_LOG_PROVIDER=INFO", "TF_LOG_PATH="+logPath)
 		start = time.Now()
 		w.mustRun("apply", "-auto-approve")
 		apply := time.Since(start).Seconds()
+		w.env = env
+		phases.add(b, logPath)
 		h, hc := f.healthySeconds(b, i+2)
 		applies, healthy = append(applies, apply), append(healthy, h)
 		overheads, overheadsCreated = append(overheads, apply-h), append(overheadsCreated, apply-hc)
@@ -71,9 +79,47 @@ func BenchmarkSwitchOverhead(b *testing.B) {
 	b.ReportMetric(median(applies), "apply-s")
 	b.ReportMetric(median(healthy), "healthy-s")
 	b.ReportMetric(median(noops), "noop-apply-s")
-	fmt.Printf("switch overhead over %d switches (medians): %.2fs = apply %.2fs - container start to healthy %.2fs; "+
+	fmt.Printf("switch overhead over %d switches (medians): %.2fs = apply %.2fs - container start to ready %.2fs; "+
 		"%.2fs counting from the container's creation; a no-op apply takes %.2fs\n",
 		b.N, median(overheads), median(applies), median(healthy), median(overheadsCreated), median(noops))
+	phases.print()
+}
+
+// phaseTimes collects the provider's "phase <name> in <duration>" log lines
+// (TF_LOG_PROVIDER=INFO) of each apply: where a switch spends its time.
+type phaseTimes struct {
+	order  []string
+	byName map[string][]float64
+}
+
+var phaseLine = regexp.MustCompile(`phase ([a-z][a-z ]*?) in ([0-9.]+[a-zµ]+)`)
+
+func (p *phaseTimes) add(b *testing.B, logPath string) {
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		b.Logf("no provider log: %v", err)
+		return
+	}
+	for _, m := range phaseLine.FindAllStringSubmatch(string(raw), -1) {
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			continue
+		}
+		if _, ok := p.byName[m[1]]; !ok {
+			p.order = append(p.order, m[1])
+		}
+		p.byName[m[1]] = append(p.byName[m[1]], d.Seconds()*1000)
+	}
+}
+
+func (p *phaseTimes) print() {
+	if len(p.order) == 0 {
+		return
+	}
+	fmt.Println("where a switch's apply spends its time, medians from the provider's log (ms):")
+	for _, name := range p.order {
+		fmt.Printf("  %-22s %7.0f  (of %d)\n", name, median(p.byName[name]), len(p.byName[name]))
+	}
 }
 
 // BenchmarkRefresh50Environments measures plan and refresh of 50 environments

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ type gateHarness struct {
 	host  *fakeHost
 	d     *Deployer
 	start time.Time
+	mu    sync.Mutex
 	logs  []string
 }
 
@@ -50,7 +52,11 @@ func newGateHarness(t *testing.T) *gateHarness {
 	g := &gateHarness{t: t, clock: clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))}
 	var events []string
 	g.host = newFakeHost(t, g.clock, &events)
-	g.d = &Deployer{Host: g.host, Clock: g.clock, Log: func(msg string, _ ...any) { g.logs = append(g.logs, msg) }}
+	g.d = &Deployer{Host: g.host, Clock: g.clock, Log: func(msg string, _ ...any) {
+		g.mu.Lock() // the gate checks containers side by side
+		defer g.mu.Unlock()
+		g.logs = append(g.logs, msg)
+	}}
 	g.start = g.clock.Now()
 	return g
 }

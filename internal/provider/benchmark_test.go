@@ -429,7 +429,7 @@ func BenchmarkSwitchVsDockerRun(b *testing.B) {
 	load := func(port int) *loadgen.Run {
 		return loadgen.Start(loadgen.Config{URL: fmt.Sprintf("http://127.0.0.1:%d/", port), Rate: rate, Workers: 4, KeepAlive: true, MaxDuration: 10 * time.Minute, Timeout: 5 * time.Second})
 	}
-	var applies, plains, applyFailed, plainFailed []float64
+	var applies, plains, answerings, applyFailed, plainFailed []float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		w.write(f.config(b, i+2))
@@ -450,21 +450,24 @@ func BenchmarkSwitchVsDockerRun(b *testing.B) {
 		}
 		plainID = runPlain(i + 1)
 		plain := time.Since(start).Seconds()
+		waitAnswers(b, fmt.Sprintf("http://127.0.0.1:%d/", plainPort))
+		answering := time.Since(start).Seconds()
 		time.Sleep(time.Second)
 		ps := l.Stop()
 
-		applies, plains = append(applies, apply), append(plains, plain)
+		applies, plains, answerings = append(applies, apply), append(plains, plain), append(answerings, answering)
 		applyFailed, plainFailed = append(applyFailed, float64(as.Failed())), append(plainFailed, float64(ps.Failed()))
-		b.Logf("switch %d: terraform apply %.2fs (%d of %d requests failed); docker stop + run %.2fs (%d of %d requests failed)",
-			i+1, apply, as.Failed(), as.Requests, plain, ps.Failed(), ps.Requests)
+		b.Logf("switch %d: terraform apply %.2fs (%d of %d requests failed); docker stop + run %.2fs, answering after %.2fs (%d of %d requests failed)",
+			i+1, apply, as.Failed(), as.Requests, plain, answering, ps.Failed(), ps.Requests)
 	}
 	b.StopTimer()
 	b.ReportMetric(median(applies), "apply-s")
 	b.ReportMetric(median(plains), "docker-stop-run-s")
+	b.ReportMetric(median(answerings), "docker-stop-run-answering-s")
 	b.ReportMetric(median(applyFailed), "apply-failed-req")
 	b.ReportMetric(median(plainFailed), "docker-stop-run-failed-req")
-	fmt.Printf("replacing one container, medians of %d at %d req/s: terraform apply %.2fs (%.0f failed requests); docker stop + docker run %.2fs (%.0f failed requests)\n",
-		b.N, rate, median(applies), median(applyFailed), median(plains), median(plainFailed))
+	fmt.Printf("replacing one container, medians of %d at %d req/s: terraform apply %.2fs (%.0f failed requests); docker stop + docker run %.2fs, answering after %.2fs (%.0f failed requests); apply/docker %.1fx\n",
+		b.N, rate, median(applies), median(applyFailed), median(plains), median(answerings), median(plainFailed), median(applies)/median(answerings))
 }
 
 // waitAnswers waits until url answers 200 (up to 10s).

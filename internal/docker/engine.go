@@ -421,7 +421,10 @@ func (e *Engine) Exec(ctx context.Context, id string, cmd []string) (int, string
 	}
 	raw, _ := io.ReadAll(io.LimitReader(att.Reader, 1<<20))
 	att.Close()
-	for i := 0; i < 100; i++ {
+	// The output ends as the command exits; the daemon records the exit
+	// a moment later. Ask again soon, then every 20ms, for up to 2s.
+	wait, waited := time.Millisecond, time.Duration(0)
+	for waited < 2*time.Second {
 		st, err := cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
 		if err != nil {
 			return 0, "", err
@@ -429,7 +432,9 @@ func (e *Engine) Exec(ctx context.Context, id string, cmd []string) (int, string
 		if !st.Running {
 			return st.ExitCode, demux(raw), nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(wait)
+		waited += wait
+		wait = min(2*wait, 20*time.Millisecond)
 	}
 	return 0, demux(raw), fmt.Errorf("the command %v in %s did not finish", cmd, id)
 }

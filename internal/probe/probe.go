@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -21,9 +22,28 @@ var binaries embed.FS
 // Path is where the probe is placed in a container.
 const Path = "/.release-probe"
 
+var (
+	cacheMu sync.Mutex
+	cache   = map[string][]byte{}
+)
+
 // Binary returns the probe for a container architecture as Docker names it
-// (amd64, arm64, or the kernel's x86_64 and aarch64).
+// (amd64, arm64, or the kernel's x86_64 and aarch64). It is decompressed
+// once per architecture; callers must not change the bytes.
 func Binary(arch string) ([]byte, error) {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if b, ok := cache[arch]; ok {
+		return b, nil
+	}
+	b, err := binary(arch)
+	if err == nil {
+		cache[arch] = b
+	}
+	return b, err
+}
+
+func binary(arch string) ([]byte, error) {
 	switch arch {
 	case "x86_64":
 		arch = "amd64"

@@ -33,6 +33,7 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -840,7 +841,12 @@ func TestAccFault05_killedBetweenRouteWriteAndReload(t *testing.T) {
 		waitFor(t, time.Minute, "revision 2's containers to be healthy", func() bool {
 			healthy = healthy[:0]
 			for _, c := range f.revision(2, "") {
-				if full, err := f.engine.Inspect(context.Background(), c.ID); err == nil && full.Health == "healthy" {
+				// The provider's gate: its probe passes in the container.
+				full, err := f.engine.Inspect(context.Background(), c.ID)
+				if err != nil {
+					continue
+				}
+				if code, _, err := f.engine.Exec(context.Background(), c.ID, probe.Command(8080, "/healthz", 2*time.Second)[1:]); err == nil && code == 0 {
 					healthy = append(healthy, full)
 				}
 			}

@@ -103,20 +103,24 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Optional:    true, ElementType: types.StringType,
 			},
 			"health_check": schema.SingleNestedAttribute{
-				Description: "The gate a new container passes before it gets traffic, also used by the router afterwards. The provider places a small " +
-					"static probe in each container (at `/.release-probe`), so images without a shell or curl are checked too.",
+				Description: "How containers are checked. While a new container starts, the provider gates it: it runs a small static probe placed " +
+					"in the container (at `/.release-probe`, so images without a shell or curl are checked too) through the Docker API, at once, then " +
+					"after 20ms, waiting twice as long after each check up to `interval`, until `healthy_threshold` checks pass in a row; only then is " +
+					"the container routed, after one passing check of the router's own. From then on only the router checks it, over HTTP every " +
+					"`interval`, and sends it no traffic after 3 failed checks until 2 pass. Nothing runs inside the containers at rest: they carry " +
+					"no Docker `HEALTHCHECK` (an image's own is disabled too), so `docker ps` shows no health status for them.",
 				Optional: true, Computed: true,
 				Default: objectdefault.StaticValue(defaultHealthCheck()),
 				Attributes: map[string]schema.Attribute{
-					"path": schema.StringAttribute{Description: "HTTP path that answers 2xx when the container is ready. Defaults to `/healthz`.",
+					"path": schema.StringAttribute{Description: "HTTP path that answers 2xx when the container is ready, requested by the gate's probe inside a starting container and by the router afterwards. Defaults to `/healthz`.",
 						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthPath), Validators: []validator.String{healthPathValidator()}},
-					"interval": schema.StringAttribute{Description: "Time between checks, such as `1s`. Defaults to `1s`.",
+					"interval": schema.StringAttribute{Description: "Time between the router's checks of a routed container, such as `1s`, and the longest wait between the gate's checks of a starting one. Defaults to `1s`.",
 						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthInterval), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
-					"timeout": schema.StringAttribute{Description: "Time a check may take. Defaults to `2s`.",
+					"timeout": schema.StringAttribute{Description: "Time a check may take, the gate's and the router's. Defaults to `2s`.",
 						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthTimeout), Validators: []validator.String{durationValidator(100 * time.Millisecond)}},
-					"healthy_threshold": schema.Int64Attribute{Description: "Checks in a row that must pass before the container gets traffic. Defaults to 1.",
+					"healthy_threshold": schema.Int64Attribute{Description: "Checks of the gate that must pass in a row before the container gets traffic. Defaults to 1.",
 						Optional: true, Computed: true, Default: int64default.StaticInt64(defaultHealthHealthyThreshold), Validators: []validator.Int64{int64validator.Between(1, 5)}},
-					"start_timeout": schema.StringAttribute{Description: "How long a new container may take to become healthy before the apply fails. Defaults to `60s`.",
+					"start_timeout": schema.StringAttribute{Description: "How long a new container may take to pass the gate before the apply fails with its last log lines (traffic stays where it was); a container that exits fails it at once. Defaults to `60s`.",
 						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultHealthStartTimeout), Validators: []validator.String{durationValidator(time.Second)}},
 				},
 			},
@@ -412,6 +416,11 @@ func (r *environmentResource) apply(ctx context.Context, get func(context.Contex
 
 // deploy runs the switch and fills the computed attributes from what the host then runs.
 func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel, spec rollout.Spec, diags *diag.Diagnostics) {
+	t := time.Now()
+	phase := func(name string) {
+		tflog.Info(ctx, fmt.Sprintf("phase %s in %s", name, time.Since(t).Round(time.Millisecond)))
+		t = time.Now()
+	}
 	o, err := router.Observe(ctx, r.data.engine, spec.Router.Name)
 	if err != nil {
 		addDockerError(diags, r.data, "Cannot Read Router", err)
@@ -430,10 +439,12 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	}
 	spec.Router.ContainerID, spec.Router.MetricsPort = o.ID, o.Spec.MetricsPort
 	// One apply at a time per router; listeners are claimed under its lease.
+	phase("router read")
 	release, ok := r.data.holdRouter(ctx, o.Spec.Name, o.Spec.Image, diags)
 	if !ok {
 		return
 	}
+	phase("lease held")
 	defer release()
 	other, err := r.data.claims.claim(ctx, r.data.routes, spec)
 	if err != nil {
@@ -445,6 +456,7 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		return
 	}
 
+	phase("listener claimed")
 	defer r.data.invalidate()
 	deployer := *r.data.deployer
 	deployer.Log = func(msg string, kv ...any) {

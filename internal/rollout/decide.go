@@ -180,7 +180,7 @@ func resumable(spec Spec, canaryContainers, baseline []docker.Container) bool {
 		return false
 	}
 	for _, c := range append(append([]docker.Container(nil), canaryContainers...), baseline...) {
-		if !c.Running() || c.Health == "unhealthy" {
+		if !usable(c) {
 			return false
 		}
 	}

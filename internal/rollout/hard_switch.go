@@ -57,12 +57,14 @@ func (d *Deployer) promote(ctx context.Context, spec Spec, before Status, servin
 	if err != nil {
 		return Result{}, &switchError{err}
 	}
+	t := d.Clock.Now()
 	if string(previousRoute) != string(cfg) || before.LiveMismatch {
 		if err := d.switchTraffic(ctx, spec, before, serving, rev, name, cfg, previousRoute, checkFirst); err != nil {
 			return Result{}, err
 		}
 	}
 	d.log("traffic switched", "revision", rev)
+	t = d.phase("switched", t)
 	if naming.TrackOf(serving[0].Labels) == naming.TrackCanary {
 		failpoint.Hit(failpoint.Promoted)
 	} else {
@@ -71,13 +73,16 @@ func (d *Deployer) promote(ctx context.Context, spec Spec, before Status, servin
 	if err := d.recordServed(ctx, spec, rev, serving[0]); err != nil {
 		return Result{}, fmt.Errorf("recording that revision %d serves: %w", rev, err)
 	}
+	t = d.phase("recorded", t)
 	if err := d.retire(ctx, spec, before, others, rev); err != nil {
 		return Result{}, err
 	}
+	t = d.phase("retired", t)
 	managed, err := ListManaged(ctx, d.Host)
 	if err != nil {
 		return Result{}, err
 	}
+	d.phase("listed", t)
 	// This environment's route is the one just written; Observe reads no other.
 	return Result{Status: Observe(spec.Environment, spec.Service, managed, spec.Router.ContainerID, map[string][]byte{name: cfg})}, nil
 }
@@ -102,6 +107,7 @@ func (d *Deployer) switchTraffic(ctx context.Context, spec Spec, before Status, 
 	live := previous
 	if checkFirst && len(current) > 0 {
 		d.log("the router checks the new containers", "revision", rev)
+		t := d.Clock.Now()
 		_, check, err := checkRoute(spec, current, incoming)
 		if err == nil {
 			err = d.applyRoute(ctx, spec.Router.ContainerID, name, check, live)
@@ -110,9 +116,11 @@ func (d *Deployer) switchTraffic(ctx context.Context, spec Spec, before Status, 
 			return d.unlessLive(err, "letting the router check the new containers")
 		}
 		live = check
+		t = d.phase("check route loaded", t)
 		if err := d.waitRouterReady(ctx, spec, incoming); err != nil {
 			return d.backToPrevious(ctx, spec, name, previous, live, err)
 		}
+		t = d.phase("router checked", t)
 		// Everyone to the new containers at once, without a reload; the
 		// old ones are drained before the route drops them and they stop.
 		drained, names, err := d.drain(ctx, spec, live, incoming, share{current, naming.TrackStable, 0})
@@ -131,11 +139,15 @@ func (d *Deployer) switchTraffic(ctx context.Context, spec Spec, before Status, 
 		if err := d.waitDrained(ctx, spec, names); err != nil {
 			return fmt.Errorf("draining the previous revision: %w", err)
 		}
+		d.phase("drained", t)
 	}
+	t := d.Clock.Now()
 	d.log("switching traffic", "revision", rev)
 	if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, live); err != nil {
 		return d.unlessLive(err, "switching traffic")
 	}
+	t = d.phase("route loaded", t)
+	defer d.phase("router ready", t)
 	if err := d.waitRouterReady(ctx, spec, incoming); err != nil {
 		if len(current) == 0 {
 			return &RouterCheckError{Err: err} // nothing served before to go back to

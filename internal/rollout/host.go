@@ -19,6 +19,8 @@ type Host interface {
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 	Remove(ctx context.Context, id string) error
 	Logs(ctx context.Context, id string, tail int) (string, error)
+	// Exec runs a command in a running container: the health gate's probe.
+	Exec(ctx context.Context, id string, cmd []string) (int, string, error)
 	EnsureImage(ctx context.Context, ref, registryAuth string) error
 	EnsureNetwork(ctx context.Context, name string, labels map[string]string) (bool, error)
 	ConnectNetwork(ctx context.Context, network, containerID string) error

@@ -36,11 +36,13 @@ func (d *Deployer) startServing(ctx context.Context, spec Spec, before Status, d
 			history = append([]HistoryEntry{{Revision: before.Revision, Digest: before.Digest, Image: before.Image, DeployedAt: before.DeployedAt}}, history...)
 		}
 		d.log("starting a new revision", "revision", dec.Revision, "image", spec.Image)
+		t := d.Clock.Now()
 		var err error
 		if created, err = d.createReplicas(ctx, spec, dec.Revision, track, spec.ConfigHash(), history, nil); err != nil {
 			return nil, 0, err
 		}
 		ids = created
+		d.phase("created", t, "containers", len(created))
 		failpoint.Hit(failpoint.Created)
 	}
 	undo := func(cause error) error {
@@ -63,11 +65,13 @@ func (d *Deployer) startServing(ctx context.Context, spec Spec, before Status, d
 		return nil, 0, undo(fmt.Errorf("starting containers: %w", err))
 	}
 	failpoint.Hit(failpoint.Started)
+	t := d.phase("started", start, "containers", len(ids))
 	healthy, err := d.waitHealthy(ctx, spec, ids)
 	if err != nil {
 		return nil, 0, undo(err)
 	}
 	failpoint.Hit(failpoint.Healthy)
+	d.phase("gated", t, "containers", len(ids))
 	after := d.Clock.Now().Sub(start)
 	d.log("new containers healthy", "revision", dec.Revision, "after", after.String())
 	return healthy, after, nil
@@ -153,77 +157,17 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track
 			naming.LabelHistory:     encodeHistory(history),
 		},
 		Network: spec.Network(),
-		Health: &docker.HealthCheck{
-			Test:        probe.Command(spec.Port, spec.Health.Path, spec.Health.Timeout),
-			Interval:    spec.Health.Interval,
-			Timeout:     spec.Health.Timeout + time.Second,
-			Retries:     3,
-			StartPeriod: spec.Health.StartTimeout,
-		},
+		// No Docker health check, not even the image's own: the provider
+		// gates new containers itself (waitHealthy) and the router checks
+		// them afterwards, so nothing is exec'd in them at rest.
+		Health:      &docker.HealthCheck{Test: []string{"NONE"}},
 		StopTimeout: int(spec.StopTimeout / time.Second),
 		Files:       []docker.File{{Path: probe.Path, Mode: 0o755, Content: probeBin}},
 	}
 }
 
-// waitHealthy waits until every container passed HealthyThreshold checks in a row.
-func (d *Deployer) waitHealthy(ctx context.Context, spec Spec, ids []string) ([]docker.Container, error) {
-	deadline := d.Clock.Now().Add(spec.Health.StartTimeout)
-	threshold := max(spec.Health.HealthyThreshold, 1)
-	// Inspecting is cheap; polling often keeps the switch close behind the health check.
-	const poll = 50 * time.Millisecond
-	done := map[string]docker.Container{}
-	for {
-		for _, id := range ids {
-			if _, ok := done[id]; ok {
-				continue
-			}
-			c, err := d.Host.Inspect(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			if c.State == "exited" || c.State == "dead" {
-				return nil, d.unhealthy(ctx, c, "it exited")
-			}
-			if c.Health == "unhealthy" {
-				return nil, d.unhealthy(ctx, c, "its health check failed: "+lastOutput(c))
-			}
-			if c.Health == "healthy" && passedInARow(c.HealthLog, threshold) {
-				done[id] = c
-			}
-		}
-		if len(done) == len(ids) {
-			out := make([]docker.Container, 0, len(ids))
-			for _, id := range ids {
-				out = append(out, done[id])
-			}
-			return out, nil
-		}
-		if d.Clock.Now().After(deadline) {
-			for _, id := range ids {
-				if _, ok := done[id]; !ok {
-					c, _ := d.Host.Inspect(ctx, id)
-					return nil, d.unhealthy(ctx, c, fmt.Sprintf("not healthy after %s; last check: %s", spec.Health.StartTimeout, lastOutput(c)))
-				}
-			}
-		}
-		if err := d.Clock.Sleep(ctx, poll); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func passedInARow(log []docker.HealthResult, n int) bool {
-	if len(log) < n {
-		return false
-	}
-	for _, r := range log[len(log)-n:] {
-		if r.ExitCode != 0 {
-			return false
-		}
-	}
-	return true
-}
-
+// lastOutput is the last output of a container's Docker health check:
+// only containers created before the provider gated by itself have one.
 func lastOutput(c docker.Container) string {
 	if len(c.HealthLog) == 0 {
 		return "no check has run yet"

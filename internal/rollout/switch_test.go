@@ -14,6 +14,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/probe"
@@ -57,11 +58,14 @@ type fakeContainer struct {
 	c         docker.Container
 	spec      docker.ContainerSpec
 	startedAt time.Time
+	// passed is set when a probe passed since the container last started:
+	// what the fake router's check would pass.
+	passed bool
 }
 
 type fakeHost struct {
 	t     *testing.T
-	clock *fakeClock
+	clock clock.Clock
 	// mu guards everything below: the deployer calls in parallel.
 	mu sync.Mutex
 
@@ -80,9 +84,20 @@ type fakeHost struct {
 	// behaviour decides how a container behaves from its spec; nil means healthy.
 	behaviour func(spec docker.ContainerSpec) string
 	logs      string
+	// readyAfter is how long a healthy container fails its checks after
+	// it started (connection refused), as an app that is still starting.
+	readyAfter time.Duration
+	// execs records every probe exec: container name and fake time.
+	execs []fakeExec
 }
 
-func newFakeHost(t *testing.T, clock *fakeClock, events *[]string) *fakeHost {
+type fakeExec struct {
+	name string
+	at   time.Time
+	cmd  []string
+}
+
+func newFakeHost(t *testing.T, clock clock.Clock, events *[]string) *fakeHost {
 	return &fakeHost{
 		t: t, clock: clock, events: events,
 		containers: map[string]*fakeContainer{},
@@ -117,6 +132,13 @@ func (h *fakeHost) view(fc *fakeContainer) docker.Container {
 	}
 	if c.State != "running" {
 		c.Health = ""
+		return c
+	}
+	if fc.spec.Health == nil || len(fc.spec.Health.Test) == 0 || fc.spec.Health.Test[0] == "NONE" {
+		// No Docker health check: no health status, only the state.
+		if h.behaviourOf(fc) == exits {
+			c.State, c.IPs = "exited", map[string]string{}
+		}
 		return c
 	}
 	interval := fc.spec.Health.Interval
@@ -240,6 +262,7 @@ func (h *fakeHost) Start(_ context.Context, id string) error {
 	}
 	fc.c.State = "running"
 	fc.startedAt = h.clock.Now()
+	fc.passed = false
 	h.event("start %s", fc.c.Name)
 	return nil
 }
@@ -268,6 +291,42 @@ func (h *fakeHost) Remove(_ context.Context, id string) error {
 	h.removed = append(h.removed, fc.c.Name)
 	h.event("remove %s", fc.c.Name)
 	return nil
+}
+
+// Exec runs the probe: its answer follows the container's behaviour. A
+// check that hangs takes the probe's timeout (its last argument) of fake time.
+func (h *fakeHost) Exec(ctx context.Context, id string, cmd []string) (int, string, error) {
+	h.mu.Lock()
+	fc, err := h.find(id)
+	if err != nil {
+		h.mu.Unlock()
+		return 0, "", err
+	}
+	now := h.clock.Now()
+	h.execs = append(h.execs, fakeExec{name: fc.c.Name, at: now, cmd: cmd})
+	running := h.view(fc).State == "running"
+	behaviour, ready := h.behaviourOf(fc), !now.Before(fc.startedAt.Add(h.readyAfter))
+	h.mu.Unlock()
+	if !running {
+		return 0, "", cerrdefs.ErrConflict.WithMessage("container " + id + " is not running")
+	}
+	switch behaviour {
+	case unhealthy:
+		return 1, "GET /healthz: 500 Internal Server Error", nil
+	case hangs:
+		timeout, _ := time.ParseDuration(cmd[len(cmd)-1])
+		if err := h.clock.Sleep(ctx, timeout); err != nil {
+			return 0, "", err
+		}
+		return 1, "release-probe: GET /healthz: timeout after " + timeout.String(), nil
+	}
+	if !ready {
+		return 1, "release-probe: dial tcp 127.0.0.1:8080: connect: connection refused", nil
+	}
+	h.mu.Lock()
+	fc.passed = true
+	h.mu.Unlock()
+	return 0, "200 OK", nil
 }
 
 func (h *fakeHost) Logs(_ context.Context, id string, tail int) (string, error) {
@@ -429,7 +488,7 @@ func (r *fakeRoutes) Apply(_ context.Context, routerID string, files map[string]
 				for _, cip := range fc.c.IPs {
 					if cip == ip {
 						found = true
-						if c := r.host.view(fc); c.Health != "healthy" {
+						if c := r.host.view(fc); !c.Running() || (c.Health != "healthy" && !fc.passed) {
 							r.t.Errorf("route %s sends traffic to %s (%s), which is %s/%q", name, s.Address, c.Name, c.State, c.Health)
 						}
 					}
@@ -568,8 +627,9 @@ func TestDeployFirstRevision(t *testing.T) {
 	if len(st.Drift) != 0 || len(st.History) != 0 || len(st.Retained) != 0 || (res.Decision.Kind == Rollback) {
 		t.Errorf("a first deploy has drift %q, history %v, retained %v, reused %v", st.Drift, st.History, st.Retained, (res.Decision.Kind == Rollback))
 	}
-	if res.HealthyAfter < 2*spec.Health.Interval || res.HealthyAfter > spec.Health.StartTimeout {
-		t.Errorf("HealthyAfter = %s, want the time of %d checks every %s", res.HealthyAfter, spec.Health.HealthyThreshold, spec.Health.Interval)
+	// Ready at once: the gate's first check at the start, its second 20ms later.
+	if res.HealthyAfter != gateFirstPoll {
+		t.Errorf("HealthyAfter = %s, want %s: %d checks, the first at the start, the next after %s", res.HealthyAfter, gateFirstPoll, spec.Health.HealthyThreshold, gateFirstPoll)
 	}
 
 	if len(h.host.creates) != 2 {
@@ -619,8 +679,9 @@ func TestDeployFirstRevision(t *testing.T) {
 				t.Errorf("%s: env %v lacks %s", cs.Name, cs.Env, e)
 			}
 		}
-		if cs.Health == nil || !reflect.DeepEqual(cs.Health.Test, probe.Command(8080, "/healthz", time.Second)) || cs.Health.Interval != 2*time.Second {
-			t.Errorf("%s: health check %+v", cs.Name, cs.Health)
+		// No Docker health check, not even the image's: nothing runs in the container at rest.
+		if cs.Health == nil || !reflect.DeepEqual(cs.Health.Test, []string{"NONE"}) {
+			t.Errorf("%s: health check %+v, want NONE", cs.Name, cs.Health)
 		}
 		if len(cs.Files) != 1 || cs.Files[0].Path != probe.Path || !bytes.Equal(cs.Files[0].Content, probeBin) || cs.Files[0].Mode&0o111 == 0 {
 			t.Errorf("%s: the health probe is not placed as an executable %s", cs.Name, probe.Path)
@@ -634,8 +695,8 @@ func TestDeployFirstRevision(t *testing.T) {
 	cs := h.host.byLabels("production", 1)
 	var want []router.Server
 	for _, c := range cs {
-		if !c.Running() || c.Health != "healthy" {
-			t.Errorf("%s is %s/%s", c.Name, c.State, c.Health)
+		if !c.Running() || c.Health != "" {
+			t.Errorf("%s is %s/%s, want running with no Docker health status", c.Name, c.State, c.Health)
 		}
 		want = append(want, router.Server{Name: "r1-" + c.Labels[naming.LabelReplica], Address: c.IPs["release-production-web"] + ":8080", Weight: 100})
 	}
@@ -843,9 +904,9 @@ func TestDeployUnhealthyRevisionLeavesTrafficAlone(t *testing.T) {
 	for name, b := range map[string]struct {
 		behaviour, reason string
 	}{
-		"health check fails": {unhealthy, "its health check failed: GET /healthz: 500 Internal Server Error"},
+		"health check fails": {unhealthy, "not healthy after 1m0s; last check: GET /healthz: 500 Internal Server Error"},
 		"exits":              {exits, "it exited"},
-		"never healthy":      {hangs, "not healthy after 1m0s; last check: no check has run yet"},
+		"never healthy":      {hangs, "not healthy after 1m0s; last check: release-probe: GET /healthz: timeout after 1s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t)
@@ -861,13 +922,13 @@ func TestDeployUnhealthyRevisionLeavesTrafficAlone(t *testing.T) {
 
 			started := h.clock.Now()
 			_, err := h.d.Deploy(h.ctx, webSpec("production", digest2))
-			// A failing container aborts as soon as Docker says so; one that
-			// never answers, at the start timeout.
+			// A container that exits aborts at once; one whose check fails
+			// or never answers may still be starting: it has until the start timeout.
 			waited := h.clock.Now().Sub(started)
-			if b.behaviour == hangs && (waited < time.Minute || waited > time.Minute+5*time.Second) {
+			if b.behaviour != exits && (waited < time.Minute || waited > time.Minute+5*time.Second) {
 				t.Errorf("gave up after %s, want the start timeout of 1m", waited)
 			}
-			if b.behaviour != hangs && waited >= time.Minute {
+			if b.behaviour == exits && waited >= time.Minute {
 				t.Errorf("gave up after %s, want as soon as the container failed", waited)
 			}
 			var ue *UnhealthyError

@@ -209,7 +209,11 @@ func RenderRoute(r Route) ([]byte, error) {
 	// Any 2xx passes, as the environment's health gate (release-probe) passes it.
 	fmt.Fprintf(&buf, "backend %s\n    balance roundrobin\n    option httpchk GET %s\n    http-check expect rstatus ^2[0-9][0-9]$\n", be, r.HealthPath)
 	fmt.Fprintf(&buf, "    timeout check %s\n", haproxyDuration(timeout))
-	fmt.Fprintf(&buf, "    default-server inter %s fall 3 rise 2\n", haproxyDuration(interval))
+	// fastinter: a server whose health is in transition (every server of
+	// a worker just started by a reload, one that failed a check) is
+	// checked every 100ms at most, so a new server is confirmed UP, or a
+	// failing one DOWN, in a fraction of the interval.
+	fmt.Fprintf(&buf, "    default-server inter %s fastinter %s fall 3 rise 2\n", haproxyDuration(interval), haproxyDuration(min(interval, fastInter)))
 	if r.Sticky {
 		fmt.Fprintf(&buf, "    cookie rls_%s_%s insert indirect nocache\n", r.Environment, r.Service)
 	}
@@ -254,6 +258,10 @@ func ParseBase(cfg []byte) (b Base, ok bool) {
 	}
 	return b, string(RenderBase(b)) == string(cfg)
 }
+
+// fastInter is how often a server in transition is checked (HAProxy's
+// fastinter), unless the interval is shorter.
+const fastInter = 100 * time.Millisecond
 
 func haproxyDuration(d time.Duration) string {
 	if d%time.Second == 0 {

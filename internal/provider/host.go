@@ -202,18 +202,28 @@ func observeEnvironment(ctx context.Context, d *providerData, name, service, rou
 		}
 	}
 	if routerID != "" {
-		if files, err = d.snapshot.routerFiles(ctx, d.routes, routerID); err != nil {
+		// The files and what the worker runs are read side by side.
+		var states routerStates
+		var statesErr error
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			states, statesErr = d.snapshot.routerStates(ctx, d.routes, routerID, metricsPort)
+		}()
+		files, err = d.snapshot.routerFiles(ctx, d.routes, routerID)
+		<-read
+		if err != nil {
 			return rollout.Status{}, err
 		}
 		// What the running worker serves; unread (nil) if the router cannot
 		// answer now: the apply reads it again and reports that.
-		if states, err := d.snapshot.routerStates(ctx, d.routes, routerID, metricsPort); err == nil {
+		if statesErr == nil {
 			live = states[router.BackendName(name, service)]
 			if live == nil {
 				live = map[string]router.ServerState{} // read: the worker serves no such backend
 			}
 		} else {
-			tflog.Warn(ctx, "cannot read what the router runs", map[string]any{"router": routerName, "error": err.Error()})
+			tflog.Warn(ctx, "cannot read what the router runs", map[string]any{"router": routerName, "error": statesErr.Error()})
 		}
 	}
 	return rollout.ObserveLive(name, service, managed, routerID, files, live), nil

@@ -37,6 +37,13 @@ import (
 // check runs every 30s so that hundreds of idle containers leave the
 // machine usable. Everything is destroyed at the end, also on failure.
 // Nothing here asserts a time.
+//
+// Creating is what takes long: on the shared 2-core test machine (2026-12-04,
+// load average 20-50 from other tests) 50 environments took 4 minutes and
+// 500 did not finish in 25 (330 created), because each new container is
+// gated by Docker health checks polled by the apply and each release reloads
+// its router, which restarts the router's 30s checks. Measure 500 on a
+// quiet machine, or after the health checks stop costing an exec each.
 func BenchmarkRefresh(b *testing.B) {
 	benchStack(b)
 	sizes := []int{50, 500}

@@ -19,11 +19,14 @@ func main() {
 	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers such as delve")
 	flag.Parse()
 
+	quietUnreadLogs()
+	stopProfiling := startProfiling()
 	err := providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
 		Address:         "registry.terraform.io/releasekit/release",
 		Debug:           debug,
 		ProtocolVersion: 6,
 	})
+	stopProfiling()
 	if err != nil {
 		log.Fatal(err.Error())
 	}

@@ -122,54 +122,6 @@ func (p *phaseTimes) print() {
 	}
 }
 
-// BenchmarkRefresh50Environments measures plan and refresh of 50 environments
-// on one host, counts the Docker API calls the provider makes during a refresh
-// through a counting proxy in front of the daemon, and samples the provider's
-// resident memory.
-func BenchmarkRefresh50Environments(b *testing.B) {
-	benchStack(b)
-	const n = 50
-	f := newBenchFixture(b)
-	proxy := startCountingProxy(b)
-	w := newTFWorkspace(b, f.manyConfig(b, n, ""))
-	defer w.run("destroy", "-auto-approve", "-parallelism=20")
-	start := time.Now()
-	w.mustRun("apply", "-auto-approve", "-parallelism=20")
-	fmt.Printf("created %d environments in %.1fs\n", n, time.Since(start).Seconds())
-	w.write(f.manyConfig(b, n, "unix://"+proxy.socket))
-
-	var plans, refreshes, calls, rss []float64
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		proxy.reset()
-		stop := sampleProviderRSS()
-		t0 := time.Now()
-		out := w.mustRun("plan", "-detailed-exitcode", "-parallelism=20")
-		plans = append(plans, time.Since(t0).Seconds())
-		peak := stop()
-		if !strings.Contains(out, "No changes.") {
-			b.Fatalf("the plan of unchanged environments is not empty:\n%s", out)
-		}
-		planCalls := proxy.count()
-
-		proxy.reset()
-		t0 = time.Now()
-		w.mustRun("apply", "-refresh-only", "-auto-approve", "-parallelism=20")
-		refreshes = append(refreshes, time.Since(t0).Seconds())
-		calls = append(calls, float64(proxy.count())/n)
-		rss = append(rss, peak/(1<<20))
-		b.Logf("run %d: plan %.2fs (%d Docker calls), refresh %.2fs (%d Docker calls: %v), provider peak RSS %.1f MiB",
-			i+1, plans[i], planCalls, refreshes[i], proxy.count(), proxy.paths(), rss[i])
-	}
-	b.StopTimer()
-	b.ReportMetric(median(plans), "plan-s")
-	b.ReportMetric(median(refreshes), "refresh-s")
-	b.ReportMetric(median(calls), "docker-calls/env")
-	b.ReportMetric(median(rss), "provider-peak-MiB")
-	fmt.Printf("%d environments: plan %.2fs, refresh %.2fs, %.2f Docker API calls per environment per refresh, provider peak RSS %.1f MiB (medians of %d)\n",
-		n, median(plans), median(refreshes), median(calls), median(rss), b.N)
-}
-
 type benchFixture struct {
 	router, prefix, repo, v1, haproxy string
 	ports                             []int
@@ -207,34 +159,6 @@ resource "release_environment" "web" {
   stop_timeout = "5s"
 }
 `, f.router, f.haproxy, f.ports[0], f.prefix, f.repo, f.v1, iteration)
-}
-
-func (f *benchFixture) manyConfig(b testing.TB, n int, dockerHost string) string {
-	var sb strings.Builder
-	if dockerHost != "" {
-		fmt.Fprintf(&sb, "provider \"release\" {\n  docker_host = %q\n}\n", dockerHost)
-	}
-	for len(f.ports) < n {
-		f.ports = append(f.ports, freePort(b))
-	}
-	fmt.Fprintf(&sb, "resource \"release_router\" \"edge\" {\n  name  = %q\n  image = %q\n  ports = [\n", f.router, f.haproxy)
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&sb, "    { internal = %d, external = %d },\n", 10000+i, f.ports[i])
-	}
-	sb.WriteString("  ]\n}\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&sb, `resource "release_environment" "e%[1]d" {
-  name        = "%[2]s-%[1]d"
-  service     = "web"
-  image       = "%[3]s@%[4]s"
-  router      = release_router.edge.id
-  listen_port = %[5]d
-  network     = release_router.edge.network # 50 networks would exhaust Docker's default address pools
-  stop_timeout = "2s"
-}
-`, i, f.prefix, f.repo, f.v1, 10000+i)
-	}
-	return sb.String()
 }
 
 // healthySeconds is how long the revision's first container took from its

@@ -17,76 +17,148 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
-// hostSnapshot shares one listing of managed containers, and one read of
-// each router's files, among the resources refreshed together, so a refresh
-// costs a couple of Docker calls in all rather than several per environment.
+// hostSnapshot shares what a refresh reads from the host among the
+// resources read together by one provider process: one listing of the
+// managed containers, and per router one read of its files and one of the
+// server states its running worker serves. A refresh of any number of
+// environments then costs one listing plus two reads per router, and the
+// exporter text of a router is parsed once, not once per environment.
+//
+// Terraform configures the provider once per command (a plan, or the
+// apply after it), so a snapshot lives no longer than that command; within
+// it an entry is reused for snapshotTTL at most, and every change this
+// process makes on the host (invalidate) drops it. Only reads that inform
+// the plan use it: an apply observes the host afresh before it acts
+// (rollout's Deploy lists the containers again and refuses when the
+// decision differs from the plan's), so a stale snapshot can change what a
+// plan shows, never what an apply does.
+//
+// Memory is bounded: one listing and two entries per router, replaced
+// when they expire and dropped by invalidate.
 type hostSnapshot struct {
-	mu         sync.Mutex
-	generation int
-	takenAt    time.Time
-	containers []docker.Container
-	files      map[string]map[string][]byte
-	filesAt    map[string]time.Time
-	// metrics is each router's exporter text: what its running worker serves.
-	metrics   map[string]string
-	metricsAt map[string]time.Time
+	mu sync.Mutex
+	// generation counts invalidations: a read started before one is never
+	// kept after it.
+	generation uint64
+	entries    map[string]*snapshotEntry
+	// now is the clock; nil is time.Now.
+	now func() time.Time
 }
 
-// snapshotTTL is short: it only needs to cover one refresh.
-const snapshotTTL = 3 * time.Second
+// snapshotTTL bounds the reuse of a read: long enough to cover the refresh
+// of thousands of environments on a slow host, short enough that a
+// provider kept running between commands (debug mode) reads again.
+const snapshotTTL = 30 * time.Second
+
+// snapshotEntry is one read, shared by every caller that asks for it while
+// it runs (they wait for it) and, once it succeeded, until it expires.
+type snapshotEntry struct {
+	generation uint64
+	done       chan struct{} // closed when value and err are set
+	takenAt    time.Time
+	value      any
+	err        error
+}
+
+// routerStates is what a router's running worker serves, by backend and
+// server: its exporter, read and parsed once per refresh.
+type routerStates map[string]map[string]router.ServerState
+
+func (s *hostSnapshot) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
+// get returns the shared result of fetch for key: a fresh enough one that
+// is kept, the one being fetched (waiting for it), or a new fetch. Failed
+// reads are not kept: the next caller tries again.
+func (s *hostSnapshot) get(ctx context.Context, key string, fetch func(context.Context) (any, error)) (any, error) {
+	s.mu.Lock()
+	now := s.clock()
+	for k, e := range s.entries {
+		if isDone(e) && now.Sub(e.takenAt) >= snapshotTTL {
+			delete(s.entries, k) // expired: the map holds no more than the live reads
+		}
+	}
+	if e, ok := s.entries[key]; ok {
+		s.mu.Unlock()
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return e.value, e.err
+	}
+	e := &snapshotEntry{generation: s.generation, done: make(chan struct{})}
+	if s.entries == nil {
+		s.entries = map[string]*snapshotEntry{}
+	}
+	s.entries[key] = e
+	s.mu.Unlock()
+
+	v, err := fetch(ctx)
+
+	s.mu.Lock()
+	e.value, e.err, e.takenAt = v, err, s.clock()
+	if (err != nil || e.generation != s.generation) && s.entries[key] == e {
+		delete(s.entries, key)
+	}
+	close(e.done)
+	s.mu.Unlock()
+	return v, err
+}
+
+func isDone(e *snapshotEntry) bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
 
 func (s *hostSnapshot) listing(ctx context.Context, e *docker.Engine) ([]docker.Container, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.containers != nil && time.Since(s.takenAt) < snapshotTTL {
-		return s.containers, nil
-	}
-	cs, err := rollout.ListManaged(ctx, e)
+	v, err := s.get(ctx, "listing", func(ctx context.Context) (any, error) { return rollout.ListManaged(ctx, e) })
 	if err != nil {
 		return nil, err
 	}
-	s.containers, s.takenAt = cs, time.Now()
-	return cs, nil
+	return v.([]docker.Container), nil
 }
 
 func (s *hostSnapshot) routerFiles(ctx context.Context, c *router.Controller, routerID string) (map[string][]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f, ok := s.files[routerID]; ok && time.Since(s.filesAt[routerID]) < snapshotTTL {
-		return f, nil
-	}
-	f, err := c.Files(ctx, routerID)
+	v, err := s.get(ctx, "files/"+routerID, func(ctx context.Context) (any, error) { return c.Files(ctx, routerID) })
 	if err != nil {
 		return nil, err
 	}
-	if s.files == nil {
-		s.files, s.filesAt = map[string]map[string][]byte{}, map[string]time.Time{}
-	}
-	s.files[routerID], s.filesAt[routerID] = f, time.Now()
-	return f, nil
+	return v.(map[string][]byte), nil
 }
 
-func (s *hostSnapshot) routerMetrics(ctx context.Context, c *router.Controller, routerID string, metricsPort int) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if m, ok := s.metrics[routerID]; ok && time.Since(s.metricsAt[routerID]) < snapshotTTL {
-		return m, nil
-	}
-	m, err := c.ServerMetrics(ctx, routerID, metricsPort)
+// routerStates reads what the router's running worker serves, every
+// backend at once.
+func (s *hostSnapshot) routerStates(ctx context.Context, c *router.Controller, routerID string, metricsPort int) (routerStates, error) {
+	v, err := s.get(ctx, "states/"+routerID, func(ctx context.Context) (any, error) {
+		text, err := c.ServerMetrics(ctx, routerID, metricsPort)
+		if err != nil {
+			return nil, err
+		}
+		states, err := router.ParseServerStatesByBackend(strings.NewReader(text))
+		return routerStates(states), err
+	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if s.metrics == nil {
-		s.metrics, s.metricsAt = map[string]string{}, map[string]time.Time{}
-	}
-	s.metrics[routerID], s.metricsAt[routerID] = m, time.Now()
-	return m, nil
+	return v.(routerStates), nil
 }
 
+// invalidate drops every read: the host changed (this process changed it).
+// Reads under way finish for their callers but are not kept.
 func (s *hostSnapshot) invalidate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.containers, s.files, s.metrics = nil, nil, nil
+	s.generation++
+	s.entries = nil
 }
 
 func (d *providerData) invalidate() { d.snapshot.invalidate() }
@@ -130,15 +202,28 @@ func observeEnvironment(ctx context.Context, d *providerData, name, service, rou
 		}
 	}
 	if routerID != "" {
-		if files, err = d.snapshot.routerFiles(ctx, d.routes, routerID); err != nil {
+		// The files and what the worker runs are read side by side.
+		var states routerStates
+		var statesErr error
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			states, statesErr = d.snapshot.routerStates(ctx, d.routes, routerID, metricsPort)
+		}()
+		files, err = d.snapshot.routerFiles(ctx, d.routes, routerID)
+		<-read
+		if err != nil {
 			return rollout.Status{}, err
 		}
 		// What the running worker serves; unread (nil) if the router cannot
 		// answer now: the apply reads it again and reports that.
-		if text, err := d.snapshot.routerMetrics(ctx, d.routes, routerID, metricsPort); err == nil {
-			live, _ = router.ParseServerStates(strings.NewReader(text), router.BackendName(name, service))
+		if statesErr == nil {
+			live = states[router.BackendName(name, service)]
+			if live == nil {
+				live = map[string]router.ServerState{} // read: the worker serves no such backend
+			}
 		} else {
-			tflog.Warn(ctx, "cannot read what the router runs", map[string]any{"router": routerName, "error": err.Error()})
+			tflog.Warn(ctx, "cannot read what the router runs", map[string]any{"router": routerName, "error": statesErr.Error()})
 		}
 	}
 	return rollout.ObserveLive(name, service, managed, routerID, files, live), nil

@@ -476,3 +476,32 @@ func hostBusy(d time.Duration) float64 {
 	b1, t1 := read()
 	return 100 * (b1 - b0) / (t1 - t0)
 }
+
+// manyConfig is n environments with the default health_check behind one router, on its network.
+func (f *benchFixture) manyConfig(b testing.TB, n int, dockerHost string) string {
+	var sb strings.Builder
+	if dockerHost != "" {
+		fmt.Fprintf(&sb, "provider \"release\" {\n  docker_host = %q\n}\n", dockerHost)
+	}
+	for len(f.ports) < n {
+		f.ports = append(f.ports, freePort(b))
+	}
+	fmt.Fprintf(&sb, "resource \"release_router\" \"edge\" {\n  name  = %q\n  image = %q\n  ports = [\n", f.router, f.haproxy)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, "    { internal = %d, external = %d },\n", 10000+i, f.ports[i])
+	}
+	sb.WriteString("  ]\n}\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, `resource "release_environment" "e%[1]d" {
+  name        = "%[2]s-%[1]d"
+  service     = "web"
+  image       = "%[3]s@%[4]s"
+  router      = release_router.edge.id
+  listen_port = %[5]d
+  network     = release_router.edge.network # 50 networks would exhaust Docker's default address pools
+  stop_timeout = "2s"
+}
+`, i, f.prefix, f.repo, f.v1, 10000+i)
+	}
+	return sb.String()
+}

@@ -265,42 +265,6 @@ func (p *countingProxy) paths() map[string]int {
 	return out
 }
 
-// sampleProviderRSS polls the resident memory of running provider processes
-// and returns a function that stops and reports the peak in bytes.
-func sampleProviderRSS() func() float64 {
-	var peak atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			entries, _ := os.ReadDir("/proc")
-			for _, e := range entries {
-				if _, err := strconv.Atoi(e.Name()); err != nil {
-					continue
-				}
-				comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
-				if !strings.HasPrefix(strings.TrimSpace(string(comm)), "terraform-provi") {
-					continue
-				}
-				status, _ := os.ReadFile("/proc/" + e.Name() + "/status")
-				for _, line := range strings.Split(string(status), "\n") {
-					if strings.HasPrefix(line, "VmHWM:") {
-						kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-						if kb*1024 > peak.Load() {
-							peak.Store(kb * 1024)
-						}
-					}
-				}
-			}
-		}
-	}()
-	return func() float64 { close(done); return float64(peak.Load()) }
-}
-
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0

@@ -246,7 +246,7 @@ func TestAccEnvironmentCanary_badVersionsAbort(t *testing.T) {
 			},
 			{
 				PreConfig: func() {
-					pinned = loadgen.Start(loadgen.Config{URL: f.url(), Rate: 100, Workers: 4, KeepAlive: true, Cookie: "rls_" + f.env + "_web=r1-1", MaxDuration: 3 * time.Minute})
+					pinned = loadgen.Start(loadgen.Config{URL: f.url(), Rate: 100, Workers: 4, KeepAlive: true, Cookie: f.pinCookie("r1-1"), MaxDuration: 3 * time.Minute})
 				},
 				Config:      f.config(f.v2, ""),
 				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3.*still inconclusive after 2 more analyses.*never promoted`),

@@ -112,7 +112,7 @@ func (s *eventStream) check(version string, maxGap time.Duration, notBefore time
 // routerSample is the router seen at one moment of a canary.
 type routerSample struct {
 	at      time.Time
-	workers int // haproxy processes besides the master
+	workers int // haproxy processes besides the master; -1 when they could not be read
 	reloads int // since the watch began
 	canary  int // responses of the canary's servers (c*), -1 when it has none
 	// loadBefore and loadAfter are the load generators' answers from the
@@ -162,7 +162,7 @@ func (f *canaryFixture) watchRouter(t *testing.T, version string) *routerWatch {
 				return
 			case <-time.After(300 * time.Millisecond):
 			}
-			s := routerSample{at: time.Now(), canary: -1}
+			s := routerSample{at: time.Now(), canary: -1, workers: -1}
 			if procs, err := f.engine.Processes(ctx, rc.ID); err == nil {
 				s.workers = countOf(procs, "haproxy") - 1
 			}
@@ -177,9 +177,16 @@ func (f *canaryFixture) watchRouter(t *testing.T, version string) *routerWatch {
 			}
 			counts, _ := router.ParseServerMetrics(strings.NewReader(text), backend)
 			states, _ := router.ParseServerStates(strings.NewReader(text), backend)
+			// The canary's servers until the promotion: then they are
+			// deleted, or kept in maintenance while connections remain.
+			for name := range counts {
+				if strings.HasPrefix(name, "c") && states[name].Status != "MAINT" {
+					s.canary = max(s.canary, 0)
+				}
+			}
 			for name, c := range counts {
-				if strings.HasPrefix(name, "c") {
-					s.canary = max(s.canary, 0) + int(c.Requests)
+				if strings.HasPrefix(name, "c") && s.canary >= 0 {
+					s.canary += int(c.Requests)
 				}
 			}
 			stable, drained := 0, 0
@@ -223,10 +230,10 @@ func countOf(lines []string, s string) int {
 // closed only when its revision retires (its application's own shutdown
 // event); a second one, connected during the steps and pinned to a stable
 // server, is drained for stop_timeout before that. The steps, the promotion
-// and the drain change weights without a reload: the router reloads twice
-// (the canary's servers added, the old ones dropped), no worker starts in
-// between, and the canary's request counts, which keep counting, equal the
-// load generators' answers from the canary's version.
+// and the drain, and the servers added and deleted, go through the runtime
+// API: the router never reloads and runs one worker throughout, and the
+// canary's request counts, which keep counting, equal the load generators'
+// answers from the canary's version.
 func TestAccEnvironmentCanary_longLivedConnectionsAndNoReloads(t *testing.T) {
 	f := newCanaryFixture(t)
 	const stopTimeout = 5 * time.Second // envFixture's stop_timeout
@@ -273,7 +280,7 @@ func TestAccEnvironmentCanary_longLivedConnectionsAndNoReloads(t *testing.T) {
 							routed := len(watch.samples) > 0 && watch.samples[len(watch.samples)-1].canary > 0
 							watch.mu.Unlock()
 							if routed {
-								pinned <- openEventStream(t, "stream opened during the steps, pinned to r1-1", f.url()+"events", "rls_"+f.env+"_web=r1-1")
+								pinned <- openEventStream(t, "stream opened during the steps, pinned to r1-1", f.url()+"events", f.pinCookie("r1-1"))
 								return
 							}
 						}
@@ -361,16 +368,22 @@ func checkNoReloadCanary(t *testing.T, samples []routerSample, applyStart time.T
 	last := samples[len(samples)-1]
 	t.Logf("router while the canary's servers were in it (%d samples over %s):\n  %s", end-first+1, samples[end].at.Sub(samples[first].at).Round(time.Millisecond), strings.Join(lines, "\n  "))
 	t.Logf("reloads in the whole apply: %d; reload counts while the canary served %v; haproxy workers then: %d to %d", last.reloads, reloads, minWorkers, maxWorkers)
-	// One reload adds the canary's and baseline's servers, one drops the
-	// old ones after the promotion; steps, promotion and drain are weights.
-	if last.reloads != 2 || len(reloads) != 1 || !reloads[1] {
-		return fmt.Errorf("reloads: %v while the canary's servers served, %d in all; want 1 then 2 (servers added, servers dropped)", reloads, last.reloads)
+	// The canary's and baseline's servers are added, weighted, promoted,
+	// and the old ones drained and deleted, all through the runtime API:
+	// no reload, one worker throughout.
+	if last.reloads != 0 || len(reloads) != 1 || !reloads[0] {
+		return fmt.Errorf("reloads: %v while the canary's servers served, %d in all; want none", reloads, last.reloads)
 	}
 	if drainedAt.IsZero() {
-		return fmt.Errorf("the router reloaded before it showed the stable servers drained: the promotion was not a change of weights")
+		return fmt.Errorf("the router never showed the stable servers drained: the promotion was not a change of weights")
 	}
-	if maxWorkers != minWorkers {
-		return fmt.Errorf("the number of workers changed from %d to %d while the canary's servers served: a worker started", minWorkers, maxWorkers)
+	if maxWorkers != 1 || minWorkers != 1 {
+		return fmt.Errorf("%d to %d HAProxy workers while the canary's servers served, want one", minWorkers, maxWorkers)
+	}
+	for _, s := range samples {
+		if s.workers != 1 && s.workers != -1 {
+			return fmt.Errorf("%d HAProxy workers at %s, during the apply of the canary; want one throughout", s.workers, s.at.Format("15:04:05.000"))
+		}
 	}
 	if err := before.check("1.0.0", 2*time.Second, applyStart); err != nil {
 		return err

@@ -89,6 +89,28 @@ resource "release_environment" "web" {
 
 func (f *envFixture) url() string { return fmt.Sprintf("http://127.0.0.1:%d/", f.port) }
 
+// pinCookie is the Cookie header that pins a user to one server of the
+// route (by its name in the router, such as r1-1) once the route is sticky:
+// the router's dynamic cookie for the server's address in the route file.
+func (f *envFixture) pinCookie(server string) string {
+	f.t.Helper()
+	files, err := f.engine.ReadDir(context.Background(), router.ContainerName(f.router), router.ConfigDir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, s := range router.ParseRouteServers(files[router.RouteFileName(f.env, "web")]) {
+		if s.Name == server {
+			value, err := router.ServerCookie(f.env, "web", s.Address)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			return router.CookieName(f.env, "web") + "=" + value
+		}
+	}
+	f.t.Fatalf("the route of %s has no server %s", f.env, server)
+	return ""
+}
+
 // startLoad sends constant traffic through the router during a switch.
 func (f *envFixture) startLoad() {
 	f.load = loadgen.Start(loadgen.Config{URL: f.url(), Rate: 150, Workers: 6, KeepAlive: true, MaxDuration: 3 * time.Minute})

@@ -55,9 +55,7 @@ func drainRoute(spec Spec, sticky bool, serving share, drained ...share) (string
 }
 
 // isSticky says whether a rendered route pins users with a cookie.
-func isSticky(cfg []byte) bool {
-	return strings.Contains(string(cfg), "\n    cookie ")
-}
+func isSticky(cfg []byte) bool { return router.IsSticky(cfg) }
 
 func buildRoute(spec Spec, sticky bool, groups ...share) router.Route {
 	r := router.Route{

@@ -6,11 +6,15 @@ package router
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // ConfigDir is where the router container reads its configuration files,
@@ -213,10 +217,18 @@ func RenderRoute(r Route) ([]byte, error) {
 	// a worker just started by a reload, one that failed a check) is
 	// checked every 100ms at most, so a new server is confirmed UP, or a
 	// failing one DOWN, in a fraction of the interval.
-	fmt.Fprintf(&buf, "    default-server inter %s fastinter %s fall 3 rise 2\n", haproxyDuration(interval), haproxyDuration(min(interval, fastInter)))
-	if r.Sticky {
-		fmt.Fprintf(&buf, "    cookie rls_%s_%s insert indirect nocache\n", r.Environment, r.Service)
-	}
+	// downinter: a server added at runtime starts DOWN (see RuntimePlan)
+	// and is checked as fast until it rises.
+	fast := haproxyDuration(min(interval, fastInter))
+	fmt.Fprintf(&buf, "    default-server inter %s fastinter %s downinter %s fall 3 rise 2\n", haproxyDuration(interval), fast, fast)
+	// Dynamic cookies: each server's cookie is derived from the key and its
+	// address, so servers added at runtime have one, and a canary promoted
+	// under the stable name keeps its users. The cookie is set, and honoured,
+	// only while the sticky switch below is on.
+	sticky := StickyBackend(be)
+	fmt.Fprintf(&buf, "    cookie %s insert indirect nocache dynamic\n", CookieName(r.Environment, r.Service))
+	fmt.Fprintf(&buf, "    dynamic-cookie-key %s\n", be)
+	fmt.Fprintf(&buf, "    ignore-persist unless { nbsrv(%s) gt 0 }\n", sticky)
 	if len(servers) == 0 {
 		buf.WriteString("    http-request return status 503 content-type text/plain string \"no healthy release\\n\"\n")
 	}
@@ -225,13 +237,70 @@ func RenderRoute(r Route) ([]byte, error) {
 		if s.Drain {
 			weight = "weight 0 disabled"
 		}
-		if r.Sticky {
-			fmt.Fprintf(&buf, "    server %s %s check %s cookie %s\n", s.Name, s.Address, weight, s.Name)
-		} else {
-			fmt.Fprintf(&buf, "    server %s %s check %s\n", s.Name, s.Address, weight)
+		fmt.Fprintf(&buf, "    server %s %s check %s\n", s.Name, s.Address, weight)
+	}
+	// The sticky switch: a backend no frontend uses, whose one server is
+	// ready while users stick to their server. The runtime API turns it on
+	// and off, so a canary begins and ends without a reload.
+	switchState := ""
+	if !r.Sticky {
+		switchState = " disabled"
+	}
+	fmt.Fprintf(&buf, "\nbackend %s\n    server %s 127.0.0.1:1 weight 1%s\n", sticky, stickySwitch, switchState)
+	return buf.Bytes(), nil
+}
+
+// CookieName is the cookie that pins a route's users to a server.
+func CookieName(environment, service string) string { return "rls_" + environment + "_" + service }
+
+// ServerCookie is the value of a route's cookie that pins a user to the
+// server at address (ip:port): HAProxy's dynamic cookie, XXH64 of the
+// backend's key (its name), the IPv4 address and the port as four bytes in
+// network order (srv_set_dyncookie in HAProxy 2.6).
+func ServerCookie(environment, service, address string) (string, error) {
+	return dynamicCookie(BackendName(environment, service), address)
+}
+
+func dynamicCookie(key, address string) (string, error) {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || !ap.Addr().Is4() {
+		return "", fmt.Errorf("server address %q is not ip:port", address)
+	}
+	ip := ap.Addr().As4()
+	buf := append([]byte(key), ip[:]...)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(ap.Port()))
+	return fmt.Sprintf("%016x", xxhash.Sum64(buf)), nil
+}
+
+// stickySwitch is the one server of a route's sticky backend.
+const stickySwitch = "sticky"
+
+// StickyBackend is the backend whose server says whether a route's users
+// stick to their server.
+func StickyBackend(backend string) string { return backend + stickySuffix }
+
+const stickySuffix = "_sticky"
+
+// isStickyBackend tells a sticky backend (be_<env>_<service>_sticky) from a
+// route's own (be_<env>_<service>, where the service may be "sticky"):
+// names hold no underscores.
+func isStickyBackend(name string) bool {
+	return strings.HasSuffix(name, stickySuffix) && strings.Count(name, "_") == 3
+}
+
+// IsSticky says whether a rendered route pins users with a cookie.
+func IsSticky(cfg []byte) bool {
+	in := false
+	for _, line := range strings.Split(string(cfg), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "backend":
+			in = isStickyBackend(f[1])
+		case in && len(f) >= 3 && f[0] == "server" && f[1] == stickySwitch:
+			return f[len(f)-1] != "disabled"
 		}
 	}
-	return buf.Bytes(), nil
+	return false
 }
 
 // ParseBase reads the router-wide settings back from a rendered base file;
@@ -274,9 +343,13 @@ func haproxyDuration(d time.Duration) string {
 // drift (a route edited or lost) can be compared with what should be there.
 func ParseRouteServers(cfg []byte) []Server {
 	var out []Server
+	switchSection := false
 	for _, line := range strings.Split(string(cfg), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 3 || f[0] != "server" {
+		if len(f) == 2 && f[0] == "backend" {
+			switchSection = isStickyBackend(f[1])
+		}
+		if len(f) < 3 || f[0] != "server" || switchSection {
 			continue
 		}
 		s := Server{Name: f[1], Address: f[2]}

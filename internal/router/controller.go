@@ -179,16 +179,17 @@ func (c *Controller) apply(ctx context.Context, routerID string, files map[strin
 	if err := c.stage(ctx, routerID, files); err != nil {
 		return err
 	}
-	if backend, changes, next, ok := runtimeChange(files, current); ok {
-		// Only weights change: the file goes into place (for a restart or a
-		// later reload) and the running worker gets the weights at once. The
+	if plan, next, ok := runtimeChange(files, current); ok {
+		// Only servers change: the file goes into place (for a restart or a
+		// later reload) and the running worker gets the servers at once. The
 		// file differs from the live one, which HAProxy loaded, only in
-		// weights and maintenance: there is nothing new to check.
+		// server lines of the form it already holds: there is nothing new
+		// to check.
 		if err := c.moveIntoPlace(ctx, routerID, files); err != nil {
 			return err
 		}
 		failpoint.Hit(failpoint.RouteWritten)
-		rerr := c.setWeights(ctx, routerID, backend, changes, next)
+		rerr := c.applyRuntime(ctx, routerID, plan, next)
 		if rerr == nil {
 			return nil
 		}

@@ -47,6 +47,8 @@ type fakeRouter struct {
 	renameCode int
 	renameErr  error
 
+	// busy are servers with connections, which HAProxy does not delete.
+	busy map[string]bool
 	// cli answers the runtime API; nil: the router has no socket.
 	cli func(command string) string
 
@@ -651,43 +653,89 @@ func TestApplyWaitsForOldWorkersOnlyWhenServersWithTrafficGo(t *testing.T) {
 }
 
 // runtimeRouter is a fake router whose running worker has the route of
-// servers, with the base file that opens the runtime socket.
+// servers, with the base file that opens the runtime socket. Its runtime
+// API keeps the backend's servers (live) and its sticky switch, as HAProxy
+// 2.6 does for the commands the controller sends.
 func runtimeRouter(t *testing.T, route []byte) (*fakeRouter, map[string]RuntimeServer) {
 	f := newFakeRouter(t)
 	f.files[BaseFile] = RenderBase(Base{MetricsPort: 8404})
 	f.files["route_production_web.cfg"] = route
 	live := map[string]RuntimeServer{}
 	for _, s := range ParseRouteServers(route) {
-		live[s.Name] = RuntimeServer{Weight: s.Weight, Maint: s.Drain}
+		live[s.Name] = RuntimeServer{Address: s.Address, Weight: s.Weight, Maint: s.Drain}
 	}
+	switchMaint := !IsSticky(route)
+	const be, sticky = "be_production_web/", "be_production_web_sticky/sticky"
+	router := f
 	f.cli = func(command string) string {
 		var out strings.Builder
 		for _, c := range strings.Split(command, "; ") {
 			f := strings.Fields(c)
 			switch {
+			case len(f) == 5 && f[0] == "set" && f[2] == sticky && f[3] == "state":
+				switchMaint = f[4] == "maint"
+				out.WriteString("\n")
 			case len(f) == 5 && f[0] == "set" && f[3] == "weight":
-				name := strings.TrimPrefix(f[2], "be_production_web/")
+				name := strings.TrimPrefix(f[2], be)
 				w, _ := strconv.Atoi(f[4])
 				s := live[name]
 				s.Weight = w
 				live[name] = s
 				out.WriteString("\n")
 			case len(f) == 5 && f[0] == "set" && f[3] == "state":
-				name := strings.TrimPrefix(f[2], "be_production_web/")
+				name := strings.TrimPrefix(f[2], be)
 				s := live[name]
 				s.Maint = f[4] == "maint"
 				live[name] = s
 				out.WriteString("\n")
-			case strings.HasPrefix(c, "show servers state be_production_web"):
-				out.WriteString("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight\n")
+			case len(f) == 5 && f[0] == "set" && f[3] == "health":
+				out.WriteString("\n")
+			case len(f) >= 4 && f[0] == "add" && f[1] == "server":
+				name := strings.TrimPrefix(f[2], be)
+				if _, exists := live[name]; exists {
+					out.WriteString("Already exists a server with the same name in backend.\n\n")
+					continue
+				}
+				live[name] = RuntimeServer{Address: f[3], Maint: true}
+				out.WriteString("New server registered.\n\n")
+			case len(f) == 3 && f[0] == "del" && f[1] == "server":
+				name := strings.TrimPrefix(f[2], be)
+				switch s, exists := live[name]; {
+				case !exists:
+					out.WriteString("No such server.\n\n")
+				case !s.Maint:
+					out.WriteString("Only servers in maintenance mode can be deleted.\n\n")
+				case router.busy[name]:
+					out.WriteString("Server still has connections attached to it, cannot remove it.\n\n")
+				default:
+					delete(live, name)
+					out.WriteString("Server deleted.\n\n")
+				}
+			case len(f) == 3 && f[0] == "enable" && f[1] == "server":
+				name := strings.TrimPrefix(f[2], be)
+				s := live[name]
+				s.Maint = false
+				live[name] = s
+				out.WriteString("\n")
+			case len(f) == 3 && f[0] == "enable" && f[1] == "health", strings.HasPrefix(c, "enable dynamic-cookie backend "):
+				out.WriteString("\n")
+			case c == "show servers state be_production_web":
+				out.WriteString("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_port\n")
 				for name, s := range live {
 					admin := 0
 					if s.Maint {
 						admin = 1
 					}
-					fmt.Fprintf(&out, "4 be_production_web 1 %s 10.0.0.1 2 %d %d 100\n", name, admin, s.Weight)
+					ip, port, _ := strings.Cut(s.Address, ":")
+					fmt.Fprintf(&out, "4 be_production_web 1 %s %s 2 %d %d 100 %s\n", name, ip, admin, s.Weight, port)
 				}
 				out.WriteString("\n")
+			case c == "show servers state be_production_web_sticky":
+				admin := 0
+				if switchMaint {
+					admin = 1
+				}
+				fmt.Fprintf(&out, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_port\n5 be_production_web_sticky 1 sticky 127.0.0.1 2 %d 1 1 1\n\n", admin)
 			default:
 				out.WriteString("Unknown command.\n")
 			}
@@ -718,7 +766,8 @@ func TestApplyWeightsThroughTheRuntimeAPI(t *testing.T) {
 	}
 	want := []string{"install router-1", "copy .next-route_production_web.cfg", "rename",
 		"cli set server be_production_web/c2-1 weight 256; set server be_production_web/c2-1 state ready; " +
-			"set server be_production_web/r1-1 state maint; set server be_production_web/r1-1 weight 0; show servers state be_production_web"}
+			"set server be_production_web/r1-1 state maint; set server be_production_web/r1-1 weight 0; " +
+			"show servers state be_production_web; show servers state be_production_web_sticky"}
 	if !reflect.DeepEqual(f.events, want) {
 		t.Errorf("events\n%q\nwant\n%q", f.events, want)
 	}
@@ -728,8 +777,50 @@ func TestApplyWeightsThroughTheRuntimeAPI(t *testing.T) {
 	if string(f.files["route_production_web.cfg"]) != string(after) {
 		t.Errorf("the route file was not written")
 	}
-	if live["r1-1"] != (RuntimeServer{Maint: true}) || live["c2-1"] != (RuntimeServer{Weight: 256}) {
+	if live["r1-1"] != (RuntimeServer{Address: "10.0.0.2:8080", Maint: true}) || live["c2-1"] != (RuntimeServer{Address: "10.0.0.3:8080", Weight: 256}) {
 		t.Errorf("the worker runs %+v", live)
+	}
+}
+
+// A hard switch by the runtime API: the new server is added beside the
+// serving one with no traffic, then takes it; the old one is deleted, or,
+// while it still has connections, kept in maintenance with no weight and
+// deleted by a later change. No reload at any point.
+func TestApplyServersThroughTheRuntimeAPI(t *testing.T) {
+	old := Server{Name: "r1-1", Address: "10.0.0.2:8080", Weight: 100}
+	incoming := Server{Name: "r2-1", Address: "10.0.0.3:8080", Weight: 0}
+	before := mustRenderRoute(t, Route{Environment: "production", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Servers: []Server{old}})
+	f, live := runtimeRouter(t, before)
+	f.busy = map[string]bool{"r1-1": true} // an event stream the drain left
+	c, _ := controller(f)
+	apply := func(servers ...Server) {
+		t.Helper()
+		cfg := mustRenderRoute(t, Route{Environment: "production", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Servers: servers})
+		if err := c.Apply(context.Background(), "router-1", map[string][]byte{"route_production_web.cfg": cfg}); err != nil {
+			t.Fatal(err)
+		}
+		if string(f.files["route_production_web.cfg"]) != string(cfg) {
+			t.Errorf("the route file was not written")
+		}
+	}
+	apply(old, incoming)
+	if live["r2-1"] != (RuntimeServer{Address: "10.0.0.3:8080"}) || live["r1-1"].Weight != 100 {
+		t.Errorf("after the check route the worker runs %+v", live)
+	}
+	incoming.Weight, old.Drain = 100, true
+	apply(old, incoming)
+	apply(incoming)
+	if live["r1-1"] != (RuntimeServer{Address: "10.0.0.2:8080", Maint: true}) || live["r2-1"].Weight != 100 {
+		t.Errorf("with the old server busy the worker runs %+v", live)
+	}
+	f.busy = nil
+	incoming.Weight = 50
+	apply(incoming)
+	if _, left := live["r1-1"]; left {
+		t.Errorf("the old server was not deleted once it had no connections: %+v", live)
+	}
+	if len(f.signals) != 0 {
+		t.Errorf("signals %v: a change of servers reloaded", f.signals)
 	}
 }
 
@@ -748,7 +839,12 @@ func TestApplyWeightsFallsBackToAReload(t *testing.T) {
 		"refused": func(f *fakeRouter, _ map[string]RuntimeServer) {
 			f.cli = func(string) string { return "No such server.\n\n1\n# be_id be_name srv_id srv_name\n" }
 		},
-		"worker runs other servers": func(_ *fakeRouter, live map[string]RuntimeServer) { live["r9-1"] = RuntimeServer{Weight: 100} },
+		"worker runs other servers": func(_ *fakeRouter, live map[string]RuntimeServer) {
+			live["r9-1"] = RuntimeServer{Address: "10.0.0.9:8080", Weight: 100}
+		},
+		"a server at another address": func(_ *fakeRouter, live map[string]RuntimeServer) {
+			live["c2-1"] = RuntimeServer{Address: "10.0.0.7:8080"}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f, live := runtimeRouter(t, before)

@@ -27,6 +27,11 @@ const fakeApp = `frontend fake_app_ok
 frontend fake_app_failing
     bind 127.0.0.1:18082
     http-request return status 503
+
+frontend fake_app_ok_elsewhere
+    bind 127.0.0.1:18084
+    http-request return status 204 if { path /healthz }
+    http-request return status 404
 `
 
 // realRouter starts a router container and removes it when the test ends.

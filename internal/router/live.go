@@ -15,15 +15,21 @@ func (c *Controller) LiveServers(ctx context.Context, routerID string, metricsPo
 // weights, whatever their health. A route without servers, or no route at
 // all (an empty file), matches a backend with no live servers.
 func LiveMatches(route []byte, live map[string]ServerState) bool {
-	want := ParseRouteServers(route)
-	if len(want) != len(live) {
-		return false
+	want := map[string]Server{}
+	for _, s := range ParseRouteServers(route) {
+		want[s.Name] = s
 	}
-	for _, s := range want {
-		l, ok := live[s.Name]
-		if !ok || l.Weight != s.Weight {
+	for name, l := range live {
+		s, ok := want[name]
+		switch {
+		case !ok && (l.Status != "MAINT" || l.Weight != 0):
+			return false
+		case ok && l.Weight != s.Weight:
 			return false
 		}
+		delete(want, name)
 	}
-	return true
+	// A server the route dropped that still has connections stays in
+	// maintenance with no weight until a later change deletes it.
+	return len(want) == 0
 }

@@ -10,11 +10,12 @@ import (
 	"strings"
 )
 
-// A route whose servers and settings stay the same and only their weights
-// (or drain) change is applied through HAProxy's runtime API: no reload, so
-// no new worker, counters keep counting and no connection is handed to a
-// draining worker. The route file is written as well, so that a restart or
-// a later reload loads the same split. Any other change reloads.
+// A route whose settings stay the same, and whose servers are only added,
+// removed or given new weights (or drained), is applied through HAProxy's
+// runtime API: no reload, so no new worker, counters keep counting and no
+// connection is handed to a draining worker. The route file is written as
+// well, so that a restart or a later reload loads the same route. Any other
+// change reloads.
 
 // WeightChange is one server's new weight in a route that otherwise stays.
 type WeightChange struct {
@@ -23,77 +24,207 @@ type WeightChange struct {
 	Drain  bool
 }
 
-// WeightChanges says whether next differs from previous only in the weights
-// (and drain) of its servers, and which servers change; ok is false when
-// anything else differs (a server added, removed or moved, a setting, the
-// sticky cookie): then the set of servers changes and only a reload applies it.
-// Two identical routes give ok with no changes.
-func WeightChanges(previous, next []byte) (backend string, changes []WeightChange, ok bool) {
-	if len(previous) == 0 || len(next) == 0 || shape(previous) != shape(next) {
-		return "", nil, false
-	}
-	backend = backendOf(next)
-	if backend == "" {
-		return "", nil, false
-	}
-	before := map[string]Server{}
-	for _, s := range ParseRouteServers(previous) {
-		before[s.Name] = s
-	}
-	for _, s := range ParseRouteServers(next) {
-		if b := before[s.Name]; b.Weight != s.Weight || b.Drain != s.Drain {
-			changes = append(changes, WeightChange{Server: s.Name, Weight: s.Weight, Drain: s.Drain})
-		}
-	}
-	sort.Slice(changes, func(i, j int) bool { return changes[i].Server < changes[j].Server })
-	return backend, changes, true
+// RuntimePlan is a route change the runtime API can apply.
+type RuntimePlan struct {
+	Backend string
+	// Add are servers new to the route. A server at an address that took
+	// no traffic before starts DOWN and must pass the router's checks
+	// (rise) before it takes any request; one at an address that did (a
+	// canary renamed stable) starts UP, as the same container was.
+	Add []Server
+	// Changes are servers that stay, with a new weight or drain.
+	Changes []WeightChange
+	// Remove are servers the route drops: put in maintenance, then deleted.
+	// One that still has connections (an event stream) stays in
+	// maintenance, with weight 0, and is deleted by a later change.
+	Remove []string
+	// Sticky is set when users start or stop sticking to their server.
+	Sticky *bool
+
+	serverArgs string          // the backend's default-server settings, which servers added at runtime do not inherit
+	serving    map[string]bool // addresses that took traffic before
 }
 
-var weightField = regexp.MustCompile(` weight \d+( disabled)?`)
+// Empty says the plan changes nothing.
+func (p RuntimePlan) Empty() bool {
+	return len(p.Add) == 0 && len(p.Changes) == 0 && len(p.Remove) == 0 && p.Sticky == nil
+}
 
-// shape is a route with the weights of its server lines taken out.
-func shape(cfg []byte) string {
-	lines := strings.Split(string(cfg), "\n")
-	for i, line := range lines {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == "server" {
-			lines[i] = weightField.ReplaceAllString(line, "")
+// PlanRuntime says whether next differs from previous only in its servers
+// (added, removed, weights, drain) and its sticky switch, and how; ok is
+// false when anything else differs (a setting, a server moved to another
+// address, a route from an earlier version): only a reload applies that.
+// Two identical routes give ok with an empty plan.
+func PlanRuntime(previous, next []byte) (plan RuntimePlan, ok bool) {
+	if len(previous) == 0 || len(next) == 0 || shape(previous) != shape(next) {
+		return RuntimePlan{}, false
+	}
+	plan.Backend = backendOf(next)
+	plan.serverArgs = defaultServerArgs(next)
+	if plan.Backend == "" || plan.serverArgs == "" {
+		return RuntimePlan{}, false
+	}
+	before := map[string]Server{}
+	plan.serving = map[string]bool{}
+	for _, s := range ParseRouteServers(previous) {
+		before[s.Name] = s
+		if s.Weight > 0 && !s.Drain {
+			plan.serving[s.Address] = true
 		}
 	}
-	return strings.Join(lines, "\n")
+	kept := map[string]bool{}
+	for _, s := range ParseRouteServers(next) {
+		b, found := before[s.Name]
+		switch {
+		case !found:
+			plan.Add = append(plan.Add, s)
+		case b.Address != s.Address:
+			return RuntimePlan{}, false
+		case b.Weight != s.Weight || b.Drain != s.Drain:
+			plan.Changes = append(plan.Changes, WeightChange{Server: s.Name, Weight: s.Weight, Drain: s.Drain})
+		}
+		kept[s.Name] = true
+	}
+	for name := range before {
+		if !kept[name] {
+			plan.Remove = append(plan.Remove, name)
+		}
+	}
+	if was, is := IsSticky(previous), IsSticky(next); was != is {
+		plan.Sticky = &is
+	}
+	sort.Slice(plan.Add, func(i, j int) bool { return plan.Add[i].Name < plan.Add[j].Name })
+	sort.Slice(plan.Changes, func(i, j int) bool { return plan.Changes[i].Server < plan.Changes[j].Server })
+	sort.Strings(plan.Remove)
+	return plan, true
+}
+
+// WeightChanges says whether next differs from previous only in the weights
+// (and drain) of its servers, and which servers change; ok is false when
+// anything else differs (a server added or removed, a setting, stickiness).
+// Two identical routes give ok with no changes.
+func WeightChanges(previous, next []byte) (backend string, changes []WeightChange, ok bool) {
+	plan, ok := PlanRuntime(previous, next)
+	if !ok || len(plan.Add) > 0 || len(plan.Remove) > 0 || plan.Sticky != nil {
+		return "", nil, false
+	}
+	return plan.Backend, plan.Changes, true
+}
+
+var (
+	weightField  = regexp.MustCompile(` weight \d+( disabled)?`)
+	switchServer = regexp.MustCompile(`(?m)^(    server ` + stickySwitch + ` \S+ weight 1) disabled$`)
+)
+
+// shape is a route without the server lines of its backend and with its
+// sticky switch off: what must stay the same for the runtime API to apply a
+// change.
+func shape(cfg []byte) string {
+	lines := strings.Split(switchServer.ReplaceAllString(string(cfg), "$1"), "\n")
+	out := lines[:0]
+	switchSection := false
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "backend" {
+			switchSection = isStickyBackend(f[1])
+		}
+		if len(f) > 0 && f[0] == "server" && !switchSection {
+			continue
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 func backendOf(cfg []byte) string {
 	for _, line := range strings.Split(string(cfg), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "backend" {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "backend" && !isStickyBackend(f[1]) {
 			return f[1]
 		}
 	}
 	return ""
 }
 
-// RuntimeCommands renders the runtime API command line that applies the
-// changes: weights, and the maintenance state of servers drained or taken
-// back. HAProxy runs the commands of one line in order.
-func RuntimeCommands(backend string, changes []WeightChange) string {
+// defaultServerArgs are the settings of a route's default-server line.
+func defaultServerArgs(cfg []byte) string {
+	for _, line := range strings.Split(string(cfg), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "default-server" {
+			return strings.Join(f[1:], " ")
+		}
+	}
+	return ""
+}
+
+// Commands renders the runtime API command line that applies the plan,
+// then reads the backend and its sticky switch back. HAProxy runs the
+// commands of one line in order; the order keeps every request served:
+// servers are added (with no weight until they are UP), weights raised,
+// then others drained and removed.
+func (p RuntimePlan) Commands() string {
+	be := p.Backend
 	var cmds []string
-	for _, c := range changes {
-		target := backend + "/" + c.Server
+	for _, s := range p.Add {
+		t := be + "/" + s.Name
+		// A server of that name left in maintenance by an earlier removal
+		// goes first; with none, HAProxy answers "No such server".
+		cmds = append(cmds, "del server "+t, "add server "+t+" "+s.Address+" check "+p.serverArgs+" weight 0")
+		if s.Drain {
+			continue // added in maintenance, where it stays
+		}
+		cmds = append(cmds, "enable server "+t)
+		if !p.serving[s.Address] {
+			cmds = append(cmds, "set server "+t+" health down")
+		}
+		cmds = append(cmds, "enable health "+t)
+	}
+	if len(p.Add) > 0 {
+		cmds = append(cmds, "enable dynamic-cookie backend "+be) // derives the new servers' cookies
+	}
+	if p.Sticky != nil && *p.Sticky {
+		cmds = append(cmds, "set server "+StickyBackend(be)+"/"+stickySwitch+" state ready")
+	}
+	var drains []string
+	for _, s := range p.Add {
+		if !s.Drain && s.Weight > 0 {
+			cmds = append(cmds, "set server "+be+"/"+s.Name+" weight "+strconv.Itoa(s.Weight))
+		}
+	}
+	for _, c := range p.Changes {
+		t := be + "/" + c.Server
 		if c.Drain {
-			cmds = append(cmds, "set server "+target+" state maint", "set server "+target+" weight 0")
+			drains = append(drains, "set server "+t+" state maint", "set server "+t+" weight 0")
 			continue
 		}
-		cmds = append(cmds, "set server "+target+" weight "+strconv.Itoa(c.Weight), "set server "+target+" state ready")
+		cmds = append(cmds, "set server "+t+" weight "+strconv.Itoa(c.Weight), "set server "+t+" state ready")
 	}
+	cmds = append(cmds, drains...)
+	if p.Sticky != nil && !*p.Sticky {
+		cmds = append(cmds, "set server "+StickyBackend(be)+"/"+stickySwitch+" state maint")
+	}
+	for _, name := range p.Remove {
+		t := be + "/" + name
+		cmds = append(cmds, "set server "+t+" state maint", "set server "+t+" weight 0", "del server "+t)
+	}
+	cmds = append(cmds, "show servers state "+be, "show servers state "+StickyBackend(be))
 	return strings.Join(cmds, "; ")
+}
+
+// RuntimeCommands renders the runtime API command line that applies weight
+// changes alone.
+func RuntimeCommands(backend string, changes []WeightChange) string {
+	cmd := RuntimePlan{Backend: backend, Changes: changes}.Commands()
+	return strings.TrimSuffix(cmd, "; show servers state "+backend+"; show servers state "+StickyBackend(backend))
 }
 
 // RuntimeServer is a server as `show servers state` reports it.
 type RuntimeServer struct {
-	Weight int  // srv_uweight: the weight set by the configuration or the runtime API
-	Maint  bool // forced, inherited or resolver maintenance
+	Address string // srv_addr:srv_port
+	Weight  int    // srv_uweight: the weight set by the configuration or the runtime API
+	Maint   bool   // forced, inherited or resolver maintenance
 }
 
-// ParseServersState reads the answer to `show servers state <backend>`.
+// ParseServersState reads the servers of one backend from the answer to
+// `show servers state`; answers to other commands may come before it.
 func ParseServersState(out, backend string) (map[string]RuntimeServer, error) {
 	lines := strings.Split(out, "\n")
 	var header []string
@@ -108,14 +239,10 @@ func ParseServersState(out, backend string) (map[string]RuntimeServer, error) {
 				col[h] = i
 			}
 		case line == "" || strings.HasPrefix(line, "#") || header == nil:
-			if header == nil && line != "" && line != "1" {
-				// The format version comes first, then the header: anything else is a complaint.
-				return nil, fmt.Errorf("the router answered %q", strings.TrimSpace(out))
-			}
 		default:
 			f := strings.Fields(line)
-			name, be, uw, adm := col["srv_name"], col["be_name"], col["srv_uweight"], col["srv_admin_state"]
-			if len(f) <= max(name, be, uw, adm) || f[be] != backend {
+			name, be, uw, adm, addr, port := col["srv_name"], col["be_name"], col["srv_uweight"], col["srv_admin_state"], col["srv_addr"], col["srv_port"]
+			if len(f) <= max(name, be, uw, adm, addr, port) || f[be] != backend {
 				continue
 			}
 			w, err1 := strconv.Atoi(f[uw])
@@ -124,7 +251,7 @@ func ParseServersState(out, backend string) (map[string]RuntimeServer, error) {
 				return nil, fmt.Errorf("cannot read the server state line %q", line)
 			}
 			// SRV_ADMF_FMAINT|IMAINT|RMAINT; CMAINT (0x04) only says the configuration started it disabled.
-			servers[f[name]] = RuntimeServer{Weight: w, Maint: a&0x23 != 0}
+			servers[f[name]] = RuntimeServer{Address: f[addr] + ":" + f[port], Weight: w, Maint: a&0x23 != 0}
 		}
 	}
 	if header == nil {
@@ -153,54 +280,87 @@ func (c *Controller) Runtime(ctx context.Context, routerID, command string) (str
 }
 
 // runtimeChange is a route change the runtime API can apply: the one
-// route file changes only in its weights, and the base file the router
-// runs opens the runtime socket.
-func runtimeChange(files, current map[string][]byte) (backend string, changes []WeightChange, next []byte, ok bool) {
+// route file changes only in its servers and sticky switch, and the base
+// file the router runs opens the runtime socket.
+func runtimeChange(files, current map[string][]byte) (plan RuntimePlan, next []byte, ok bool) {
 	if len(files) != 1 || !strings.Contains(string(current[BaseFile]), "stats socket "+RuntimeSocket+" ") {
-		return "", nil, nil, false
+		return RuntimePlan{}, nil, false
 	}
 	for name, cfg := range files {
 		if !isRouteFile(name) {
-			return "", nil, nil, false
+			return RuntimePlan{}, nil, false
 		}
-		backend, changes, ok = WeightChanges(current[name], cfg)
+		plan, ok = PlanRuntime(current[name], cfg)
 		next = cfg
 	}
-	return backend, changes, next, ok
+	return plan, next, ok
 }
 
-// setWeights applies weight changes through the runtime API and reads the
-// backend back: an error means the running worker does not run exactly the
-// route (every server with its weight and drain), which a reload then loads.
-func (c *Controller) setWeights(ctx context.Context, routerID, backend string, changes []WeightChange, route []byte) error {
-	// One exec: the changes, then the backend as the worker runs it. Each
-	// change answers nothing when it succeeds; the state comes last.
-	command := "show servers state " + backend
-	if len(changes) > 0 {
-		command = RuntimeCommands(backend, changes) + "; " + command
-	}
-	out, err := c.Runtime(ctx, routerID, command)
+// applyRuntime applies a plan through the runtime API and reads the backend
+// back: an error means the running worker does not run exactly the route
+// (every server at its address with its weight and drain, the sticky
+// switch), which a reload then loads.
+func (c *Controller) applyRuntime(ctx context.Context, routerID string, plan RuntimePlan, route []byte) error {
+	// One exec: the changes, then the backend as the worker runs it.
+	out, err := c.Runtime(ctx, routerID, plan.Commands())
 	if err != nil {
 		return err
 	}
-	if i := strings.Index(out, "# be_id"); i < 0 || strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(out[:i]), "1")) != "" {
-		return fmt.Errorf("the router refused a weight change: %s", strings.TrimSpace(out))
+	leftovers, err := verifyRuntime(out, plan.Backend, route)
+	if err != nil {
+		return err
+	}
+	if len(leftovers) > 0 {
+		// Servers an earlier removal left in maintenance with connections:
+		// try again, and leave those that still have some for a later change.
+		var cmds []string
+		for _, name := range leftovers {
+			cmds = append(cmds, "del server "+plan.Backend+"/"+name)
+		}
+		_, _ = c.Runtime(ctx, routerID, strings.Join(cmds, "; "))
+	}
+	return nil
+}
+
+// verifyRuntime compares the running worker's backend (the answer to `show
+// servers state` of the backend and its sticky backend) with the route. It
+// returns the servers the route no longer has that the worker keeps in
+// maintenance with no weight: removed, with connections still open.
+func verifyRuntime(out, backend string, route []byte) (leftovers []string, err error) {
+	if !strings.Contains(out, "# be_id") {
+		return nil, fmt.Errorf("the router refused a change: %s", strings.TrimSpace(out))
 	}
 	live, err := ParseServersState(out, backend)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	want := ParseRouteServers(route)
-	if len(want) != len(live) {
-		return fmt.Errorf("the router runs %d servers in %s, the route has %d", len(live), backend, len(want))
-	}
-	for _, s := range want {
+	want := map[string]bool{}
+	for _, s := range ParseRouteServers(route) {
+		want[s.Name] = true
 		l, found := live[s.Name]
-		if !found || l.Weight != s.Weight || l.Maint != s.Drain {
-			return fmt.Errorf("the router runs server %s with weight %d (maintenance %t), the route says weight %d (drain %t)", s.Name, l.Weight, l.Maint, s.Weight, s.Drain)
+		if !found || l.Weight != s.Weight || l.Maint != s.Drain || l.Address != s.Address {
+			return nil, fmt.Errorf("the router runs server %s at %q with weight %d (maintenance %t), the route says %s with weight %d (drain %t): %s",
+				s.Name, l.Address, l.Weight, l.Maint, s.Address, s.Weight, s.Drain, strings.TrimSpace(out[:strings.Index(out, "# be_id")]))
 		}
 	}
-	return nil
+	for name, l := range live {
+		if want[name] {
+			continue
+		}
+		if !l.Maint || l.Weight != 0 {
+			return nil, fmt.Errorf("the router runs server %s, which the route does not have, with weight %d (maintenance %t)", name, l.Weight, l.Maint)
+		}
+		leftovers = append(leftovers, name)
+	}
+	sort.Strings(leftovers)
+	switches, err := ParseServersState(out, StickyBackend(backend))
+	if err != nil {
+		return nil, err
+	}
+	if sw, found := switches[stickySwitch]; !found || sw.Maint == IsSticky(route) {
+		return nil, fmt.Errorf("the router's sticky switch of %s is not what the route says (sticky %t)", backend, IsSticky(route))
+	}
+	return leftovers, nil
 }
 
 // OldWorkersMatter says whether a reload that replaces the files must wait

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -79,14 +80,61 @@ func TestRuntimeWeightsRealHAProxy(t *testing.T) {
 		t.Errorf("%d reloads for changes of weights, want none", n)
 	}
 
-	// A server added: a reload.
-	route.Servers = append(route.Servers, Server{Name: "b1-1", Address: "127.0.0.1:18080", Weight: 0})
+	// Servers added, one that passes the router's checks and one that
+	// fails them, then removed with stickiness ended: no reload. A server
+	// at a new address takes no request until the router's own checks
+	// pass: it starts DOWN.
 	since = daemonNow()
-	if err := c.Apply(ctx, id, map[string][]byte{route.FileName(): mustRenderRoute(t, route)}); err != nil {
+	apply := func() []byte {
+		t.Helper()
+		cfg := mustRenderRoute(t, route)
+		began := time.Now()
+		if err := c.Apply(ctx, id, map[string][]byte{route.FileName(): cfg}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("servers %v (sticky %t) applied in %s", ParseRouteServers(cfg), route.Sticky, time.Since(began).Round(time.Millisecond))
+		return cfg
+	}
+	route.Servers = append(route.Servers, Server{Name: "n3-1", Address: "127.0.0.1:18084", Weight: 0}, Server{Name: "f3-1", Address: "127.0.0.1:18082", Weight: 0})
+	apply()
+	began := time.Now()
+	if err := c.WaitReady(ctx, id, 9101, backend, []string{"n3-1"}, 5*time.Second); err != nil {
+		t.Fatalf("a server added at runtime was not checked UP: %v", err)
+	}
+	t.Logf("the router checked the added server UP in %s", time.Since(began).Round(time.Millisecond))
+	var notReady *NotReadyError
+	if err := c.WaitReady(ctx, id, 9101, backend, []string{"f3-1"}, 2*time.Second); !errors.As(err, &notReady) {
+		t.Errorf("a failing server added at runtime: WaitReady = %v, want NotReadyError", err)
+	}
+	route.Sticky = false
+	route.Servers = []Server{route.Servers[0], route.Servers[2]}
+	route.Servers[0].Drain, route.Servers[0].Weight = false, 100
+	route.Servers[1].Weight = 100
+	cfg := apply()
+	out, err := c.Runtime(ctx, id, "show servers state "+backend+"; show servers state "+StickyBackend(backend))
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := verifyRuntime(out, backend, cfg); err != nil {
+		t.Errorf("the worker does not run the route: %v", err)
+	}
+	live, err := c.LiveServers(ctx, id, 9101, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !LiveMatches(cfg, live) {
+		t.Errorf("the exporter shows %+v for the route\n%s", live, cfg)
+	}
+	if n := reloadsSince(t, engine, id, since); n != 0 {
+		t.Errorf("%d reloads for servers added and removed and stickiness, want none", n)
+	}
+
+	// A setting of the route changes: a reload.
+	route.CheckInterval = 2 * time.Second
+	since = daemonNow()
+	apply()
 	if n := reloadsSince(t, engine, id, since); n != 1 {
-		t.Errorf("%d reloads for a new server, want 1", n)
+		t.Errorf("%d reloads for a new check interval, want 1", n)
 	}
 
 	// An earlier version's base file, without the socket, loaded: weights by reload.
@@ -109,7 +157,7 @@ func TestRuntimeWeightsRealHAProxy(t *testing.T) {
 	if n := reloadsSince(t, engine, id, since); n != 1 {
 		t.Errorf("%d reloads for a weight change without the runtime API, want 1", n)
 	}
-	live, err := c.LiveServers(ctx, id, 9101, backend)
+	live, err = c.LiveServers(ctx, id, 9101, backend)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,66 +12,84 @@ func runtimeRoute(t *testing.T, sticky bool, servers ...Server) []byte {
 	return mustRenderRoute(t, Route{Environment: "prod", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Sticky: sticky, Servers: servers})
 }
 
-// Only a change of weights (or drain) goes through the runtime API; any
-// other change of the route reloads.
-func TestWeightChangesDecidesRuntimeOrReload(t *testing.T) {
+// A change of servers (weights, drain, added, removed) and of stickiness
+// goes through the runtime API; any other change of the route reloads.
+func TestPlanRuntimeDecidesRuntimeOrReload(t *testing.T) {
 	s1 := Server{Name: "s1-1", Address: "10.0.0.2:8080", Weight: 200}
 	c2 := Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 56}
 	b1 := Server{Name: "b1-1", Address: "10.0.0.4:8080", Weight: 56}
 	with := func(s Server, weight int, drain bool) Server { s.Weight, s.Drain = weight, drain; return s }
 	base := runtimeRoute(t, true, s1, c2, b1)
+	yes, no := true, false
 
 	for _, tc := range []struct {
 		name    string
 		next    []byte
 		ok      bool
-		changes []WeightChange
+		weights bool // WeightChanges takes it too
+		want    RuntimePlan
 	}{
-		{"same route", base, true, nil},
+		{"same route", base, true, true, RuntimePlan{}},
 		{"a canary step", runtimeRoute(t, true, with(s1, 128, false), with(c2, 128, false), b1),
-			true, []WeightChange{{Server: "c2-1", Weight: 128}, {Server: "s1-1", Weight: 128}}},
+			true, true, RuntimePlan{Changes: []WeightChange{{Server: "c2-1", Weight: 128}, {Server: "s1-1", Weight: 128}}}},
 		{"promotion drains stable and baseline", runtimeRoute(t, true, with(s1, 0, true), with(c2, 256, false), with(b1, 0, true)),
-			true, []WeightChange{{Server: "b1-1", Drain: true}, {Server: "c2-1", Weight: 256}, {Server: "s1-1", Drain: true}}},
+			true, true, RuntimePlan{Changes: []WeightChange{{Server: "b1-1", Drain: true}, {Server: "c2-1", Weight: 256}, {Server: "s1-1", Drain: true}}}},
 		{"abort to weight 0 without drain", runtimeRoute(t, true, s1, with(c2, 0, false), b1),
-			true, []WeightChange{{Server: "c2-1", Weight: 0}}},
-		{"a server added", runtimeRoute(t, true, s1, c2, b1, Server{Name: "c2-2", Address: "10.0.0.5:8080", Weight: 56}), false, nil},
-		{"a server removed", runtimeRoute(t, true, s1, c2), false, nil},
-		{"a server renamed (promoted to stable)", runtimeRoute(t, true, s1, with(c2, 56, false), Server{Name: "s9-1", Address: b1.Address, Weight: 56}), false, nil},
-		{"a server moved", runtimeRoute(t, true, s1, c2, Server{Name: "b1-1", Address: "10.0.0.9:8080", Weight: 56}), false, nil},
-		{"stickiness changes", runtimeRoute(t, false, s1, c2, b1), false, nil},
-		{"no previous route", nil, false, nil},
+			true, true, RuntimePlan{Changes: []WeightChange{{Server: "c2-1", Weight: 0}}}},
+		{"a server added", runtimeRoute(t, true, s1, c2, b1, Server{Name: "c2-2", Address: "10.0.0.5:8080", Weight: 56}),
+			true, false, RuntimePlan{Add: []Server{{Name: "c2-2", Address: "10.0.0.5:8080", Weight: 56}}}},
+		{"a server removed", runtimeRoute(t, true, s1, c2),
+			true, false, RuntimePlan{Remove: []string{"b1-1"}}},
+		{"a server renamed (promoted to stable)", runtimeRoute(t, true, s1, with(c2, 56, false), Server{Name: "s9-1", Address: b1.Address, Weight: 56}),
+			true, false, RuntimePlan{Add: []Server{{Name: "s9-1", Address: b1.Address, Weight: 56}}, Remove: []string{"b1-1"}}},
+		{"stickiness ends", runtimeRoute(t, false, s1, c2, b1), true, false, RuntimePlan{Sticky: &no}},
+		{"a server moved", runtimeRoute(t, true, s1, c2, Server{Name: "b1-1", Address: "10.0.0.9:8080", Weight: 56}), false, false, RuntimePlan{}},
+		{"no previous route", nil, false, false, RuntimePlan{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prev := base
 			if tc.next == nil {
 				prev, tc.next = nil, base
 			}
-			backend, changes, ok := WeightChanges(prev, tc.next)
+			plan, ok := PlanRuntime(prev, tc.next)
 			if ok != tc.ok {
 				t.Fatalf("ok = %t, want %t", ok, tc.ok)
+			}
+			if _, _, wok := WeightChanges(prev, tc.next); wok != tc.weights {
+				t.Errorf("WeightChanges ok = %t, want %t", wok, tc.weights)
 			}
 			if !ok {
 				return
 			}
-			if backend != "be_prod_web" {
-				t.Errorf("backend = %q", backend)
+			if plan.Backend != "be_prod_web" {
+				t.Errorf("backend = %q", plan.Backend)
 			}
-			if !reflect.DeepEqual(changes, tc.changes) {
-				t.Errorf("changes = %+v, want %+v", changes, tc.changes)
+			got := RuntimePlan{Add: plan.Add, Changes: plan.Changes, Remove: plan.Remove, Sticky: plan.Sticky}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("plan = %+v, want %+v", got, tc.want)
 			}
 		})
 	}
+	if plan, ok := PlanRuntime(runtimeRoute(t, false, s1), base); !ok || plan.Sticky == nil || *plan.Sticky != yes {
+		t.Errorf("a canary's start is not planned as stickiness on: %+v %t", plan, ok)
+	}
 
-	// Another setting of the route (the check interval) reloads too.
+	// Another setting of the route (the check interval) reloads, and so
+	// does a route an earlier version wrote (per-server cookies).
 	r := Route{Environment: "prod", Service: "web", ListenPort: 8080, HealthPath: "/healthz", Sticky: true, Servers: []Server{s1, c2, b1}, CheckInterval: 5 * time.Second}
-	if _, _, ok := WeightChanges(base, mustRenderRoute(t, r)); ok {
-		t.Error("a changed check interval was taken for a weight change")
+	if _, ok := PlanRuntime(base, mustRenderRoute(t, r)); ok {
+		t.Error("a changed check interval was planned through the runtime API")
+	}
+	earlier := "backend be_prod_web\n    balance roundrobin\n    default-server inter 2s fastinter 100ms fall 3 rise 2\n" +
+		"    cookie rls_prod_web insert indirect nocache\n    server s1-1 10.0.0.2:8080 check weight 200 cookie s1-1\n"
+	if _, ok := PlanRuntime([]byte(earlier), base); ok {
+		t.Error("a route of an earlier version was planned through the runtime API")
 	}
 }
 
 func TestDrainedServerRendersInMaintenanceAndParsesBack(t *testing.T) {
 	cfg := runtimeRoute(t, true, Server{Name: "s1-1", Address: "10.0.0.2:8080", Weight: 100, Drain: true})
-	if !hasLine(cfg, "server s1-1 10.0.0.2:8080 check weight 0 disabled cookie s1-1") {
+	if !hasLine(cfg, "server s1-1 10.0.0.2:8080 check weight 0 disabled") {
 		t.Errorf("a drained server is not rendered disabled with weight 0:\n%s", cfg)
 	}
 	got := ParseRouteServers(cfg)
@@ -80,11 +98,54 @@ func TestDrainedServerRendersInMaintenanceAndParsesBack(t *testing.T) {
 	}
 }
 
+// The sticky switch is a server of its own backend, never one of the route's.
+func TestStickySwitchRendersAndReadsBack(t *testing.T) {
+	s1 := Server{Name: "s1-1", Address: "10.0.0.2:8080", Weight: 100}
+	for _, sticky := range []bool{true, false} {
+		cfg := runtimeRoute(t, sticky, s1)
+		if IsSticky(cfg) != sticky {
+			t.Errorf("IsSticky = %t for a route rendered sticky %t:\n%s", !sticky, sticky, cfg)
+		}
+		if got := ParseRouteServers(cfg); len(got) != 1 || got[0].Name != "s1-1" {
+			t.Errorf("servers = %+v", got)
+		}
+		if backendOf(cfg) != "be_prod_web" {
+			t.Errorf("backend = %q", backendOf(cfg))
+		}
+	}
+	// A service named "sticky" is a route of its own, not a switch.
+	cfg := mustRenderRoute(t, Route{Environment: "prod", Service: "sticky", ListenPort: 8080, HealthPath: "/healthz", Servers: []Server{s1}})
+	if got := ParseRouteServers(cfg); len(got) != 1 || backendOf(cfg) != "be_prod_sticky" {
+		t.Errorf("service sticky: servers %+v, backend %q", got, backendOf(cfg))
+	}
+}
+
 func TestRuntimeCommands(t *testing.T) {
 	got := RuntimeCommands("be_prod_web", []WeightChange{{Server: "b1-1", Drain: true}, {Server: "c2-1", Weight: 256}})
-	want := "set server be_prod_web/b1-1 state maint; set server be_prod_web/b1-1 weight 0; " +
-		"set server be_prod_web/c2-1 weight 256; set server be_prod_web/c2-1 state ready"
+	want := "set server be_prod_web/c2-1 weight 256; set server be_prod_web/c2-1 state ready; " +
+		"set server be_prod_web/b1-1 state maint; set server be_prod_web/b1-1 weight 0"
 	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	// A hard switch's servers: the new one added DOWN with no weight, then
+	// weighted; the old one drained and deleted; stickiness ends.
+	prev := runtimeRoute(t, true, Server{Name: "s1-1", Address: "10.0.0.2:8080", Weight: 100}, Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 100})
+	next := runtimeRoute(t, false, Server{Name: "s2-1", Address: "10.0.0.3:8080", Weight: 100}, Server{Name: "s3-1", Address: "10.0.0.9:8080", Weight: 50})
+	plan, ok := PlanRuntime(prev, next)
+	if !ok {
+		t.Fatal("not planned")
+	}
+	want = "del server be_prod_web/s2-1; add server be_prod_web/s2-1 10.0.0.3:8080 check inter 2s fastinter 100ms downinter 100ms fall 3 rise 2 weight 0; " +
+		"enable server be_prod_web/s2-1; enable health be_prod_web/s2-1; " + // serving already as c2-1: UP at once
+		"del server be_prod_web/s3-1; add server be_prod_web/s3-1 10.0.0.9:8080 check inter 2s fastinter 100ms downinter 100ms fall 3 rise 2 weight 0; " +
+		"enable server be_prod_web/s3-1; set server be_prod_web/s3-1 health down; enable health be_prod_web/s3-1; " +
+		"enable dynamic-cookie backend be_prod_web; " +
+		"set server be_prod_web/s2-1 weight 100; set server be_prod_web/s3-1 weight 50; " +
+		"set server be_prod_web_sticky/sticky state maint; " +
+		"set server be_prod_web/c2-1 state maint; set server be_prod_web/c2-1 weight 0; del server be_prod_web/c2-1; " +
+		"set server be_prod_web/s1-1 state maint; set server be_prod_web/s1-1 weight 0; del server be_prod_web/s1-1; " +
+		"show servers state be_prod_web; show servers state be_prod_web_sticky"
+	if got := plan.Commands(); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
@@ -106,11 +167,11 @@ func TestParseServersState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]RuntimeServer{"s1-1": {Weight: 100}, "c2-1": {Weight: 0, Maint: true}, "b1-1": {Weight: 7}}
+	want := map[string]RuntimeServer{"s1-1": {Address: "10.0.0.2:8080", Weight: 100}, "c2-1": {Address: "10.0.0.3:8080", Weight: 0, Maint: true}, "b1-1": {Address: "10.0.0.4:8080", Weight: 7}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	for _, answer := range []string{"No such backend.\n", "Unknown command\n", ""} {
+	for _, answer := range []string{"Unknown command\n", ""} {
 		if _, err := ParseServersState(answer, "be_prod_web"); err == nil || !strings.Contains(err.Error(), "answered") {
 			t.Errorf("answer %q: err = %v", answer, err)
 		}
@@ -132,5 +193,18 @@ func TestParseBaseReadsBackTheSettings(t *testing.T) {
 	edited := strings.Replace(string(RenderBase(b)), "hard-stop-after 90s", "hard-stop-after 10s", 1)
 	if got, ok := ParseBase([]byte(edited)); !ok || got.HardStopAfter != 10*time.Second {
 		t.Errorf("edited: %+v %t", got, ok)
+	}
+}
+
+// The cookies HAProxy 2.6 derived for servers of a backend keyed "be"
+// (measured): a test can pin a user to a server by its address.
+func TestServerCookieIsHAProxys(t *testing.T) {
+	for address, want := range map[string]string{"172.19.0.2:8080": "0fa44c5723febfc1", "172.19.0.3:8080": "947f31f61fa0fc62", "172.19.0.6:8080": "67df1ad2246496db"} {
+		if got, err := dynamicCookie("be", address); err != nil || got != want {
+			t.Errorf("%s: %s (%v), want %s", address, got, err, want)
+		}
+	}
+	if _, err := ServerCookie("prod", "web", "[::1]:8080"); err == nil {
+		t.Error("an IPv6 address was given a cookie")
 	}
 }

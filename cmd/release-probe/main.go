@@ -16,6 +16,10 @@
 // prints the answer: the router's image may have no socat, and the provider
 // changes weights this way without a reload.
 //
+// With -place it writes a file beside its destination, syncs it and renames
+// it into place, then runs an optional -cli: a route change the runtime API
+// applies costs one exec.
+//
 // It avoids net/http to stay small: it is embedded in the provider twice.
 //
 // Usage: release-probe [-body] <port> <path> [timeout]
@@ -23,10 +27,12 @@
 //	release-probe -rename <src> <dst> [<src> <dst>...]
 //	release-probe -remove <file>...
 //	release-probe -cli <socket> <command>
+//	release-probe -place <dst> <base64 content> [-cli <socket> <command>]
 package main
 
 import (
 	"bufio"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +56,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "-cli" {
 		os.Exit(cli(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-place" {
+		os.Exit(place(os.Args[2:]))
 	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: release-probe <port> <path> [timeout]")
@@ -200,6 +209,38 @@ func cli(args []string) int {
 	}
 	if _, err := os.Stdout.Write(answer); err != nil {
 		return 1
+	}
+	return 0
+}
+
+// placeFailed is -place's exit code when the file was not placed (and no
+// command was sent); after it is placed, the codes are -cli's.
+const placeFailed = 5
+
+// place writes a file under a hidden name beside its destination, syncs it
+// and renames it into place, then runs -cli when it follows.
+func place(args []string) int {
+	if len(args) != 2 && !(len(args) == 5 && args[2] == "-cli") {
+		fmt.Fprintln(os.Stderr, "usage: release-probe -place <dst> <base64 content> [-cli <socket> <command>]")
+		return 2
+	}
+	content, err := base64.StdEncoding.DecodeString(args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe: nothing placed:", err)
+		return placeFailed
+	}
+	dst := args[0]
+	tmp := filepath.Join(filepath.Dir(dst), ".place-"+filepath.Base(dst))
+	if err := os.WriteFile(tmp, content, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "release-probe: nothing placed:", err)
+		return placeFailed
+	}
+	if code := rename([]string{tmp, dst}); code != 0 {
+		_ = os.Remove(tmp)
+		return placeFailed
+	}
+	if len(args) == 5 {
+		return cli(args[3:])
 	}
 	return 0
 }

@@ -53,6 +53,11 @@ var (
 	hits = map[string]int{}
 )
 
+// Armed says whether a failpoint is set for this process: a step that can
+// be taken in one go or in two then takes two, so the point between them
+// can be stopped at.
+func Armed() bool { return os.Getenv(Env) != "" }
+
 // Hit stops the apply here when RELEASE_FAILPOINT names this point (and hit).
 func Hit(name string) {
 	want := os.Getenv(Env)

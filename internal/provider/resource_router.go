@@ -71,7 +71,7 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 	portNumber := []validator.Int64{int64validator.Between(1, 65535)}
 	resp.Schema = schema.Schema{
 		Description: "An HAProxy container on the Docker host that environments route through. The provider owns it: " +
-			"each environment writes its own route file into it through the Docker API and applies it: a change of weights (a canary step, a promotion, a drain) " +
+			"each environment writes its own route file into it through the Docker API and applies it: servers added and removed, weights (a canary step, a promotion, a drain) and sticky users " +
 			"through HAProxy's runtime API without a reload, any other change with a hitless reload, so a switch drops no connection and works over any Docker connection (unix, tcp, ssh) without a port of its own. " +
 			"The files live in a Docker volume, so the split survives a restart of the router. Works with HAProxy 2.6 and newer.",
 		Attributes: map[string]schema.Attribute{
@@ -120,7 +120,7 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			},
 			"hard_stop_after": schema.StringAttribute{
 				Description: "How long HAProxy's previous worker may keep the connections it has after a reload (HAProxy's `hard-stop-after`), such as `5m`; " +
-					"a reload happens only when the servers of a route change (a revision added or removed); weights change without one. " +
+					"a reload happens only when a route's settings change (its health check, its listener), for a new or removed route, or when the runtime API does not confirm a change; releases, canaries and rollbacks change servers without one. " +
 					"Set it no shorter than the longest `stop_timeout` of the environments on this router, so that a reload never cuts a connection " +
 					"(a WebSocket, an event stream, a long download) that the retirement of its revision would still let finish. " +
 					"Defaults to `" + defaultHardStopAfter + "`; 1s to 24h. Changing it rewrites the router's base configuration with a hitless reload.",

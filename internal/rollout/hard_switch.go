@@ -143,6 +143,21 @@ func (d *Deployer) switchTraffic(ctx context.Context, spec Spec, before Status, 
 	}
 	t := d.Clock.Now()
 	d.log("switching traffic", "revision", rev)
+	if len(live) == 0 && len(current) == 0 {
+		// A new route: its listener needs a reload, with no server yet;
+		// the servers then join through the runtime API, where the router
+		// checks them at once (after a reload it checks them within
+		// `interval`, and other environments' reloads start that again).
+		_, empty, err := renderRoute(spec)
+		if err == nil {
+			err = d.applyRoute(ctx, spec.Router.ContainerID, name, empty, live)
+		}
+		if err != nil {
+			return d.unlessLive(err, "adding the route")
+		}
+		live = empty
+		t = d.phase("listener loaded", t)
+	}
 	if err := d.applyRoute(ctx, spec.Router.ContainerID, name, cfg, live); err != nil {
 		return d.unlessLive(err, "switching traffic")
 	}

@@ -229,9 +229,10 @@ func RenderRoute(r Route) ([]byte, error) {
 	fmt.Fprintf(&buf, "    cookie %s insert indirect nocache dynamic\n", CookieName(r.Environment, r.Service))
 	fmt.Fprintf(&buf, "    dynamic-cookie-key %s\n", be)
 	fmt.Fprintf(&buf, "    ignore-persist unless { nbsrv(%s) gt 0 }\n", sticky)
-	if len(servers) == 0 {
-		buf.WriteString("    http-request return status 503 content-type text/plain string \"no healthy release\\n\"\n")
-	}
+	// With no server that can take a request (none yet, or none UP) the
+	// route answers 503 itself. The rule is there with or without servers,
+	// so that servers join a new route through the runtime API.
+	buf.WriteString("    http-request return status 503 content-type text/plain string \"no healthy release\\n\" if { nbsrv lt 1 }\n")
 	for _, s := range servers {
 		weight := fmt.Sprintf("weight %d", s.Weight)
 		if s.Drain {

@@ -49,6 +49,9 @@ type Controller struct {
 
 	probeMu sync.Mutex
 	probed  map[string]bool // routers this Controller placed the probe in
+
+	basesMu sync.Mutex
+	bases   map[string][]byte // routers' base files as last read
 }
 
 func (c *Controller) clock() clock.Clock {
@@ -125,6 +128,7 @@ func (c *Controller) Files(ctx context.Context, routerID string) (map[string][]b
 	if err != nil {
 		return nil, err
 	}
+	c.rememberBase(routerID, files[BaseFile])
 	for name := range files {
 		if !loadable(name) {
 			delete(files, name)
@@ -153,13 +157,37 @@ func (c *Controller) Apply(ctx context.Context, routerID string, files map[strin
 }
 
 // ApplyKnown is Apply for a caller that holds the previous contents of the
-// files it changes. Apply no longer needs them (the live files are never
-// overwritten before the check, so there is nothing to put back), and reads
-// the directory anyway to check the whole configuration; previous is unused.
+// files it changes (read under the environment's lease, so no one else has
+// changed them since). A change of servers the runtime API can apply then
+// costs one exec (applyPlaced); any other change is applied as Apply does.
 func (c *Controller) ApplyKnown(ctx context.Context, routerID string, files, previous map[string][]byte) error {
 	unlock := Lock(routerID)
 	defer unlock()
+	if done, err := c.applyPlaced(ctx, routerID, files, previous); done {
+		return err
+	}
 	return c.apply(ctx, routerID, files)
+}
+
+// rememberBase keeps the base file of a router as last read, or forgets it
+// (nil) when this Controller changes it.
+func (c *Controller) rememberBase(routerID string, base []byte) {
+	c.basesMu.Lock()
+	defer c.basesMu.Unlock()
+	if c.bases == nil {
+		c.bases = map[string][]byte{}
+	}
+	if base == nil {
+		delete(c.bases, routerID)
+		return
+	}
+	c.bases[routerID] = base
+}
+
+func (c *Controller) knownBase(routerID string) []byte {
+	c.basesMu.Lock()
+	defer c.basesMu.Unlock()
+	return c.bases[routerID]
 }
 
 func (c *Controller) apply(ctx context.Context, routerID string, files map[string][]byte) error {
@@ -171,6 +199,10 @@ func (c *Controller) apply(ctx context.Context, routerID string, files map[strin
 	current, err := c.Docker.ReadDir(ctx, routerID, ConfigDir)
 	if err != nil {
 		return fmt.Errorf("reading the router's configuration: %w", err)
+	}
+	c.rememberBase(routerID, current[BaseFile])
+	if _, writesBase := files[BaseFile]; writesBase {
+		defer c.rememberBase(routerID, nil)
 	}
 	// The probe renames the files into place: placed first, it never fails later.
 	if err := c.ensureProbe(ctx, routerID); err != nil {
@@ -195,11 +227,7 @@ func (c *Controller) apply(ctx context.Context, routerID string, files map[strin
 		}
 		// The file is in place: a reload loads it (a router without the
 		// socket, or a worker that ran another route than the file).
-		watch, err := c.watchReload(ctx, routerID)
-		if err != nil {
-			return &ReloadUnconfirmedError{Err: errors.Join(rerr, err)}
-		}
-		return c.signalAndConfirm(ctx, routerID, watch)
+		return c.reloadPlaced(ctx, routerID, rerr)
 	}
 	if err := c.check(ctx, routerID, files, current); err != nil {
 		return errors.Join(err, c.unstage(ctx, routerID, files))

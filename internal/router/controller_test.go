@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -165,6 +166,19 @@ func (f *fakeRouter) Exec(_ context.Context, id string, cmd []string) (int, stri
 			return 3, "release-probe: dial unix " + cmd[2] + ": connect: no such file or directory\n", nil
 		}
 		return 0, f.cli(cmd[3]), nil
+	case cmd[0] == probe.Path && cmd[1] == "-place":
+		f.event("place " + path.Base(cmd[2]))
+		content, err := base64.StdEncoding.DecodeString(cmd[3])
+		if err != nil || path.Dir(cmd[2]) != ConfigDir || len(cmd) != 7 || cmd[4] != "-cli" {
+			f.t.Errorf("place %v: %v", cmd[2:], err)
+			return placeFailed, "", nil
+		}
+		f.files[path.Base(cmd[2])] = content
+		f.event("cli " + cmd[6])
+		if f.cli == nil {
+			return 3, "release-probe: dial unix " + cmd[5] + ": connect: no such file or directory\n", nil
+		}
+		return 0, f.cli(cmd[6]), f.renameErr
 	case cmd[0] == probe.Path && cmd[1] == "-remove":
 		f.event("remove")
 		for _, p := range cmd[2:] {
@@ -821,6 +835,56 @@ func TestApplyServersThroughTheRuntimeAPI(t *testing.T) {
 	}
 	if len(f.signals) != 0 {
 		t.Errorf("signals %v: a change of servers reloaded", f.signals)
+	}
+}
+
+// With the route the router has (ApplyKnown, after a read of the router's
+// files), a change of servers costs one exec: the probe places the file and
+// sends the commands. Without a read of the base file, or with the route
+// the caller holds not the one the router runs, the full path applies it.
+func TestApplyKnownPlacesAndAppliesInOneExec(t *testing.T) {
+	before := testRoute(t, Server{Name: "r1-1", Address: "10.0.0.2:8080", Weight: 256})
+	after := testRoute(t, Server{Name: "r1-1", Address: "10.0.0.2:8080", Weight: 256}, Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 0})
+	const name = "route_production_web.cfg"
+
+	f, live := runtimeRouter(t, before)
+	c, _ := controller(f)
+	// Nothing read yet: the full path.
+	if err := c.ApplyKnown(context.Background(), "router-1", map[string][]byte{name: after}, map[string][]byte{name: before}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.events) < 3 || f.events[len(f.events)-2] != "rename" {
+		t.Errorf("without the base file read, events %q; want the full path", f.events)
+	}
+	// Read (as an apply does first): one exec for the next change.
+	if _, err := c.Files(context.Background(), "router-1"); err != nil {
+		t.Fatal(err)
+	}
+	f.events = nil
+	next := testRoute(t, Server{Name: "c2-1", Address: "10.0.0.3:8080", Weight: 256})
+	if err := c.ApplyKnown(context.Background(), "router-1", map[string][]byte{name: next}, map[string][]byte{name: after}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.events) != 2 || f.events[0] != "place "+name || !strings.HasPrefix(f.events[1], "cli del server be_production_web/") && !strings.HasPrefix(f.events[1], "cli set server") {
+		t.Errorf("events %q, want one place with its commands", f.events)
+	}
+	if string(f.files[name]) != string(next) || len(live) != 1 || live["c2-1"].Weight != 256 {
+		t.Errorf("file placed %t, worker runs %+v", string(f.files[name]) == string(next), live)
+	}
+	if len(f.signals) != 0 {
+		t.Errorf("signals %v", f.signals)
+	}
+
+	// The caller's previous route is not what the worker runs: the
+	// commands do not give the route, and a reload loads the placed file.
+	f.afterSignal = []string{reloading + success}
+	f.procs = [][]string{haproxyProcs(2)}
+	stale := testRoute(t, Server{Name: "x9-1", Address: "10.0.0.9:8080", Weight: 256})
+	if err := c.ApplyKnown(context.Background(), "router-1", map[string][]byte{name: before}, map[string][]byte{name: stale}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"SIGUSR2"}; !reflect.DeepEqual(f.signals, want) || string(f.files[name]) != string(before) {
+		t.Errorf("signals %v, file placed %t: want the placed file reloaded", f.signals, string(f.files[name]) == string(before))
 	}
 }
 

@@ -2,12 +2,16 @@ package router
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 )
 
 // A route whose settings stay the same, and whose servers are only added,
@@ -306,13 +310,19 @@ func (c *Controller) applyRuntime(ctx context.Context, routerID string, plan Run
 	if err != nil {
 		return err
 	}
+	return c.confirmRuntime(ctx, routerID, plan, route, out)
+}
+
+// confirmRuntime reads the answer to a plan's commands: nil when the
+// worker runs the route. Servers an earlier removal left in maintenance
+// with connections are tried again; those that still have some are left
+// for a later change.
+func (c *Controller) confirmRuntime(ctx context.Context, routerID string, plan RuntimePlan, route []byte, out string) error {
 	leftovers, err := verifyRuntime(out, plan.Backend, route)
 	if err != nil {
 		return err
 	}
 	if len(leftovers) > 0 {
-		// Servers an earlier removal left in maintenance with connections:
-		// try again, and leave those that still have some for a later change.
 		var cmds []string
 		for _, name := range leftovers {
 			cmds = append(cmds, "del server "+plan.Backend+"/"+name)
@@ -321,6 +331,62 @@ func (c *Controller) applyRuntime(ctx context.Context, routerID string, plan Run
 	}
 	return nil
 }
+
+// maxPlaced bounds a route placed with its commands in one exec: the
+// content travels base64-encoded as one argument (Linux admits 128 KiB).
+const maxPlaced = 96 << 10
+
+// applyPlaced applies a route change the runtime API can apply in one exec
+// of the probe, which places the file and sends the commands, when the
+// caller knows the route the router has (previous) and this Controller has
+// read the router's base file (it opens the socket). done is false, with
+// nothing changed, when the change is not one of those: then the full path
+// (read, stage, rename, runtime or reload) applies it. An injected fault
+// takes the full path, whose steps it stops between.
+func (c *Controller) applyPlaced(ctx context.Context, routerID string, files, previous map[string][]byte) (done bool, err error) {
+	base := c.knownBase(routerID)
+	if failpoint.Armed() || len(files) != 1 || base == nil {
+		return false, nil
+	}
+	var name string
+	for n := range files {
+		name = n
+	}
+	plan, next, ok := runtimeChange(files, map[string][]byte{BaseFile: base, name: previous[name]})
+	encoded := base64.StdEncoding.EncodeToString(next)
+	if !ok || len(encoded) > maxPlaced {
+		return false, nil
+	}
+	code, out, err := c.execProbe(ctx, routerID, "-place", path.Join(ConfigDir, name), encoded, "-cli", RuntimeSocket, plan.Commands())
+	switch {
+	case err != nil:
+		// The probe may have placed the file, and sent the commands, although the answer was lost.
+		return true, &ReloadUnconfirmedError{Err: fmt.Errorf("placing the route and applying it through the runtime API: %w", err)}
+	case code == placeFailed || code == 2:
+		return false, nil
+	case code == 0:
+		if err = c.confirmRuntime(ctx, routerID, plan, next, out); err == nil {
+			return true, nil
+		}
+	default:
+		err = fmt.Errorf("applying the route through the runtime API (exit %d): %s", code, strings.TrimSpace(out))
+	}
+	// The file is in place: a reload loads it.
+	return true, c.reloadPlaced(ctx, routerID, err)
+}
+
+// reloadPlaced reloads the router after a route file was placed and the
+// runtime API did not apply it (why).
+func (c *Controller) reloadPlaced(ctx context.Context, routerID string, why error) error {
+	watch, err := c.watchReload(ctx, routerID)
+	if err != nil {
+		return &ReloadUnconfirmedError{Err: errors.Join(why, err)}
+	}
+	return c.signalAndConfirm(ctx, routerID, watch)
+}
+
+// placeFailed is the probe's exit code for -place when nothing was placed.
+const placeFailed = 5
 
 // verifyRuntime compares the running worker's backend (the answer to `show
 // servers state` of the backend and its sticky backend) with the route. It

@@ -84,13 +84,24 @@ func TestRuntimeWeightsRealHAProxy(t *testing.T) {
 	// fails them, then removed with stickiness ended: no reload. A server
 	// at a new address takes no request until the router's own checks
 	// pass: it starts DOWN.
+	// As an environment's apply does: the files read first, then each
+	// change with the route it replaces, placed and applied in one exec.
 	since = daemonNow()
+	files, err := c.Files(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	previous := files[route.FileName()]
 	apply := func() []byte {
 		t.Helper()
 		cfg := mustRenderRoute(t, route)
 		began := time.Now()
-		if err := c.Apply(ctx, id, map[string][]byte{route.FileName(): cfg}); err != nil {
+		if err := c.ApplyKnown(ctx, id, map[string][]byte{route.FileName(): cfg}, map[string][]byte{route.FileName(): previous}); err != nil {
 			t.Fatal(err)
+		}
+		previous = cfg
+		if files, err := c.Files(ctx, id); err != nil || string(files[route.FileName()]) != string(cfg) {
+			t.Fatalf("the route file was not placed (%v):\n%s", err, files[route.FileName()])
 		}
 		t.Logf("servers %v (sticky %t) applied in %s", ParseRouteServers(cfg), route.Sticky, time.Since(began).Round(time.Millisecond))
 		return cfg
@@ -138,7 +149,7 @@ func TestRuntimeWeightsRealHAProxy(t *testing.T) {
 	}
 
 	// An earlier version's base file, without the socket, loaded: weights by reload.
-	files, err := c.Files(ctx, id)
+	files, err = c.Files(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -206,7 +206,7 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 
 	conn := docker.NewConnector(dockerCfg)
 	engine := docker.NewEngine(conn)
-	// The router checks a just-added server within its fastinter (100ms):
+	// The router checks a just-added server within its downinter (50ms):
 	// reading its state every 50ms keeps the switch close behind that check.
 	routes := &router.Controller{Docker: engine, ReadyPoll: 50 * time.Millisecond}
 	data := &providerData{

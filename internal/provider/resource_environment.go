@@ -421,6 +421,11 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		tflog.Info(ctx, fmt.Sprintf("phase %s in %s", name, time.Since(t).Round(time.Millisecond)))
 		t = time.Now()
 	}
+	began := t
+	// The provider's whole share of the apply, beside Terraform's own.
+	defer func() {
+		tflog.Info(ctx, fmt.Sprintf("phase whole release in %s", time.Since(began).Round(time.Millisecond)))
+	}()
 	o, err := router.Observe(ctx, r.data.engine, spec.Router.Name)
 	if err != nil {
 		addDockerError(diags, r.data, "Cannot Read Router", err)

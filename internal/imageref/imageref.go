@@ -4,7 +4,8 @@
 // Every repository must name its registry host explicitly: a release is
 // promoted by digest between environments, and an implicit default registry
 // would make the same configuration mean different artifacts on different
-// machines.
+// machines. Docker Hub is named as users and the Docker CLI name it
+// (docker.io), and normalised as the CLI does.
 package imageref
 
 import (
@@ -36,6 +37,32 @@ type Repository struct {
 
 func (r Repository) String() string { return r.Host + "/" + r.Path }
 
+// Docker Hub's names: users write docker.io (or index.docker.io), its
+// registry API is served by another host, and `docker login` stores its
+// credentials under https://index.docker.io/v1/.
+const (
+	DockerHub               = "docker.io"
+	DockerHubAPI            = "registry-1.docker.io"
+	DockerHubCredentialHost = "index.docker.io"
+)
+
+// APIHost is the host that serves the repository's registry API.
+func (r Repository) APIHost() string {
+	if r.Host == DockerHub {
+		return DockerHubAPI
+	}
+	return r.Host
+}
+
+// CredentialHost is the host `docker login` stores the repository's
+// credentials under.
+func (r Repository) CredentialHost() string {
+	if r.Host == DockerHub {
+		return DockerHubCredentialHost
+	}
+	return r.Host
+}
+
 var (
 	tagPattern      = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
 	digestPattern   = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
@@ -63,6 +90,13 @@ func ParseRepository(s string) (Repository, error) {
 	}
 	if _, ok := named.(reference.Named); !ok {
 		return Repository{}, fmt.Errorf("%q is not a valid repository", s)
+	}
+	if host == DockerHub || host == DockerHubCredentialHost {
+		// As the Docker CLI normalises it: official images live under library/.
+		host = DockerHub
+		if !strings.Contains(path, "/") {
+			path = "library/" + path
+		}
 	}
 	return Repository{Host: host, Path: path}, nil
 }

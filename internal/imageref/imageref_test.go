@@ -98,3 +98,38 @@ func TestParsePinned(t *testing.T) {
 		t.Error("a repository without a registry host was accepted")
 	}
 }
+
+// Docker Hub's names as the Docker CLI normalises them (reference.ParseNormalizedNamed).
+func TestDockerHubNames(t *testing.T) {
+	for in, want := range map[string]Repository{
+		"docker.io/nginx":                 {Host: "docker.io", Path: "library/nginx"},
+		"docker.io/library/nginx":         {Host: "docker.io", Path: "library/nginx"},
+		"index.docker.io/nginx":           {Host: "docker.io", Path: "library/nginx"},
+		"index.docker.io/grafana/grafana": {Host: "docker.io", Path: "grafana/grafana"},
+		"docker.io/bitnami/redis/sub":     {Host: "docker.io", Path: "bitnami/redis/sub"},
+		"ghcr.io/nginx":                   {Host: "ghcr.io", Path: "nginx"},
+		"127.0.0.1:5000/nginx":            {Host: "127.0.0.1:5000", Path: "nginx"},
+	} {
+		got, err := ParseRepository(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRepository(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	hub, _ := ParseRepository("docker.io/nginx")
+	if hub.APIHost() != "registry-1.docker.io" || hub.CredentialHost() != "index.docker.io" || hub.String() != "docker.io/library/nginx" {
+		t.Errorf("Docker Hub: API %s, credentials %s, name %s", hub.APIHost(), hub.CredentialHost(), hub)
+	}
+	other, _ := ParseRepository("ghcr.io/shop/web")
+	if other.APIHost() != "ghcr.io" || other.CredentialHost() != "ghcr.io" {
+		t.Errorf("ghcr.io: API %s, credentials %s", other.APIHost(), other.CredentialHost())
+	}
+	// Still no implicit registry: a bare name is refused.
+	if _, err := ParseRepository("nginx"); err == nil {
+		t.Error("a repository without a registry host was accepted")
+	}
+	// A pinned reference on Docker Hub keeps the normalised name.
+	ref, err := ParsePinned("docker.io/nginx:1.27@sha256:" + strings.Repeat("a", 64))
+	if err != nil || ref.String() != "docker.io/library/nginx@sha256:"+strings.Repeat("a", 64) {
+		t.Errorf("ParsePinned = %s, %v", ref, err)
+	}
+}

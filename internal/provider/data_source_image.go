@@ -45,7 +45,7 @@ func (d *imageDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 				Computed:    true,
 			},
 			"repository": schema.StringAttribute{
-				Description: "Repository including its registry host, such as `registry.example.com/shop/web`.",
+				Description: "Repository including its registry host, such as `registry.example.com/shop/web`; Docker Hub is `docker.io/<path>` (`docker.io/nginx` is `docker.io/library/nginx`).",
 				Required:    true,
 				Validators:  []validator.String{validators.Repository()},
 			},

@@ -77,7 +77,11 @@ func registryDiagnostic(err error) (string, string, path.Path) {
 			path.Root("repository")
 	case registry.KindUnreachable:
 		return "Registry Unreachable",
-			fmt.Sprintf("The registry %s did not answer. Check the host and port in the repository, that the registry is running, and that this machine can reach it.%s", re.Registry, said),
+			fmt.Sprintf("The registry %s did not answer, or answered only with server errors. Check the host and port in the repository, that the registry is running, and that this machine can reach it.%s", re.Registry, said),
+			path.Root("repository")
+	case registry.KindRateLimited:
+		return "Registry Rate Limit",
+			fmt.Sprintf("The registry %s refused more requests for %s for now (HTTP 429), also after waiting as it asked.%s", re.Registry, repo, said),
 			path.Root("repository")
 	case registry.KindPlatformNotFound:
 		return "Image Platform Not Found",

@@ -12,7 +12,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/imageref"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/registry"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
@@ -174,7 +176,11 @@ func (d *providerData) pullAuth(image string) string {
 	if err != nil || !ok {
 		return ""
 	}
-	b, _ := json.Marshal(map[string]string{"username": cred.Username, "password": cred.Password, "identitytoken": cred.IdentityToken, "serveraddress": host})
+	server := host
+	if registry.NormalizeHost(host) == imageref.DockerHubCredentialHost {
+		server = "https://index.docker.io/v1/" // as the Docker CLI sends it for Docker Hub
+	}
+	b, _ := json.Marshal(map[string]string{"username": cred.Username, "password": cred.Password, "identitytoken": cred.IdentityToken, "serveraddress": server})
 	return base64.URLEncoding.EncodeToString(b)
 }
 

@@ -112,7 +112,7 @@ func (p *releaseProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				NestedObject: schema.NestedAttributeObject{
 					Attributes: map[string]schema.Attribute{
 						"address": schema.StringAttribute{
-							Description: "Registry host and optional port, such as `registry.example.com` or `127.0.0.1:5000`.",
+							Description: "Registry host and optional port, such as `registry.example.com` or `127.0.0.1:5000`; for Docker Hub, `docker.io` (its other names, such as `https://index.docker.io/v1/`, are the same registry).",
 							Required:    true,
 						},
 						"username": schema.StringAttribute{

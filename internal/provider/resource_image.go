@@ -67,6 +67,7 @@ func (r *imageResource) Schema(_ context.Context, _ resource.SchemaRequest, resp
 			},
 			"repository": schema.StringAttribute{
 				Description: "Repository including its registry host, such as `registry.example.com/shop/web` or `127.0.0.1:5000/shop/web`. " +
+					"Docker Hub is `docker.io/<path>` (`docker.io/nginx` is `docker.io/library/nginx`, as the Docker CLI reads it); the plan checks a tag with a HEAD request, which Docker Hub does not count as a pull. " +
 					"Changing it replaces the resource.",
 				Required:   true,
 				Validators: []validator.String{validators.Repository()},
@@ -171,24 +172,25 @@ func (r *imageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		// Same artifact: the pin holds. Check whether the tag moved.
 		plan.Digest, plan.Ref, plan.ID = state.Digest, state.Ref, state.ID
 		if !cfg.Tag.IsNull() {
-			res, err := r.data.registry.Resolve(ctx, query)
+			// A HEAD of the tag: no pull counted against a registry quota.
+			digest, err := r.data.registry.TagDigest(ctx, query)
 			switch {
 			case err != nil:
 				summary, detail, _ := registryDiagnostic(err)
 				resp.Diagnostics.AddAttributeWarning(path.Root("tag"), "Could Not Check Tag: "+summary,
 					"The pinned digest "+state.Digest.ValueString()+" is kept; whether the tag has moved is unknown.\n\n"+detail)
-			case res.Digest != state.Digest.ValueString() && state.Tag.IsNull():
+			case digest != state.Digest.ValueString() && state.Tag.IsNull():
 				// The tag is being added to a resource that was pinned by digest
 				// (e.g. after import): it names a different artifact, so replace.
-				plan.Digest = types.StringValue(res.Digest)
-				plan.Ref = types.StringValue(query.Repository.String() + "@" + res.Digest)
+				plan.Digest = types.StringValue(digest)
+				plan.Ref = types.StringValue(query.Repository.String() + "@" + digest)
 				plan.ID = plan.Ref
 				replace = append(replace, path.Root("tag"))
-			case res.Digest != state.Digest.ValueString():
+			case digest != state.Digest.ValueString():
 				resp.Diagnostics.AddAttributeWarning(path.Root("tag"), "Image Tag Moved",
 					fmt.Sprintf("The tag %q of %s now points at %s, but this release_image keeps %s, the digest pinned when it was created. "+
 						"Nothing deployed changes. To release the new image, replace this resource: terraform apply -replace=<address of this release_image>.",
-						cfg.Tag.ValueString(), cfg.Repository.ValueString(), res.Digest, state.Digest.ValueString()))
+						cfg.Tag.ValueString(), cfg.Repository.ValueString(), digest, state.Digest.ValueString()))
 			}
 		}
 		resp.RequiresReplace = replace

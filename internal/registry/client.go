@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/imageref"
 )
 
 // Client talks to registries. It is safe for concurrent use.
@@ -21,6 +24,10 @@ type Client struct {
 	HTTP        *http.Client
 	Credentials Credentials
 	UserAgent   string
+	// DockerHubAPI replaces Docker Hub's API host (tests); empty is registry-1.docker.io.
+	DockerHubAPI string
+	// Sleep waits between attempts after a 429 or a 5xx; nil waits on the wall clock.
+	Sleep func(ctx context.Context, d time.Duration) error
 
 	mu      sync.Mutex
 	schemes map[string]string // host -> "https" or "http", once learnt
@@ -95,11 +102,22 @@ func (c *Client) setToken(key, tok string) {
 
 // request is one registry call for a repository.
 type request struct {
-	method string
-	host   string
-	repo   string
-	path   string // after /v2/
-	accept []string
+	method   string
+	host     string // the host that serves the API
+	credHost string // the host credentials are stored under
+	repo     string
+	path     string // after /v2/
+	accept   []string
+}
+
+// request is a call for a repository: to the host that serves its API
+// (Docker Hub's is not docker.io), with the credentials stored for it.
+func (c *Client) request(method string, repo imageref.Repository, path string, accept []string) request {
+	host := repo.APIHost()
+	if repo.Host == imageref.DockerHub && c.DockerHubAPI != "" {
+		host = c.DockerHubAPI
+	}
+	return request{method: method, host: host, credHost: repo.CredentialHost(), repo: repo.Path, path: repo.Path + path, accept: accept}
 }
 
 // do sends a request, answering the registry's auth challenge once.
@@ -121,7 +139,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	challenge := resp.Header.Get("WWW-Authenticate")
 	drain(resp)
 
-	cred, haveCred, err := c.lookup(r.host)
+	cred, haveCred, err := c.lookup(r.credHost)
 	if err != nil {
 		return nil, &Error{Kind: KindUnauthorized, Registry: r.host, Repository: r.repo, Err: err}
 	}
@@ -153,8 +171,84 @@ func (c *Client) lookup(host string) (Credential, bool, error) {
 	return c.Credentials.Lookup(host)
 }
 
-// send makes one HTTP request, falling back to plain HTTP for loopback registries.
+// Retries: a registry that answers 429 (Docker Hub's pull quota) or a 5xx is
+// asked again, up to maxAttempts in all, after its Retry-After or a backoff
+// of 1s, 2s, 4s; a Retry-After longer than maxRetryAfter is not waited for.
+const (
+	maxAttempts   = 4
+	maxRetryAfter = time.Minute
+)
+
+// send makes one HTTP request, retried after a 429 or a 5xx.
 func (c *Client) send(ctx context.Context, r request, authorization string) (*http.Response, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := c.sendOnce(ctx, r, authorization)
+		if err != nil || !retryable(resp.StatusCode) || attempt == maxAttempts {
+			return resp, err
+		}
+		wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if !ok {
+			wait = time.Second << (attempt - 1)
+		}
+		if wait > maxRetryAfter {
+			return resp, nil // the caller reports it, with the registry's Retry-After
+		}
+		drain(resp)
+		if err := c.sleep(ctx, wait); err != nil {
+			return nil, &Error{Kind: KindUnreachable, Registry: r.host, Repository: r.repo, Message: fmt.Sprintf("waiting %s to ask again after %s", wait, resp.Status), Err: err}
+		}
+	}
+}
+
+func retryable(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusBadGateway || status == http.StatusServiceUnavailable ||
+		status == http.StatusGatewayTimeout || status == http.StatusInternalServerError
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date.
+func retryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(h); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	if c.Sleep != nil {
+		return c.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// rateLimitMessage says what a 429 means and when to try again.
+func rateLimitMessage(resp *http.Response, message string) string {
+	msg := fmt.Sprintf("the registry answered %s after %d attempts", resp.Status, maxAttempts)
+	if wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && wait > maxRetryAfter {
+		msg = fmt.Sprintf("the registry answered %s and asks to wait %s", resp.Status, wait.Round(time.Second))
+	}
+	if message != "" {
+		msg += " (" + message + ")"
+	}
+	return msg + "; a registry's pull quota (Docker Hub counts manifest requests per IP address, fewer without a login) is the usual cause: " +
+		"log in (registry_auth or docker login), or apply again later"
+}
+
+// sendOnce makes one HTTP request, falling back to plain HTTP for loopback registries.
+func (c *Client) sendOnce(ctx context.Context, r request, authorization string) (*http.Response, error) {
 	scheme := c.scheme(r.host)
 	resp, err := c.sendScheme(ctx, scheme, r, authorization)
 	if err != nil && scheme == "https" && isLoopback(r.host) && ctx.Err() == nil {

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/releasekit/terraform-provider-release/internal/imageref"
 )
 
 // Credential is a username and password (or identity token) for one registry.
@@ -49,14 +51,24 @@ func (c Chain) Lookup(host string) (Credential, bool, error) {
 }
 
 // NormalizeHost strips a scheme and trailing path, as users and `docker login`
-// write registry addresses in several shapes.
+// write registry addresses in several shapes. Docker Hub's names (docker.io,
+// its API host, https://index.docker.io/v1/) are all index.docker.io, where
+// `docker login` stores its credentials.
 func NormalizeHost(s string) string {
 	s = strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://")
 	if i := strings.Index(s, "/"); i >= 0 {
 		s = s[:i]
 	}
-	return strings.ToLower(s)
+	s = strings.ToLower(s)
+	if s == imageref.DockerHub || s == imageref.DockerHubAPI {
+		s = imageref.DockerHubCredentialHost
+	}
+	return s
 }
+
+// dockerHubServer is the server address the Docker CLI gives credential
+// helpers for Docker Hub.
+const dockerHubServer = "https://index.docker.io/v1/"
 
 // DockerConfig reads credentials the way the Docker CLI does from a config.json:
 // inline "auths", then per-registry "credHelpers", then the "credsStore".
@@ -124,14 +136,21 @@ func (d *DockerConfig) Lookup(host string) (Credential, bool, error) {
 			return c, true, nil
 		}
 	}
+	server := host
+	if host == imageref.DockerHubCredentialHost {
+		server = dockerHubServer
+	}
 	helper := d.file.CredHelpers[host]
+	if helper == "" {
+		helper = d.file.CredHelpers[server]
+	}
 	if helper == "" {
 		helper = d.file.CredsStore
 	}
 	if helper == "" {
 		return Credential{}, false, nil
 	}
-	return runCredentialHelper(helper, host)
+	return runCredentialHelper(helper, server)
 }
 
 // runCredentialHelper asks docker-credential-<helper> for a host's secret,

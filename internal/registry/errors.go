@@ -15,6 +15,7 @@ const (
 	KindUnreachable
 	KindPlatformNotFound
 	KindProtocol
+	KindRateLimited
 )
 
 func (k Kind) String() string {
@@ -33,6 +34,8 @@ func (k Kind) String() string {
 		return "platform not found"
 	case KindProtocol:
 		return "unexpected registry response"
+	case KindRateLimited:
+		return "rate limited"
 	}
 	return "registry error"
 }

@@ -147,7 +147,7 @@ func (c *Client) protocolError(q Query, msg string, err error) error {
 // fetchManifest GETs a manifest and returns its digest, computed from the bytes
 // received and checked against what the registry and the caller claim.
 func (c *Client) fetchManifest(ctx context.Context, repo imageref.Repository, ref string, isTag bool) (string, string, []byte, error) {
-	resp, err := c.do(ctx, request{method: http.MethodGet, host: repo.Host, repo: repo.Path, path: repo.Path + "/manifests/" + ref, accept: acceptedManifests})
+	resp, err := c.do(ctx, c.request(http.MethodGet, repo, "/manifests/"+ref, acceptedManifests))
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -183,6 +183,12 @@ func (c *Client) statusError(ctx context.Context, resp *http.Response, repo imag
 	codes, message := readErrorCodes(resp)
 	e := &Error{Registry: repo.Host, Repository: repo.Path, Reference: ref, Message: message}
 	switch {
+	case resp.StatusCode >= 500:
+		e.Kind = KindUnreachable
+		e.Message = fmt.Sprintf("the registry answered %s after %d attempts", resp.Status, maxAttempts)
+	case resp.StatusCode == http.StatusTooManyRequests || slices.Contains(codes, "TOOMANYREQUESTS"):
+		e.Kind = KindRateLimited
+		e.Message = rateLimitMessage(resp, message)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || slices.Contains(codes, "DENIED") || slices.Contains(codes, "UNAUTHORIZED"):
 		e.Kind = KindUnauthorized
 	case resp.StatusCode == http.StatusNotFound:
@@ -199,11 +205,39 @@ func (c *Client) statusError(ctx context.Context, resp *http.Response, repo imag
 	return e
 }
 
+// TagDigest is the digest a tag points at now, for the plan-time check
+// that a pinned tag has not moved: a HEAD of the manifest, read from
+// Docker-Content-Digest (Docker Hub counts a manifest GET as a pull
+// against a quota, not a HEAD). With a platform (the digest is then the
+// platform's manifest, not the index), or a registry that sends no digest,
+// it resolves the tag as Resolve does.
+func (c *Client) TagDigest(ctx context.Context, q Query) (string, error) {
+	if q.Platform == nil && q.Tag != "" {
+		resp, err := c.do(ctx, c.request(http.MethodHead, q.Repository, "/manifests/"+q.Tag, acceptedManifests))
+		if err != nil {
+			return "", err
+		}
+		defer drain(resp)
+		digest := resp.Header.Get("Docker-Content-Digest")
+		switch {
+		case resp.StatusCode == http.StatusOK && imageref.ValidateDigest(digest) == nil:
+			return digest, nil
+		case retryable(resp.StatusCode):
+			// Already asked again: a GET would only add to the quota.
+			return "", c.statusError(ctx, resp, q.Repository, q.Tag, true)
+		}
+		// No digest in the answer, or a failure a HEAD cannot explain (it
+		// has no body): the GET below resolves or says what went wrong.
+	}
+	res, err := c.Resolve(ctx, q)
+	return res.Digest, err
+}
+
 // repositoryExists asks for one tag: a missing repository answers 404.
 // Any other answer (including errors) counts as existing, so that the caller
 // reports the narrower failure.
 func (c *Client) repositoryExists(ctx context.Context, repo imageref.Repository) bool {
-	resp, err := c.do(ctx, request{method: http.MethodGet, host: repo.Host, repo: repo.Path, path: repo.Path + "/tags/list?n=1"})
+	resp, err := c.do(ctx, c.request(http.MethodGet, repo, "/tags/list?n=1", nil))
 	if err != nil {
 		return true
 	}
@@ -215,7 +249,7 @@ func (c *Client) configPlatform(ctx context.Context, q Query, digest string) (im
 	if digest == "" {
 		return imageref.Platform{}, c.protocolError(q, "the manifest names no config blob", nil)
 	}
-	resp, err := c.do(ctx, request{method: http.MethodGet, host: q.Repository.Host, repo: q.Repository.Path, path: q.Repository.Path + "/blobs/" + digest})
+	resp, err := c.do(ctx, c.request(http.MethodGet, q.Repository, "/blobs/"+digest, nil))
 	if err != nil {
 		return imageref.Platform{}, err
 	}

@@ -7,6 +7,7 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -153,9 +154,31 @@ func addUnhealthyError(diags *diag.Diagnostics, spec rollout.Spec, err error) bo
 		cleaned = fmt.Sprintf("the new containers could not all be removed (%v); the next apply removes them", unhealthy.Leftover)
 	}
 	diags.AddAttributeError(path.Root("image"), "New Containers Not Healthy",
-		fmt.Sprintf("The switch of %s/%s to %s was stopped: %s. Traffic was never moved: the environment still serves what it served before, and %s.\n\nLast log lines of %s:\n%s",
-			spec.Environment, spec.Service, spec.Image, unhealthy.Error(), cleaned, unhealthy.Container, indent(unhealthy.Logs)))
+		maskEnv(spec, fmt.Sprintf("The switch of %s/%s to %s was stopped: %s. Traffic was never moved: the environment still serves what it served before, and %s.\n\nLast log lines of %s:\n%s",
+			spec.Environment, spec.Service, spec.Image, unhealthy.Error(), cleaned, unhealthy.Container, indent(unhealthy.Logs))))
 	return true
+}
+
+// maskEnv replaces the values of env and env_wo in a container's output (an
+// application that prints its configuration as it fails) before it
+// reaches a diagnostic, which a pipeline logs. Values shorter than 4
+// characters (on, 1, yes) are left: masking them would garble the logs and
+// hide nothing.
+func maskEnv(spec rollout.Spec, text string) string {
+	var values []string
+	for _, env := range []map[string]string{spec.Env, spec.SecretEnv} {
+		for _, v := range env {
+			if len(v) >= 4 {
+				values = append(values, v)
+			}
+		}
+	}
+	// Longest first: a value that contains another is masked whole.
+	sort.Slice(values, func(i, j int) bool { return len(values[i]) > len(values[j]) })
+	for _, v := range values {
+		text = strings.ReplaceAll(text, v, "(sensitive value)")
+	}
+	return text
 }
 
 // addCanaryError reports a canary's abort or an interrupted canary; false

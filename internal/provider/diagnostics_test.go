@@ -3,6 +3,7 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -49,6 +50,23 @@ func TestSwitchErrors(t *testing.T) {
 		"The switch of staging/web to registry.example.com/shop/web@"+digest2+" was stopped: container release-staging-web-r3-1 did not become healthy: GET /healthz answered 500. "+
 			"Traffic was never moved: the environment still serves what it served before, and the new containers were removed.\n\n"+
 			"Last log lines of release-staging-web-r3-1:\n  starting\n  health_fail=true")
+
+	// A container that prints its configuration as it fails: env and env_wo values are masked.
+	diags = nil
+	secret := spec
+	secret.Env = map[string]string{"REGION": "eu", "API_KEY": "k-123456"}
+	secret.SecretEnv = map[string]string{"DATABASE_URL": "postgres://app:pw-998877@db/app", "DB_PASSWORD": "pw-998877"}
+	addSwitchError(&diags, testProviderData(), secret, canary.Policy{}, &rollout.UnhealthyError{Container: "c", Reason: "connecting to postgres://app:pw-998877@db/app refused",
+		Logs: "config: region=eu api_key=k-123456\nDATABASE_URL=postgres://app:pw-998877@db/app\npassword pw-998877 refused"})
+	detail := diags[0].Detail()
+	for _, leaked := range []string{"k-123456", "pw-998877", "postgres://"} {
+		if strings.Contains(detail, leaked) {
+			t.Errorf("the diagnostic shows %q:\n%s", leaked, detail)
+		}
+	}
+	if !strings.Contains(detail, "region=eu api_key=(sensitive value)") || !strings.Contains(detail, "DATABASE_URL=(sensitive value)") || !strings.Contains(detail, "password (sensitive value) refused") {
+		t.Errorf("masked logs:\n%s", detail)
+	}
 
 	diags = nil
 	addSwitchError(&diags, testProviderData(), spec, canary.Policy{}, &rollout.UnhealthyError{Container: "c", Reason: "r"})

@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/releasekit/terraform-provider-release/internal/canary"
@@ -25,6 +27,8 @@ type environmentModel struct {
 	Port         types.Int64    `tfsdk:"port"`
 	ListenPort   types.Int64    `tfsdk:"listen_port"`
 	Env          types.Map      `tfsdk:"env"`
+	EnvWo        types.Map      `tfsdk:"env_wo"`
+	EnvWoVersion types.Int64    `tfsdk:"env_wo_version"`
 	Command      types.List     `tfsdk:"command"`
 	HealthCheck  types.Object   `tfsdk:"health_check"`
 	Router       types.String   `tfsdk:"router"`
@@ -114,6 +118,43 @@ func (r *environmentResource) setObserved(m *environmentModel, st rollout.Status
 	m.Verified = verifiedValue(m.Name.ValueString(), m.Service.ValueString(), st)
 }
 
+// writeOnlyEnv reads env_wo from the configuration: write-only values
+// are in no plan or state.
+func writeOnlyEnv(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) map[string]string {
+	var wo types.Map
+	diags.Append(config.GetAttribute(ctx, path.Root("env_wo"), &wo)...)
+	if wo.IsNull() || wo.IsUnknown() {
+		return nil
+	}
+	env := map[string]string{}
+	diags.Append(wo.ElementsAs(ctx, &env, false)...)
+	return env
+}
+
+// checkWriteOnlyEnv refuses env_wo without its version, and a name in both
+// env and env_wo, at plan.
+func checkWriteOnlyEnv(ctx context.Context, config tfsdk.Config, plan environmentModel, diags *diag.Diagnostics) {
+	var wo types.Map
+	diags.Append(config.GetAttribute(ctx, path.Root("env_wo"), &wo)...)
+	if wo.IsNull() {
+		return
+	}
+	if plan.EnvWoVersion.IsNull() {
+		diags.AddAttributeError(path.Root("env_wo_version"), "Missing env_wo_version",
+			"env_wo is set but env_wo_version is not. Terraform keeps no copy of write-only values, so the provider cannot see when they change: "+
+				"set env_wo_version = 1, and raise it whenever env_wo changes to release the new values.")
+	}
+	if wo.IsUnknown() || plan.Env.IsNull() || plan.Env.IsUnknown() {
+		return
+	}
+	for name := range wo.Elements() {
+		if _, both := plan.Env.Elements()[name]; both {
+			diags.AddAttributeError(path.Root("env_wo").AtMapKey(name), "Variable In env And env_wo",
+				fmt.Sprintf("%s is set in both env and env_wo. Keep it in one: env_wo for a secret, which then stays out of the state.", name))
+		}
+	}
+}
+
 // spec converts the plan into the rollout's terms.
 func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rollout.Spec, diag.Diagnostics) {
 	var diags diag.Diagnostics
@@ -148,6 +189,8 @@ func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rol
 		Port:        int(m.Port.ValueInt64()),
 		Env:         env,
 		Command:     cmd,
+		// The values of env_wo come from the configuration at apply (writeOnlyEnv); the version is what releases them.
+		SecretEnvVersion: m.EnvWoVersion.ValueInt64(),
 		Health: rollout.Health{
 			Path: hc.Path.ValueString(), Interval: parse(hc.Interval), Timeout: parse(hc.Timeout),
 			HealthyThreshold: int(hc.HealthyThreshold.ValueInt64()), StartTimeout: parse(hc.StartTimeout),

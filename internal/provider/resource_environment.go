@@ -95,8 +95,20 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Optional:    true, Computed: true, Default: int64default.StaticInt64(defaultListenPort), Validators: []validator.Int64{int64validator.Between(1, 65535)},
 			},
 			"env": schema.MapAttribute{
-				Description: "Environment variables of the containers. The provider adds RELEASE_ENVIRONMENT, RELEASE_SERVICE and RELEASE_REVISION.",
-				Optional:    true, ElementType: types.StringType,
+				Description: "Environment variables of the containers. The provider adds RELEASE_ENVIRONMENT, RELEASE_SERVICE and RELEASE_REVISION. " +
+					"Sensitive: plans show `(sensitive value)`, and log lines of a container that fails its health check have these values masked. " +
+					"They are still kept in the state; for secrets that must not be, use `env_wo`.",
+				Optional: true, Sensitive: true, ElementType: types.StringType,
+			},
+			"env_wo": schema.MapAttribute{
+				Description: "Environment variables of the containers that are never stored in the state or shown in a plan (write-only, Terraform 1.11 and newer), " +
+					"such as `DATABASE_URL`; an ephemeral resource's value or a variable can be given. Since Terraform keeps no copy, a change is not seen: " +
+					"raise `env_wo_version` to release the new values. A name may not be in both `env` and `env_wo`.",
+				Optional: true, WriteOnly: true, ElementType: types.StringType,
+			},
+			"env_wo_version": schema.Int64Attribute{
+				Description: "The version of `env_wo`: required with it; changing it releases a new revision with the values `env_wo` has then.",
+				Optional:    true,
 			},
 			"command": schema.ListAttribute{
 				Description: "Command (arguments to the image's entrypoint). Defaults to the image's own.",
@@ -228,6 +240,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 		plan.Digest = types.StringUnknown()
 	}
 	if req.State.Raw.IsNull() {
+		checkWriteOnlyEnv(ctx, req.Config, plan, &resp.Diagnostics)
 		r.checkNewEnvironmentAtPlan(ctx, plan, &resp.Diagnostics)
 		checkPromotion(ctx, plan, &resp.Diagnostics)
 		plan.Rollout = r.plannedRollout(ctx, plan)
@@ -243,6 +256,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if !plan.Image.Equal(state.Image) {
 		checkPromotion(ctx, plan, &resp.Diagnostics)
 	}
+	checkWriteOnlyEnv(ctx, req.Config, plan, &resp.Diagnostics)
 	changed := releaseChanged(plan, state)
 	if changed || !state.Drift.IsNull() {
 		plan.Revision, plan.DeployedAt, plan.History = types.Int64Unknown(), types.StringUnknown(), types.ListUnknown(historyEntryType)
@@ -261,7 +275,7 @@ func (r *environmentResource) Create(ctx context.Context, req resource.CreateReq
 	if !r.checkNewEnvironmentAtCreate(ctx, req.Plan, &resp.Diagnostics) {
 		return
 	}
-	r.apply(ctx, req.Plan.Get, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull(), true)
+	r.apply(ctx, req.Plan.Get, req.Config, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull(), true)
 }
 
 func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -315,7 +329,7 @@ func (r *environmentResource) Update(ctx context.Context, req resource.UpdateReq
 	}
 	// The plan decided the rollout when the release changed or drifted; else it kept the last one.
 	promised := releaseChanged(plan, prior) || !prior.Drift.IsNull()
-	r.apply(ctx, req.Plan.Get, timeouts.Value.Update, &resp.State, &resp.Diagnostics, prior.Image, promised)
+	r.apply(ctx, req.Plan.Get, req.Config, timeouts.Value.Update, &resp.State, &resp.Diagnostics, prior.Image, promised)
 }
 
 func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -375,7 +389,7 @@ func (r *environmentResource) ImportState(ctx context.Context, req resource.Impo
 }
 
 // apply is Create and Update: a switch to the plan, within the operation's timeout.
-func (r *environmentResource) apply(ctx context.Context, get func(context.Context, any) diag.Diagnostics,
+func (r *environmentResource) apply(ctx context.Context, get func(context.Context, any) diag.Diagnostics, config tfsdk.Config,
 	timeout func(timeouts.Value, context.Context, time.Duration) (time.Duration, diag.Diagnostics),
 	state *tfsdk.State, diags *diag.Diagnostics, priorImage types.String, promised bool) {
 	var plan environmentModel
@@ -393,6 +407,7 @@ func (r *environmentResource) apply(ctx context.Context, get func(context.Contex
 	}
 	spec, d := r.spec(ctx, plan)
 	diags.Append(d...)
+	spec.SecretEnv = writeOnlyEnv(ctx, config, diags)
 	if diags.HasError() {
 		return
 	}
@@ -508,7 +523,7 @@ func hasListener(s router.Spec, port int) bool {
 // stop_timeout, timeouts, promote_from).
 func releaseChanged(plan, state environmentModel) bool {
 	return !plan.Image.Equal(state.Image) || !plan.Replicas.Equal(state.Replicas) || !plan.Port.Equal(state.Port) ||
-		!plan.ListenPort.Equal(state.ListenPort) || !plan.Env.Equal(state.Env) || !plan.Command.Equal(state.Command) ||
+		!plan.ListenPort.Equal(state.ListenPort) || !plan.Env.Equal(state.Env) || !plan.EnvWoVersion.Equal(state.EnvWoVersion) || !plan.Command.Equal(state.Command) ||
 		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router) || !plan.Network.Equal(state.Network)
 }
 
@@ -517,7 +532,7 @@ func releaseChanged(plan, state environmentModel) bool {
 // the host has changed in between. Unknown while the plan holds unknown
 // values or the host cannot be read (the apply then reports it).
 func (r *environmentResource) plannedRollout(ctx context.Context, plan environmentModel) types.String {
-	for _, v := range []attr.Value{plan.Name, plan.Service, plan.Image, plan.Replicas, plan.Port, plan.ListenPort, plan.Env, plan.Command,
+	for _, v := range []attr.Value{plan.Name, plan.Service, plan.Image, plan.Replicas, plan.Port, plan.ListenPort, plan.Env, plan.EnvWoVersion, plan.Command,
 		plan.HealthCheck, plan.Router, plan.Network, plan.Canary} {
 		if tv, err := v.ToTerraformValue(ctx); err != nil || !tv.IsFullyKnown() {
 			return types.StringUnknown()

@@ -238,3 +238,25 @@ func TestObserveCanaryAtFiftyPercentWithBaseline(t *testing.T) {
 		t.Errorf("Decide = %q (stable %d), want the canary resumed over stable revision 1", d, d.Stable)
 	}
 }
+
+// env_wo: its version is in the configuration hash, its values are not
+// (no state holds them), and an environment without it hashes as before it
+// existed, so upgrading the provider releases nothing.
+func TestConfigHashTakesTheSecretEnvVersion(t *testing.T) {
+	spec := Spec{Image: "registry.example.com/shop/web@sha256:" + strings.Repeat("a", 64), Port: 8080, Env: map[string]string{"A": "1"}}
+	// The hash of this spec before SecretEnvVersion existed (commit ee13ad5).
+	if got := spec.ConfigHash(); got != "d2fd5ea3ca2eebc1" {
+		t.Errorf("hash without env_wo = %s: environments released before env_wo existed would release again", got)
+	}
+	with := spec
+	with.SecretEnv, with.SecretEnvVersion = map[string]string{"DB": "one"}, 1
+	other := with
+	other.SecretEnv = map[string]string{"DB": "two"}
+	if with.ConfigHash() == spec.ConfigHash() || with.ConfigHash() != other.ConfigHash() {
+		t.Errorf("hashes: without %s, version 1 %s, version 1 with other values %s", spec.ConfigHash(), with.ConfigHash(), other.ConfigHash())
+	}
+	other.SecretEnvVersion = 2
+	if other.ConfigHash() == with.ConfigHash() {
+		t.Error("a new env_wo_version did not change the hash")
+	}
+}

@@ -13,17 +13,22 @@ import (
 
 // Spec is what an environment should run.
 type Spec struct {
-	Environment  string
-	Service      string
-	Image        string // repository@sha256:…
-	Digest       string
-	Replicas     int
-	Port         int
-	Env          map[string]string
-	Command      []string
-	Health       Health
-	Router       RouterRef
-	HistoryLimit int
+	Environment string
+	Service     string
+	Image       string // repository@sha256:…
+	Digest      string
+	Replicas    int
+	Port        int
+	Env         map[string]string
+	// SecretEnv are more variables (write-only in Terraform), which no
+	// state holds: their version, not their values, is part of the
+	// configuration hash, so a new version releases them.
+	SecretEnv        map[string]string
+	SecretEnvVersion int64
+	Command          []string
+	Health           Health
+	Router           RouterRef
+	HistoryLimit     int
 	// StopTimeout is how long a stopping container may finish its requests.
 	StopTimeout time.Duration
 	// SharedNetwork, when set, is a network the containers join instead of
@@ -84,7 +89,9 @@ func (s Spec) ConfigHash() string {
 		Command []string
 		Health  Health
 		Network string `json:",omitempty"`
-	}{s.Image, s.Port, env, s.Command, s.Health, s.SharedNetwork})
+		// Left out at 0: hashes from before it existed stay the same.
+		SecretEnvVersion int64 `json:",omitempty"`
+	}{s.Image, s.Port, env, s.Command, s.Health, s.SharedNetwork, s.SecretEnvVersion})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }

@@ -134,6 +134,14 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track
 	for _, k := range keys {
 		env = append(env, k+"="+spec.Env[k])
 	}
+	secret := make([]string, 0, len(spec.SecretEnv))
+	for k := range spec.SecretEnv {
+		secret = append(secret, k)
+	}
+	sort.Strings(secret)
+	for _, k := range secret {
+		env = append(env, k+"="+spec.SecretEnv[k])
+	}
 	env = append(env, "RELEASE_ENVIRONMENT="+spec.Environment, "RELEASE_SERVICE="+spec.Service, "RELEASE_REVISION="+strconv.Itoa(rev))
 	return docker.ContainerSpec{
 		Name:  naming.ContainerName(spec.Environment, spec.Service, track, rev, replica),

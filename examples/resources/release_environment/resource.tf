@@ -2,6 +2,11 @@
 # through a canary in staging; production takes only a digest that staging
 # has verified, and goes through the same canary there.
 
+variable "database_url" {
+  type      = string
+  sensitive = true
+}
+
 resource "release_image" "web_v2" {
   repository = "registry.example.com/shop/web"
   tag        = "2.0.0"
@@ -60,8 +65,12 @@ resource "release_environment" "production" {
   promote_from = release_environment.staging.verified # the promotion gate
 
   env = {
-    LOG_LEVEL = "info"
+    LOG_LEVEL = "info" # sensitive: plans show (sensitive value)
   }
+  # Secrets: never in a plan or the state (Terraform 1.11+). Raise the
+  # version to release new values; Terraform keeps no copy to compare.
+  env_wo         = { DATABASE_URL = var.database_url }
+  env_wo_version = 1
 
   health_check = {
     path              = "/healthz"

@@ -244,7 +244,10 @@ func (p *releaseProvider) DataSources(context.Context) []func() datasource.DataS
 }
 
 func (p *releaseProvider) Functions(context.Context) []func() function.Function {
-	return nil
+	return []func() function.Function{
+		NewParseRefFunction,
+		NewVerifiesFunction,
+	}
 }
 
 // hostOnly limits a credential source to one registry host.

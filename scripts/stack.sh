@@ -9,9 +9,12 @@
 #
 # What `up` provides:
 #   - Docker Engine: the one that answers `docker info`, else Debian's docker.io, started here
-#   - two registries (Debian docker-registry): plain HTTP on RELEASE_TEST_REGISTRY
-#     (127.0.0.1:5000) and basic auth on RELEASE_TEST_AUTH_REGISTRY (127.0.0.1:5001)
-#   - the test application image (testapp/), versions 1.0.0 and 2.0.0, pushed to both
+#   - three registries (Debian docker-registry): plain HTTP on RELEASE_TEST_REGISTRY
+#     (127.0.0.1:5000), basic auth on RELEASE_TEST_AUTH_REGISTRY (127.0.0.1:5001), and token
+#     auth (the bearer flow of GHCR, Docker Hub and GitLab) on RELEASE_TEST_TOKEN_REGISTRY
+#     (127.0.0.1:5002), whose token service (scripts/stack/token-issuer, built here) answers
+#     on RELEASE_TEST_TOKEN_ISSUER (127.0.0.1:5003); the same user on both
+#   - the test application image (testapp/), versions 1.0.0 and 2.0.0; 1.0.0 also in the others
 #   - PostgreSQL 15 on 127.0.0.1 and the Docker bridge gateway, port RELEASE_TEST_PG_PORT (55432)
 #   - Prometheus 2.42 (Debian's package, unpacked in the state dir, not installed) on
 #     RELEASE_TEST_PROMETHEUS_URL (http://127.0.0.1:19090, port RELEASE_TEST_PROMETHEUS_PORT):
@@ -33,6 +36,10 @@ REGISTRY=${RELEASE_TEST_REGISTRY:-127.0.0.1:5000}
 AUTH_REGISTRY=${RELEASE_TEST_AUTH_REGISTRY:-127.0.0.1:5001}
 AUTH_USER=release
 AUTH_PASS=release-test-pass # scripts/stack/htpasswd holds its bcrypt hash
+# The token-auth registry and its token service (scripts/stack/token-issuer), same user.
+TOKEN_REGISTRY=${RELEASE_TEST_TOKEN_REGISTRY:-127.0.0.1:5002}
+TOKEN_ISSUER=${RELEASE_TEST_TOKEN_ISSUER:-127.0.0.1:5003}
+TOKEN_SERVICE=release-test-registry
 PG_PORT=${RELEASE_TEST_PG_PORT:-55432}
 PG_BIN=${RELEASE_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_DB=release_test
@@ -285,7 +292,10 @@ ensure_registry() {
 
 	local dir="$STATE_DIR/$name" cfg auth_block=""
 	mkdir -p "$dir/data"
-	if [[ -n $auth ]]; then
+	if [[ $auth == token ]]; then
+		auth_block=$(printf 'auth:\n  token:\n    realm: http://%s/token\n    service: %s\n    issuer: release-test-issuer\n    rootcertbundle: %s' \
+			"$TOKEN_ISSUER" "$TOKEN_SERVICE" "$STATE_DIR/token-issuer/cert.pem")
+	elif [[ -n $auth ]]; then
 		install -m 0644 "$STACK_FILES/htpasswd" "$dir/htpasswd"
 		auth_block=$(printf 'auth:\n  htpasswd:\n    realm: release-test\n    path: %s' "$dir/htpasswd")
 	fi
@@ -312,6 +322,44 @@ ensure_registries() {
 	ensure_registry registry-auth "$AUTH_REGISTRY" 401 RELEASE_TEST_AUTH_REGISTRY auth
 	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -u "$AUTH_USER:$AUTH_PASS" "http://$AUTH_REGISTRY/v2/") == 200 ]] ||
 		die "registry-auth: http://$AUTH_REGISTRY does not accept $AUTH_USER/$AUTH_PASS; set RELEASE_TEST_AUTH_REGISTRY to a free port"
+	ensure_token_issuer
+	ensure_registry registry-token "$TOKEN_REGISTRY" 401 RELEASE_TEST_TOKEN_REGISTRY token
+	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $(registry_token pull)" "http://$TOKEN_REGISTRY/v2/") == 200 ]] ||
+		die "registry-token: http://$TOKEN_REGISTRY does not accept a token of $TOKEN_ISSUER; set RELEASE_TEST_TOKEN_REGISTRY and RELEASE_TEST_TOKEN_ISSUER to free ports"
+}
+
+issuer_probe() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$TOKEN_ISSUER/token" || true
+}
+
+# ensure_token_issuer: the token service of the token-auth registry, built from
+# scripts/stack/token-issuer; its key and certificate live in the state dir.
+ensure_token_issuer() {
+	local name=token-issuer dir="$STATE_DIR/token-issuer" st
+	st=$(issuer_probe)
+	if [[ $st == 401 ]] && recorded_pid "$name" >/dev/null; then
+		log "$name: running (pid $(recorded_pid "$name")) on http://$TOKEN_ISSUER"
+		return 0
+	fi
+	if recorded_pid "$name" >/dev/null; then
+		stop_daemon "$name"
+		st=$(issuer_probe)
+	fi
+	[[ $st == 000 ]] || die "$name: $TOKEN_ISSUER is taken (GET /token gives $st); set RELEASE_TEST_TOKEN_ISSUER to a free 127.0.0.1:<port>"
+	mkdir -p "$dir"
+	command -v go >/dev/null || die "$name: go is not on PATH"
+	(cd "$ROOT_DIR" && go build -o "$dir/token-issuer" ./scripts/stack/token-issuer) >"$STATE_DIR/token-issuer-build.log" 2>&1 ||
+		die_log token-issuer-build "$name: go build failed"
+	start_daemon "$name" "$dir/token-issuer" -addr "$TOKEN_ISSUER" -dir "$dir" -user "$AUTH_USER" -password "$AUTH_PASS"
+	wait_for 30 eval '[[ $(issuer_probe) == 401 ]]' || die_log "$name" "$name does not answer on http://$TOKEN_ISSUER/token after 30s"
+	log "$name: answers on http://$TOKEN_ISSUER/token"
+}
+
+# registry_token <actions>: a token of the token service for the test image.
+registry_token() {
+	curl -s --max-time 5 -u "$AUTH_USER:$AUTH_PASS" \
+		"http://$TOKEN_ISSUER/token?service=$TOKEN_SERVICE&scope=repository:$IMAGE_NAME:$1" |
+		sed -n 's/.*"token":"\([^"]*\)".*/\1/p'
 }
 
 # ---------------------------------------------------------------------------
@@ -334,7 +382,11 @@ manifest_digest() {
 		-H 'Accept: application/vnd.oci.image.manifest.v1+json'
 		-H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json'
 		-H 'Accept: application/vnd.oci.image.index.v1+json')
-	[[ -z $cred ]] || args+=(-u "$cred")
+	case $cred in
+	"") ;;
+	Bearer\ *) args+=(-H "Authorization: $cred") ;;
+	*) args+=(-u "$cred") ;;
+	esac
 	curl "${args[@]}" "http://$reg/v2/$IMAGE_NAME/manifests/$tag" | tr -d '\r' |
 		awk 'tolower($0) ~ /^docker-content-digest:/ {sub(/^[^:]*: */, ""); print}'
 }
@@ -402,6 +454,28 @@ ensure_images() {
 	echo "$hash" >"$STATE_DIR/testapp.hash"
 	log "testapp: ${TESTAPP_VERSIONS[0]} $IMAGE_V1_DIGEST"
 	log "testapp: ${TESTAPP_VERSIONS[1]} $IMAGE_V2_DIGEST"
+}
+
+# ensure_token_image: the first version in the token-auth registry, pushed by a
+# Docker Engine that logs in and takes its tokens from the token service.
+ensure_token_image() {
+	local v1=${TESTAPP_VERSIONS[0]} d dcfg blog="$STATE_DIR/testapp-build.log"
+	d=$(manifest_digest "$TOKEN_REGISTRY" "$v1" "Bearer $(registry_token pull)" || true)
+	if [[ $d == "$IMAGE_V1_DIGEST" ]]; then
+		log "testapp: $TOKEN_REGISTRY has $v1"
+		return 0
+	fi
+	dcfg=$(mktemp -d "$STATE_DIR/docker-config.XXXXXX")
+	docker tag "$REGISTRY/$IMAGE_NAME:$v1" "$TOKEN_REGISTRY/$IMAGE_NAME:$v1"
+	if ! printf '%s' "$AUTH_PASS" | DOCKER_CONFIG=$dcfg docker login -u "$AUTH_USER" --password-stdin "$TOKEN_REGISTRY" >>"$blog" 2>&1 ||
+		! DOCKER_CONFIG=$dcfg docker push "$TOKEN_REGISTRY/$IMAGE_NAME:$v1" >>"$blog" 2>&1; then
+		rm -rf "$dcfg"
+		die_log testapp-build "testapp: push to $TOKEN_REGISTRY failed"
+	fi
+	rm -rf "$dcfg"
+	d=$(manifest_digest "$TOKEN_REGISTRY" "$v1" "Bearer $(registry_token pull)" || true)
+	[[ $d == "$IMAGE_V1_DIGEST" ]] || die "testapp: $TOKEN_REGISTRY reports $v1 as ${d:-nothing}, $REGISTRY as $IMAGE_V1_DIGEST"
+	log "testapp: pushed $TOKEN_REGISTRY/$IMAGE_NAME:$v1"
 }
 
 # ---------------------------------------------------------------------------
@@ -772,6 +846,8 @@ write_env() {
 			RELEASE_TEST_AUTH_PASSWORD "$AUTH_PASS" \
 			RELEASE_TEST_IMAGE_REPOSITORY "$REGISTRY/$IMAGE_NAME" \
 			RELEASE_TEST_AUTH_IMAGE_REPOSITORY "$AUTH_REGISTRY/$IMAGE_NAME" \
+			RELEASE_TEST_TOKEN_REGISTRY "$TOKEN_REGISTRY" \
+			RELEASE_TEST_TOKEN_IMAGE_REPOSITORY "$TOKEN_REGISTRY/$IMAGE_NAME" \
 			RELEASE_TEST_IMAGE_V1_DIGEST "$IMAGE_V1_DIGEST" \
 			RELEASE_TEST_IMAGE_V2_DIGEST "$IMAGE_V2_DIGEST" \
 			RELEASE_TEST_HAPROXY_IMAGE "$HAPROXY_IMAGE"
@@ -803,6 +879,7 @@ cmd_up() {
 	ensure_docker
 	ensure_registries
 	ensure_images
+	ensure_token_image
 	ensure_postgres
 	check_docker_networking
 	ensure_haproxy_image
@@ -819,7 +896,7 @@ cmd_env() {
 
 cmd_status() {
 	local name pid
-	for name in dockerd registry registry-auth postgres prometheus; do
+	for name in dockerd registry registry-auth token-issuer registry-token postgres prometheus; do
 		if pid=$(recorded_pid "$name"); then
 			log "$name: running, pid $pid (started by this script)"
 		else
@@ -829,6 +906,7 @@ cmd_status() {
 	if docker_ok; then log "docker: answers"; else log "docker: does not answer"; fi
 	log "registry $REGISTRY: GET /v2/ -> $(registry_probe "$REGISTRY")"
 	log "registry-auth $AUTH_REGISTRY: GET /v2/ -> $(registry_probe "$AUTH_REGISTRY")"
+	log "registry-token $TOKEN_REGISTRY: GET /v2/ -> $(registry_probe "$TOKEN_REGISTRY")"
 	log "prometheus $PROM_URL: GET /-/ready -> $(prom_probe)"
 }
 
@@ -837,6 +915,8 @@ cmd_down() {
 	# Reverse order of up. Data (registries, PostgreSQL, Prometheus, /var/lib/docker) is kept.
 	stop_daemon prometheus TERM 30
 	stop_daemon postgres INT 30
+	stop_daemon registry-token TERM 15
+	stop_daemon token-issuer TERM 15
 	stop_daemon registry-auth TERM 15
 	stop_daemon registry TERM 15
 	stop_daemon dockerd TERM 60

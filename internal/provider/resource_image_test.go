@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -322,6 +323,59 @@ resource "release_router" "edge" {
 			},
 			{
 				Config: fmt.Sprintf("provider \"release\" {\n  docker_host = \"tcp://%s\"\n}\n", addr) + testImageConfig(repo, `tag = "1.0.0"`),
+			},
+		},
+	})
+}
+
+// A registry with token auth (the bearer flow of GHCR, Docker Hub and
+// GitLab; the stack's docker-registry with auth: token and its token
+// service): the tag resolves with registry_auth, and the environment's
+// containers are pulled from it by the Docker Engine with the same login.
+func TestAccEnvironment_tokenAuthRegistry(t *testing.T) {
+	f := newEnvFixture(t)
+	tokenHost := testStackEnv(t, "RELEASE_TEST_TOKEN_REGISTRY")
+	repo := testStackEnv(t, "RELEASE_TEST_TOKEN_IMAGE_REPOSITORY")
+	user := testStackEnv(t, "RELEASE_TEST_AUTH_USERNAME")
+	pass := testStackEnv(t, "RELEASE_TEST_AUTH_PASSWORD")
+	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no login but registry_auth
+	// The image must not be on the Docker host under this name (the stack's
+	// push left it), so that the apply pulls it from the token registry: the
+	// names go, the image stays under the plain registry's.
+	for _, name := range []string{repo + ":1.0.0", repo + "@" + f.v1} {
+		if out, err := exec.Command("docker", "rmi", name).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such image") {
+			t.Logf("docker rmi %s: %v: %s", name, err, out)
+		}
+	}
+	config := func(password string) string {
+		return fmt.Sprintf(`
+provider "release" {
+  registry_auth = [{ address = %[1]q, username = %[2]q, password = %[3]q }]
+}
+`, tokenHost, user, password) + testImageConfig(repo, `tag = "1.0.0"`) +
+			strings.Replace(strings.Replace(f.config(f.v1, ""), fmt.Sprintf("image    = \"%s@%s\"", f.repo, f.v1), "image    = release_image.test.ref", 1), "replicas = 2", "replicas = 1", 1)
+	}
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             f.checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config:      config("wrong-password"),
+				PlanOnly:    true,
+				ExpectError: expectDiag(`(?s)Registry Access Refused.*` + regexp.QuoteMeta(tokenHost)),
+			},
+			{
+				Config: config(pass),
+				Check:  resource.ComposeTestCheckFunc(f.checkServes("1.0.0"), resource.TestCheckResourceAttr("release_image.test", "digest", f.v1)),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("image"), knownvalue.StringExact(repo+"@"+f.v1)),
+				},
+			},
+			{
+				// The next plan checks the tag (a HEAD with a token) and finds it where it was.
+				Config:   config(pass),
+				PlanOnly: true,
 			},
 		},
 	})

@@ -224,3 +224,37 @@ func TestRetriesHonourRetryAfter(t *testing.T) {
 		t.Error("an unreadable Retry-After was read")
 	}
 }
+
+// A credential helper (credsStore) is asked for Docker Hub under the
+// address the Docker CLI uses, https://index.docker.io/v1/, and for other
+// registries under their host.
+func TestCredentialHelperAddresses(t *testing.T) {
+	dir := t.TempDir()
+	asked := filepath.Join(dir, "asked")
+	helper := "#!/bin/sh\nread server\necho \"$server\" >> " + asked + "\n" +
+		"case \"$server\" in https://index.docker.io/v1/|ghcr.io) echo '{\"Username\":\"alice\",\"Secret\":\"s\"}' ;; *) echo 'credentials not found in native keychain'; exit 1 ;; esac\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker-credential-fake"), []byte(helper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"credsStore":"fake"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := LoadDockerConfig(filepath.Join(dir, "config.json"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, _ := imageref.ParseRepository("docker.io/nginx")
+	for _, host := range []string{hub.CredentialHost(), "ghcr.io"} {
+		if c, ok, err := dc.Lookup(host); err != nil || !ok || c.Username != "alice" {
+			t.Errorf("%s: %+v %t %v", host, c, ok, err)
+		}
+	}
+	if _, ok, err := dc.Lookup("registry.example.com"); ok || err != nil {
+		t.Errorf("unknown registry: found %t, %v", ok, err)
+	}
+	b, _ := os.ReadFile(asked)
+	if got := strings.Fields(string(b)); !reflect.DeepEqual(got, []string{"https://index.docker.io/v1/", "ghcr.io", "registry.example.com"}) {
+		t.Errorf("the helper was asked for %q", got)
+	}
+}

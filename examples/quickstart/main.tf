@@ -98,22 +98,22 @@ resource "release_canary" "quick" {
 }
 
 module "staging" {
-  source      = "./modules/service"
-  environment = "staging"
-  image       = local.images[var.staging_release]
-  router      = release_router.edge.id
-  listen_port = 81
-  canary      = release_canary.quick.id
+  source        = "./modules/service"
+  environment   = "staging"
+  image         = local.images[var.staging_release]
+  router        = release_router.edge.id
+  listen_port   = 81
+  canary_policy = release_canary.quick.policy
 }
 
 module "production" {
-  source       = "./modules/service"
-  environment  = "production"
-  image        = local.images[var.production_release]
-  router       = release_router.edge.id
-  listen_port  = 80
-  canary       = release_canary.quick.id
-  promote_from = module.staging.verified
+  source        = "./modules/service"
+  environment   = "production"
+  image         = local.images[var.production_release]
+  router        = release_router.edge.id
+  listen_port   = 80
+  canary_policy = release_canary.quick.policy
+  promote_from  = module.staging.verified
 }
 
 output "production_url" {

@@ -42,6 +42,7 @@ type environmentModel struct {
 	History      types.List     `tfsdk:"history"`
 	Drift        types.String   `tfsdk:"drift"`
 	Canary       types.String   `tfsdk:"canary"`
+	CanaryPolicy types.Object   `tfsdk:"canary_policy"`
 	Rollout      types.String   `tfsdk:"rollout"`
 	Verified     types.Object   `tfsdk:"verified"`
 	PromoteFrom  types.Object   `tfsdk:"promote_from"`
@@ -179,6 +180,21 @@ func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rol
 			return rollout.Spec{}, diags
 		}
 		policy = &p
+	}
+	if !m.CanaryPolicy.IsNull() && !m.CanaryPolicy.IsUnknown() {
+		p, known, d := policyFromObject(ctx, m.CanaryPolicy)
+		diags.Append(d...)
+		if problems := p.Validate(); known && len(problems) > 0 {
+			for _, pr := range problems {
+				diags.AddAttributeError(path.Root("canary_policy"), "Invalid Canary Policy", pr.Path+": "+pr.Message+".")
+			}
+		}
+		if diags.HasError() {
+			return rollout.Spec{}, diags
+		}
+		if known {
+			policy = &p
+		}
 	}
 	return rollout.Spec{
 		Environment: m.Name.ValueString(),

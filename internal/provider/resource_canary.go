@@ -49,6 +49,7 @@ type canaryModel struct {
 	Schedule         types.String `tfsdk:"schedule"`
 	ShortestDuration types.String `tfsdk:"shortest_duration"`
 	LongestDuration  types.String `tfsdk:"longest_duration"`
+	Policy           types.Object `tfsdk:"policy"`
 }
 
 type stepModel struct {
@@ -206,6 +207,11 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			"longest_duration": schema.StringAttribute{
 				Description: "How long a canary can take before it is promoted or aborted, with every inconclusive retry.", Computed: true,
 			},
+			"policy": schema.ObjectAttribute{
+				Description: "The whole policy as attributes, defaults filled in: give it to `release_environment.canary_policy`, and a plan shows " +
+					"the steps, analysis and limits where a reviewer reads them.",
+				Computed: true, AttributeTypes: policyTypes,
+			},
 		},
 	}
 }
@@ -291,7 +297,58 @@ func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportSta
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
+// policyTypes are the attributes of a policy object (release_canary.policy,
+// release_environment.canary_policy): the policy's own settings.
+var policyTypes = map[string]attr.Type{
+	"steps":    types.ListType{ElemType: types.ObjectType{AttrTypes: stepTypes}},
+	"analysis": types.ObjectType{AttrTypes: analysisTypes}, "baseline": types.BoolType, "on_interrupt": types.StringType, "report_path": types.StringType,
+}
+
+var stepTypes = map[string]attr.Type{"weight": types.Int64Type, "pause": types.StringType}
+
+// policyObject is a policy as a policy object.
+func policyObject(p canary.Policy) types.Object {
+	m := policySettings(p)
+	steps := make([]attr.Value, 0, len(m.Steps))
+	for _, s := range m.Steps {
+		steps = append(steps, types.ObjectValueMust(stepTypes, map[string]attr.Value{"weight": s.Weight, "pause": s.Pause}))
+	}
+	return types.ObjectValueMust(policyTypes, map[string]attr.Value{
+		"steps": types.ListValueMust(types.ObjectType{AttrTypes: stepTypes}, steps), "analysis": m.Analysis,
+		"baseline": m.Baseline, "on_interrupt": m.OnInterrupt, "report_path": m.ReportPath,
+	})
+}
+
+// policyFromObject reads a policy object back, with the checks of a
+// release_canary; known is false while any value is unknown.
+func policyFromObject(ctx context.Context, o types.Object) (canary.Policy, bool, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	attrs := o.Attributes()
+	m := canaryModel{Analysis: types.ObjectNull(analysisTypes), Baseline: types.BoolNull(), OnInterrupt: types.StringNull(), ReportPath: types.StringNull()}
+	if v, ok := attrs["analysis"].(types.Object); ok {
+		m.Analysis = v
+	}
+	if v, ok := attrs["baseline"].(types.Bool); ok {
+		m.Baseline = v
+	}
+	if v, ok := attrs["on_interrupt"].(types.String); ok {
+		m.OnInterrupt = v
+	}
+	if v, ok := attrs["report_path"].(types.String); ok {
+		m.ReportPath = v
+	}
+	steps, ok := attrs["steps"].(types.List)
+	if !ok || steps.IsUnknown() {
+		return canary.Policy{}, false, diags
+	}
+	diags.Append(steps.ElementsAs(ctx, &m.Steps, false)...)
+	p, known, d := canaryPolicy(ctx, m)
+	diags.Append(d...)
+	return p, known, diags
+}
+
 func setComputed(m *canaryModel, p canary.Policy) {
+	m.Policy = policyObject(p)
 	m.ID = types.StringValue(p.ID())
 	m.Schedule = types.StringValue(p.Schedule())
 	m.ShortestDuration = types.StringValue(canary.Format(p.Shortest()))
@@ -385,6 +442,13 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 
 // policyModel is the state of an imported policy.
 func policyModel(p canary.Policy) canaryModel {
+	m := policySettings(p)
+	setComputed(&m, p)
+	return m
+}
+
+// policySettings are a policy's settings as a model, without the computed attributes.
+func policySettings(p canary.Policy) canaryModel {
 	m := canaryModel{Baseline: types.BoolValue(p.Baseline), OnInterrupt: types.StringValue(p.OnInterrupt), ReportPath: types.StringNull()}
 	if p.ReportPath != "" {
 		m.ReportPath = types.StringValue(p.ReportPath)
@@ -428,7 +492,6 @@ func policyModel(p canary.Policy) canaryModel {
 			"new_type_intervals": types.Int64Value(int64(e.NewTypeIntervals)), "detect_decrease": types.BoolValue(e.DetectDecrease)})
 	}
 	m.Analysis = types.ObjectValueMust(analysisTypes, vals)
-	setComputed(&m, p)
 	return m
 }
 

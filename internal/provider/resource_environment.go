@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -174,11 +175,16 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Computed:    true,
 			},
 			"canary": schema.StringAttribute{
-				Description: "A canary policy, `release_canary.<name>.id`. When set, a new revision released while another serves goes through the " +
+				Description: "A canary policy, `release_canary.<name>.id` (the policy encoded in one string; `canary_policy` shows it in plans as attributes). When set, a new revision released while another serves goes through the " +
 					"canary's steps and analysis, and is promoted only when they pass; a failed or inconclusive analysis puts every user back on " +
 					"the serving revision and fails the apply with a report. The first release and a rollback to a retained revision switch at " +
 					"once. Null: every release is a health-gated hard switch.",
-				Optional: true, Validators: []validator.String{canaryIDValidator()},
+				Optional: true, Validators: []validator.String{canaryIDValidator(), stringvalidator.ConflictsWith(path.MatchRoot("canary_policy"))},
+			},
+			"canary_policy": schema.ObjectAttribute{
+				Description: "The canary policy as attributes, `release_canary.<name>.policy`: the same as `canary`, and the plan shows its steps, " +
+					"analysis and limits instead of an encoded id. Set one of `canary` and `canary_policy`.",
+				Optional: true, AttributeTypes: policyTypes,
 			},
 			"rollout": schema.StringAttribute{
 				Description: "How the change in this plan is released, decided from the containers and route on the host: `hard switch (first release)`, `hard switch`, " +
@@ -533,7 +539,7 @@ func releaseChanged(plan, state environmentModel) bool {
 // values or the host cannot be read (the apply then reports it).
 func (r *environmentResource) plannedRollout(ctx context.Context, plan environmentModel) types.String {
 	for _, v := range []attr.Value{plan.Name, plan.Service, plan.Image, plan.Replicas, plan.Port, plan.ListenPort, plan.Env, plan.EnvWoVersion, plan.Command,
-		plan.HealthCheck, plan.Router, plan.Network, plan.Canary} {
+		plan.HealthCheck, plan.Router, plan.Network, plan.Canary, plan.CanaryPolicy} {
 		if tv, err := v.ToTerraformValue(ctx); err != nil || !tv.IsFullyKnown() {
 			return types.StringUnknown()
 		}

@@ -349,3 +349,73 @@ func TestAccEnvironmentCanary_killedApplyConverges(t *testing.T) {
 		t.Errorf("the plan after the resumed apply is not empty (exit %d):\n%s", code, out)
 	}
 }
+
+// canary_policy = release_canary.<name>.policy: the plan shows the policy's
+// steps and analysis as attributes, never an encoded id, and a change of a
+// step shows as that step's change; the canary runs and promotes as with
+// canary = release_canary.<name>.id.
+func TestAccEnvironmentCanary_policyAsAttributes(t *testing.T) {
+	f := newCanaryFixture(t)
+	config := func(digest string, firstWeight int) string {
+		c := strings.Replace(f.config(digest, ""), "canary = release_canary.c.id", "canary_policy = release_canary.c.policy", 1)
+		return strings.Replace(c, "{ weight = 20, pause = \"18s\" }", fmt.Sprintf("{ weight = %d, pause = \"18s\" }", firstWeight), 1)
+	}
+	w := newTFWorkspace(t, config(f.v1, 20))
+	w.destroyOnCleanup()
+	encoded := regexp.MustCompile(`rc1\.[A-Za-z0-9_-]{20,}`)
+	// The environment's part of a plan (release_canary's own id is still the encoded policy).
+	environmentPart := func(plan string) string {
+		i := strings.Index(plan, "# release_environment.web ")
+		if i < 0 {
+			return ""
+		}
+		rest := plan[i:]
+		if j := strings.Index(rest[1:], "\n  # "); j >= 0 {
+			rest = rest[:j+1]
+		} else if j := strings.Index(rest, "\nPlan:"); j >= 0 {
+			rest = rest[:j]
+		}
+		return rest
+	}
+
+	plan := environmentPart(w.mustRun("plan"))
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?s)\+ canary_policy\s+= \{.*\+ steps\s+= \[.*\+ pause\s+= "18s".*\+ weight\s+= 20`),
+		regexp.MustCompile(`(?s)\+ canary_policy\s+= \{.*\+ analysis\s+= \{.*\+ max_error_rate\s+= 0\.01`),
+	} {
+		if !want.MatchString(plan) {
+			t.Errorf("the create plan does not show %s:\n%s", want, plan)
+		}
+	}
+	if m := encoded.FindString(plan); m != "" {
+		t.Errorf("the create plan shows an encoded policy %q", m)
+	}
+	w.mustRun("apply", "-auto-approve")
+
+	// A step changed in the policy: the environment's plan shows that step.
+	w.write(config(f.v1, 25))
+	plan, code := w.planCode()
+	plan = environmentPart(plan)
+	if code != 2 || !regexp.MustCompile(`~ weight\s+= 20 -> 25`).MatchString(plan) || encoded.MatchString(plan) {
+		t.Errorf("the plan of a changed step (exit %d) does not show it as an attribute:\n%s", code, plan)
+	}
+	w.mustRun("apply", "-auto-approve")
+
+	// The canary of v2 with the policy as attributes: analysed and promoted.
+	f.startLoad()
+	w.write(config(f.v2, 25))
+	plan, _ = w.planCode()
+	if !strings.Contains(plan, "canary: 25% for 18s") || encoded.MatchString(environmentPart(plan)) {
+		t.Errorf("the plan of v2 does not show the canary's schedule:\n%s", plan)
+	}
+	w.mustRun("apply", "-auto-approve")
+	if err := f.stopLoad("canary of v2 with canary_policy", "1.0.0", "2.0.0"); err != nil {
+		t.Error(err)
+	}
+	if err := f.checkServes("2.0.0")(nil); err != nil {
+		t.Error(err)
+	}
+	if report, err := os.ReadFile(f.report); err != nil || !strings.Contains(string(report), "promoted") {
+		t.Errorf("the canary report (%v):\n%s", err, report)
+	}
+}

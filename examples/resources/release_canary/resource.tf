@@ -1,5 +1,5 @@
 # A canary policy, reusable by every environment and module:
-# release_environment.canary = release_canary.standard.id
+# release_environment.canary_policy = release_canary.standard.policy
 resource "release_canary" "standard" {
   steps = [
     { weight = 5, pause = "1m" },
@@ -37,6 +37,6 @@ output "canary_schedule" {
   value = release_canary.standard.schedule
 }
 
-output "canary_id" {
-  value = release_canary.standard.id
+output "canary_policy" {
+  value = release_canary.standard.policy
 }

@@ -42,27 +42,27 @@ resource "release_canary" "standard" {
 
 # staging/web runs 3.0.0 first.
 resource "release_environment" "staging" {
-  name        = "staging"
-  service     = "web"
-  image       = release_image.web_v3.ref # a tag here is a plan-time error
-  listen_port = 81
-  router      = release_router.edge.id
-  canary      = release_canary.standard.id
+  name          = "staging"
+  service       = "web"
+  image         = release_image.web_v3.ref # a tag here is a plan-time error
+  listen_port   = 81
+  router        = release_router.edge.id
+  canary_policy = release_canary.standard.policy
 }
 
 # production/web serves the pinned digest of 2.0.0 on port 8080 of the host.
 # Promoting 3.0.0 is changing image to release_image.web_v3.ref once staging
 # has verified it; reverting that change is the rollback.
 resource "release_environment" "production" {
-  name         = "production"
-  service      = "web"
-  image        = release_image.web_v2.ref
-  replicas     = 2
-  port         = 8080 # the application's port in its container
-  listen_port  = 80   # the router's listener
-  router       = release_router.edge.id
-  canary       = release_canary.standard.id
-  promote_from = release_environment.staging.verified # the promotion gate
+  name          = "production"
+  service       = "web"
+  image         = release_image.web_v2.ref
+  replicas      = 2
+  port          = 8080 # the application's port in its container
+  listen_port   = 80   # the router's listener
+  router        = release_router.edge.id
+  canary_policy = release_canary.standard.policy
+  promote_from  = release_environment.staging.verified # the promotion gate
 
   env = {
     LOG_LEVEL = "info" # sensitive: plans show (sensitive value)

@@ -29,9 +29,9 @@ variable "listen_port" {
   type        = number
 }
 
-variable "canary" {
-  description = "A release_canary's id; null releases with a hard switch."
-  type        = string
+variable "canary_policy" {
+  description = "A release_canary's policy (release_canary.<name>.policy); null releases with a hard switch."
+  type        = any
   default     = null
 }
 
@@ -47,14 +47,14 @@ variable "promote_from" {
 }
 
 resource "release_environment" "web" {
-  name         = var.environment
-  service      = "web"
-  image        = var.image
-  replicas     = 2
-  router       = var.router
-  listen_port  = var.listen_port
-  canary       = var.canary
-  promote_from = var.promote_from
+  name          = var.environment
+  service       = "web"
+  image         = var.image
+  replicas      = 2
+  router        = var.router
+  listen_port   = var.listen_port
+  canary_policy = var.canary_policy
+  promote_from  = var.promote_from
 
   health_check = {
     interval = "500ms"

@@ -7,6 +7,7 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -159,18 +160,23 @@ func addUnhealthyError(diags *diag.Diagnostics, spec rollout.Spec, err error) bo
 	return true
 }
 
-// maskEnv replaces the values of env and env_wo in a container's output (an
-// application that prints its configuration as it fails) before it
-// reaches a diagnostic, which a pipeline logs. Values shorter than 4
-// characters (on, 1, yes) are left: masking them would garble the logs and
-// hide nothing.
+// maskEnv replaces the values of env_wo, and those of env that look like
+// secrets, in a container's output (an application that prints its
+// configuration as it fails) before it reaches a diagnostic, which a
+// pipeline logs. Every env_wo value of 4 characters or more is masked; of
+// env, values of 8 or more that are not one plain word (a key, a URL, a
+// password, not "production" or "fail"): masking every setting would
+// garble the log lines that say why a container failed.
 func maskEnv(spec rollout.Spec, text string) string {
 	var values []string
-	for _, env := range []map[string]string{spec.Env, spec.SecretEnv} {
-		for _, v := range env {
-			if len(v) >= 4 {
-				values = append(values, v)
-			}
+	for _, v := range spec.SecretEnv {
+		if len(v) >= 4 {
+			values = append(values, v)
+		}
+	}
+	for _, v := range spec.Env {
+		if len(v) >= 8 && !plainWord.MatchString(v) {
+			values = append(values, v)
 		}
 	}
 	// Longest first: a value that contains another is masked whole.
@@ -180,6 +186,8 @@ func maskEnv(spec rollout.Spec, text string) string {
 	}
 	return text
 }
+
+var plainWord = regexp.MustCompile(`^[A-Za-z]+$`)
 
 // addCanaryError reports a canary's abort or an interrupted canary; false
 // when err is neither.

@@ -54,17 +54,17 @@ func TestSwitchErrors(t *testing.T) {
 	// A container that prints its configuration as it fails: env and env_wo values are masked.
 	diags = nil
 	secret := spec
-	secret.Env = map[string]string{"REGION": "eu", "API_KEY": "k-123456"}
+	secret.Env = map[string]string{"REGION": "eu", "API_KEY": "k-123456", "STAGE": "production", "HEALTH": "fail"}
 	secret.SecretEnv = map[string]string{"DATABASE_URL": "postgres://app:pw-998877@db/app", "DB_PASSWORD": "pw-998877"}
 	addSwitchError(&diags, testProviderData(), secret, canary.Policy{}, &rollout.UnhealthyError{Container: "c", Reason: "connecting to postgres://app:pw-998877@db/app refused",
-		Logs: "config: region=eu api_key=k-123456\nDATABASE_URL=postgres://app:pw-998877@db/app\npassword pw-998877 refused"})
+		Logs: "config: region=eu api_key=k-123456 stage=production health_fail=true\nDATABASE_URL=postgres://app:pw-998877@db/app\npassword pw-998877 refused"})
 	detail := diags[0].Detail()
 	for _, leaked := range []string{"k-123456", "pw-998877", "postgres://"} {
 		if strings.Contains(detail, leaked) {
 			t.Errorf("the diagnostic shows %q:\n%s", leaked, detail)
 		}
 	}
-	if !strings.Contains(detail, "region=eu api_key=(sensitive value)") || !strings.Contains(detail, "DATABASE_URL=(sensitive value)") || !strings.Contains(detail, "password (sensitive value) refused") {
+	if !strings.Contains(detail, "region=eu api_key=(sensitive value) stage=production health_fail=true") || !strings.Contains(detail, "DATABASE_URL=(sensitive value)") || !strings.Contains(detail, "password (sensitive value) refused") {
 		t.Errorf("masked logs:\n%s", detail)
 	}
 

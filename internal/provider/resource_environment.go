@@ -97,7 +97,7 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 			},
 			"env": schema.MapAttribute{
 				Description: "Environment variables of the containers. The provider adds RELEASE_ENVIRONMENT, RELEASE_SERVICE and RELEASE_REVISION. " +
-					"Sensitive: plans show `(sensitive value)`, and log lines of a container that fails its health check have these values masked. " +
+					"Sensitive: plans show `(sensitive value)`, and in the log lines of a container that fails its health check, values that look like secrets (8 characters or more, not one plain word) are masked. " +
 					"They are still kept in the state; for secrets that must not be, use `env_wo`.",
 				Optional: true, Sensitive: true, ElementType: types.StringType,
 			},

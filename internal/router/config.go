@@ -232,8 +232,13 @@ func RenderRoute(r Route) ([]byte, error) {
 	fmt.Fprintf(&buf, "    ignore-persist unless { nbsrv(%s) gt 0 }\n", sticky)
 	// With no server that can take a request (none yet, or none UP) the
 	// route answers 503 itself. The rule is there with or without servers,
-	// so that servers join a new route through the runtime API.
-	buf.WriteString("    http-request return status 503 content-type text/plain string \"no healthy release\\n\" if { nbsrv lt 1 }\n")
+	// so that servers join a new route through the runtime API. Not in a
+	// worker that a reload is stopping: its stopped backend counts no
+	// server (nbsrv is 0), and the requests it still takes on kept-alive
+	// connections must go to the servers it has (measured with 2.6: 3
+	// answers of 503 in 19,576 over three reloads, none with the guard;
+	// TestReloadUnderKeepAliveRealHAProxy).
+	buf.WriteString("    http-request return status 503 content-type text/plain string \"no healthy release\\n\" if { nbsrv lt 1 } !{ stopping }\n")
 	for _, s := range servers {
 		weight := fmt.Sprintf("weight %d", s.Weight)
 		if s.Drain {

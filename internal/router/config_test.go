@@ -109,7 +109,7 @@ func TestRenderRoute(t *testing.T) {
 	}
 	// 503 only while no server can take a request: servers join through
 	// the runtime API, so the rule is in every route.
-	if !hasLine(cfg, `http-request return status 503 content-type text/plain string "no healthy release\n" if { nbsrv lt 1 }`) {
+	if !hasLine(cfg, `http-request return status 503 content-type text/plain string "no healthy release\n" if { nbsrv lt 1 } !{ stopping }`) {
 		t.Errorf("a route must answer 503 only without a usable server:\n%s", cfg)
 	}
 	// Servers are sorted by name, whatever the input order.

@@ -35,7 +35,7 @@ frontend fake_app_ok_elsewhere
 `
 
 // realRouter starts a router container and removes it when the test ends.
-func realRouter(t *testing.T) (*docker.Engine, string) {
+func realRouter(t *testing.T, ports ...docker.Port) (*docker.Engine, string) {
 	t.Helper()
 	image := os.Getenv("RELEASE_TEST_HAPROXY_IMAGE")
 	if image == "" {
@@ -46,7 +46,7 @@ func realRouter(t *testing.T) (*docker.Engine, string) {
 	network := "release-" + name
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	id, err := Create(ctx, engine, Spec{Name: name, Image: image, Network: network, MetricsPort: 9101}, "")
+	id, err := Create(ctx, engine, Spec{Name: name, Image: image, Network: network, MetricsPort: 9101, Ports: ports}, "")
 	t.Cleanup(func() {
 		if err := Destroy(context.Background(), engine, name, network); err != nil && !docker.IsNotFound(err) {
 			t.Errorf("removing the test router: %v", err)

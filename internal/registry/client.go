@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
 )
 
@@ -26,8 +27,9 @@ type Client struct {
 	UserAgent   string
 	// DockerHubAPI replaces Docker Hub's API host (tests); empty is registry-1.docker.io.
 	DockerHubAPI string
-	// Sleep waits between attempts after a 429 or a 5xx; nil waits on the wall clock.
-	Sleep func(ctx context.Context, d time.Duration) error
+	// Clock times the waits between attempts after a 429 or a 5xx, and
+	// reads Retry-After dates; nil is the wall clock.
+	Clock clock.Clock
 
 	mu      sync.Mutex
 	schemes map[string]string // host -> "https" or "http", once learnt
@@ -186,7 +188,7 @@ func (c *Client) send(ctx context.Context, r request, authorization string) (*ht
 		if err != nil || !retryable(resp.StatusCode) || attempt == maxAttempts {
 			return resp, err
 		}
-		wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		wait, ok := retryAfter(resp.Header.Get("Retry-After"), c.clock().Now())
 		if !ok {
 			wait = time.Second << (attempt - 1)
 		}
@@ -194,7 +196,7 @@ func (c *Client) send(ctx context.Context, r request, authorization string) (*ht
 			return resp, nil // the caller reports it, with the registry's Retry-After
 		}
 		drain(resp)
-		if err := c.sleep(ctx, wait); err != nil {
+		if err := c.clock().Sleep(ctx, wait); err != nil {
 			return nil, &Error{Kind: KindUnreachable, Registry: r.host, Repository: r.repo, Message: fmt.Sprintf("waiting %s to ask again after %s", wait, resp.Status), Err: err}
 		}
 	}
@@ -220,18 +222,11 @@ func retryAfter(h string, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-func (c *Client) sleep(ctx context.Context, d time.Duration) error {
-	if c.Sleep != nil {
-		return c.Sleep(ctx, d)
+func (c *Client) clock() clock.Clock {
+	if c.Clock == nil {
+		return clock.Real{}
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return c.Clock
 }
 
 // rateLimitMessage says what a 429 means and when to try again.

@@ -108,9 +108,18 @@ func hubClient(t *testing.T, h *hubServer) (*Client, *[]time.Duration) {
 	}
 	c := NewClient(dc)
 	c.DockerHubAPI = strings.TrimPrefix(h.URL, "http://")
-	var slept []time.Duration
-	c.Sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
-	return c, &slept
+	rec := &sleepRecorder{}
+	c.Clock = rec
+	return c, &rec.slept
+}
+
+// sleepRecorder is a clock whose sleeps return at once and are recorded.
+type sleepRecorder struct{ slept []time.Duration }
+
+func (r *sleepRecorder) Now() time.Time { return time.Now() }
+func (r *sleepRecorder) Sleep(_ context.Context, d time.Duration) error {
+	r.slept = append(r.slept, d)
+	return nil
 }
 
 func hubQuery(t *testing.T, name string) Query {

@@ -125,23 +125,8 @@ func (d *Deployer) createReplicas(ctx context.Context, spec Spec, rev int, track
 }
 
 func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track, hash string, history []HistoryEntry, probeBin []byte) docker.ContainerSpec {
-	env := make([]string, 0, len(spec.Env)+3)
-	keys := make([]string, 0, len(spec.Env))
-	for k := range spec.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+spec.Env[k])
-	}
-	secret := make([]string, 0, len(spec.SecretEnv))
-	for k := range spec.SecretEnv {
-		secret = append(secret, k)
-	}
-	sort.Strings(secret)
-	for _, k := range secret {
-		env = append(env, k+"="+spec.SecretEnv[k])
-	}
+	env := appendSorted(make([]string, 0, len(spec.Env)+len(spec.SecretEnv)+3), spec.Env)
+	env = appendSorted(env, spec.SecretEnv)
 	env = append(env, "RELEASE_ENVIRONMENT="+spec.Environment, "RELEASE_SERVICE="+spec.Service, "RELEASE_REVISION="+strconv.Itoa(rev))
 	return docker.ContainerSpec{
 		Name:  naming.ContainerName(spec.Environment, spec.Service, track, rev, replica),
@@ -172,6 +157,19 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track
 		StopTimeout: int(spec.StopTimeout / time.Second),
 		Files:       []docker.File{{Path: probe.Path, Mode: 0o755, Content: probeBin}},
 	}
+}
+
+// appendSorted appends a map's variables as NAME=value, by name.
+func appendSorted(env []string, vars map[string]string) []string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+vars[k])
+	}
+	return env
 }
 
 // lastOutput is the last output of a container's Docker health check:

@@ -53,14 +53,23 @@ type Stats struct {
 	// Failures holds the first few failures, for the test log.
 	Failures []string
 	// ErrorTimes is when each connection error happened, so that errors in
-	// a known outage (the router itself restarting) can be told apart.
-	ErrorTimes []time.Time
+	// a known outage (the router itself restarting) can be told apart;
+	// RouterNon2xxTimes the same for the router's own non-2xx answers.
+	ErrorTimes        []time.Time
+	RouterNon2xxTimes []time.Time
 }
 
 // ErrorsBetween counts the connection errors from from to to.
-func (s Stats) ErrorsBetween(from, to time.Time) int {
+func (s Stats) ErrorsBetween(from, to time.Time) int { return countBetween(s.ErrorTimes, from, to) }
+
+// RouterNon2xxBetween counts the router's own non-2xx answers from from to to.
+func (s Stats) RouterNon2xxBetween(from, to time.Time) int {
+	return countBetween(s.RouterNon2xxTimes, from, to)
+}
+
+func countBetween(times []time.Time, from, to time.Time) int {
 	n := 0
-	for _, t := range s.ErrorTimes {
+	for _, t := range times {
 		if !t.Before(from) && !t.After(to) {
 			n++
 		}
@@ -190,6 +199,8 @@ func (r *Run) record(resp *http.Response, err error, u *user, watch string) {
 	r.stats.Non2xx++
 	if version != "" {
 		r.stats.AppErrors[version]++
+	} else {
+		r.stats.RouterNon2xxTimes = append(r.stats.RouterNon2xxTimes, time.Now())
 	}
 	if len(r.stats.Failures) < 10 {
 		r.stats.Failures = append(r.stats.Failures, fmt.Sprintf("%s HTTP %d", time.Now().Format("15:04:05.000"), resp.StatusCode))
@@ -211,6 +222,7 @@ func (r *Run) Snapshot() Stats {
 	}
 	s.Failures = append([]string(nil), r.stats.Failures...)
 	s.ErrorTimes = append([]time.Time(nil), r.stats.ErrorTimes...)
+	s.RouterNon2xxTimes = append([]time.Time(nil), r.stats.RouterNon2xxTimes...)
 	return s
 }
 

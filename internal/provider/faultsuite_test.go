@@ -292,12 +292,17 @@ func (s *faultSuite) dockerdRestart(t *testing.T) {
 			outage.from = time.Now()
 			did, skip := restartDockerd(t, fx)
 			// Nothing answers while the daemon is down (its containers stop with
-			// it); the outage lasts until the router answers again by itself.
+			// it); the outage lasts until the service answers again by itself
+			// (the router back, and an application container behind it: the
+			// router answers "no healthy release" until one is).
 			outage.to = time.Now().Add(60 * time.Second)
 			client := &http.Client{Timeout: time.Second}
 			for time.Now().Before(outage.to) {
-				if resp, err := client.Get(fx.url()); err == nil {
+				resp, err := client.Get(fx.url())
+				if err == nil {
 					resp.Body.Close()
+				}
+				if err == nil && resp.StatusCode/100 == 2 {
 					outage.to = time.Now()
 					return did + fmt.Sprintf(", answering again %s after the stop", outage.to.Sub(outage.from).Round(100*time.Millisecond)), skip
 				}
@@ -993,10 +998,13 @@ func (l *faultLoad) stop(injectedBy string, outage *faultOutage) (failed, reques
 	for _, s := range []loadgen.Stats{l.keep.Stop(), l.fresh.Stop()} {
 		requests += s.Requests
 		conn += s.Errors
+		routerDown := 0
 		if outage != nil {
 			n := s.ErrorsBetween(outage.from, outage.to)
 			down += n
 			conn -= n
+			routerDown = s.RouterNon2xxBetween(outage.from, outage.to)
+			down += routerDown
 		}
 		appAll := 0
 		for v, n := range s.AppErrors {
@@ -1007,14 +1015,14 @@ func (l *faultLoad) stop(injectedBy string, outage *faultOutage) (failed, reques
 				app += n
 			}
 		}
-		router5xx += s.Non2xx - appAll
+		router5xx += s.Non2xx - appAll - routerDown
 		samples = append(samples, s.Failures...)
 	}
 	failed = router5xx + app + conn
 	detail = fmt.Sprintf("%d of %d failed: %d router non-2xx (503 no healthy release), %d app errors, %d connection errors; %d injected by %q",
 		failed, requests, router5xx, app, conn, injected, injectedBy)
 	if outage != nil {
-		detail += fmt.Sprintf("; %d connection errors while the router itself was down (%s for %s)",
+		detail += fmt.Sprintf("; %d connection errors and router answers while the service was down (%s for %s)",
 			down, outage.from.Format("15:04:05.000"), outage.to.Sub(outage.from).Round(time.Millisecond))
 	}
 	if failed > 0 && len(samples) > 0 {

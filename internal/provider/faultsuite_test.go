@@ -373,6 +373,7 @@ func (s *faultSuite) run(t *testing.T, sc faultScenario) {
 	if sc.instead == nil {
 		fx.write(t, sc.target)
 	}
+	logFrom := fx.providerLogSize()
 	load := startFaultLoad(fx.url())
 	loadStopped := false
 	defer func() {
@@ -415,6 +416,7 @@ func (s *faultSuite) run(t *testing.T, sc faultScenario) {
 		}
 	}
 
+	afterFault := fx.routerState()
 	// The next plan explains the state.
 	fx.write(t, sc.recover)
 	plan, _ := fx.tf(t, nil, nil, "plan", "-detailed-exitcode")
@@ -471,6 +473,18 @@ func (s *faultSuite) run(t *testing.T, sc faultScenario) {
 	}
 
 	fx.dirty = !(row.Converged && row.EmptyAfter)
+	if fx.dirty || failed > 0 {
+		// What a failed row needs to be understood, not only its symptom.
+		detail := fmt.Sprintf("%s %s\nrouter after the fault:\n%s\nrouter now:\n%s\nthe provider's log of the row:\n%s\n\n",
+			sc.fault, sc.step, afterFault, fx.routerState(), fx.providerLogSince(logFrom))
+		t.Log(detail)
+		if dir := os.Getenv("RELEASE_STACK_DIR"); dir != "" {
+			if f, err := os.OpenFile(filepath.Join(dir, "faultsuite-failures.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+				_, _ = f.WriteString(detail)
+				f.Close()
+			}
+		}
+	}
 	if sc.recover != from {
 		prev := from
 		fx.previous = &prev
@@ -668,6 +682,8 @@ func (s *faultSuite) fixture(t *testing.T, kind string) *faultFixture {
 	cliProvider(t) // a build error fails this row, not the suite's goroutine
 	w := newTFWorkspace(s.top, fx.render(fx.current))
 	fx.dir, fx.tfEnv = w.dir, w.env
+	// The provider's log of every run, read back when a row fails.
+	fx.tfEnv = append(fx.tfEnv, "TF_LOG_PROVIDER=INFO", "TF_LOG_PATH="+fx.providerLog())
 	s.top.Cleanup(func() {
 		res, _ := fx.tf(nil, nil, nil, "destroy", "-auto-approve")
 		if res.code != 0 {
@@ -960,6 +976,71 @@ func (fx *faultFixture) canaryHasTraffic() bool {
 		}
 	}
 	return false
+}
+
+func (fx *faultFixture) providerLog() string { return filepath.Join(fx.dir, "provider.log") }
+
+func (fx *faultFixture) providerLogSize() int64 {
+	if fi, err := os.Stat(fx.providerLog()); err == nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+// providerLogSince is what the provider logged from offset on: its own
+// lines (rollout decisions, steps, phases) and warnings and errors.
+func (fx *faultFixture) providerLogSince(offset int64) string {
+	b, err := os.ReadFile(fx.providerLog())
+	if err != nil {
+		return err.Error()
+	}
+	if offset > int64(len(b)) {
+		offset = 0
+	}
+	var keep []string
+	for _, line := range strings.Split(string(b[offset:]), "\n") {
+		if strings.Contains(line, "provider.terraform-provider-release") && (strings.Contains(line, "[INFO]") || strings.Contains(line, "[WARN]") || strings.Contains(line, "[ERROR]")) {
+			keep = append(keep, line)
+		}
+	}
+	return tail(strings.Join(keep, "\n"), 120)
+}
+
+// routerState is the environment's route file beside what the router's
+// worker runs, and the environment's containers.
+func (fx *faultFixture) routerState() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var b strings.Builder
+	routerName := router.ContainerName(fx.router)
+	files, err := fx.engine.ReadDir(ctx, routerName, router.ConfigDir)
+	if err != nil {
+		fmt.Fprintf(&b, "route file: %v\n", err)
+	}
+	for _, s := range router.ParseRouteServers(files[router.RouteFileName(fx.env, "web")]) {
+		fmt.Fprintf(&b, "file: %s %s weight %d drain %t\n", s.Name, s.Address, s.Weight, s.Drain)
+	}
+	ctl := &router.Controller{Docker: fx.engine}
+	live, err := ctl.ServerStates(ctx, routerName, 8404 /* the fixture keeps the default metrics_port */, router.BackendName(fx.env, "web"))
+	if err != nil {
+		fmt.Fprintf(&b, "live: %v\n", err)
+	}
+	names := make([]string, 0, len(live))
+	for n := range live {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "live: %s %s (%s) weight %d\n", n, live[n].Status, live[n].CheckStatus, live[n].Weight)
+	}
+	cs, err := fx.engine.List(ctx, map[string]string{naming.LabelEnvironment: fx.env})
+	if err != nil {
+		fmt.Fprintf(&b, "containers: %v\n", err)
+	}
+	for _, c := range cs {
+		fmt.Fprintf(&b, "container: %s %s %v\n", c.Name, c.State, c.IPs)
+	}
+	return b.String()
 }
 
 // restartRouter is `docker restart` of the router container, through the Engine API.

@@ -51,6 +51,10 @@ PROM_ADDR=127.0.0.1:$PROM_PORT
 PROM_URL=http://$PROM_ADDR
 IMAGE_NAME=releasekit/testapp
 TESTAPP_VERSIONS=(1.0.0 2.0.0)
+# The Terraform the tests run on, built from source (cached in the state
+# directory); the one on PATH (else TERRAFORM_FALLBACK) stays for the tests
+# of older Terraform behaviour.
+TERRAFORM_VERSION=1.14.3
 TERRAFORM_FALLBACK=github.com/hashicorp/terraform@v1.5.7
 DEFAULT_DOCKER_HOST=unix:///var/run/docker.sock
 # Bump when the way images are built changes, so that `up` rebuilds them.
@@ -812,21 +816,28 @@ ensure_prometheus() {
 # 4. Terraform
 
 ensure_terraform() {
-	if TERRAFORM=$(command -v terraform); then
+	if TERRAFORM_OLDER=$(command -v terraform); then
 		:
 	else
 		local gobin
 		gobin=$(go env GOBIN)
 		gobin=${gobin:-$(go env GOPATH)/bin}
-		TERRAFORM=$gobin/terraform
-		if [[ ! -x $TERRAFORM ]]; then
+		TERRAFORM_OLDER=$gobin/terraform
+		if [[ ! -x $TERRAFORM_OLDER ]]; then
 			log "terraform: not on PATH, go install $TERRAFORM_FALLBACK (a few minutes)"
 			GOFLAGS=-buildvcs=false go install "$TERRAFORM_FALLBACK" >>"$STATE_DIR/terraform-install.log" 2>&1 ||
 				die_log terraform-install "terraform: go install $TERRAFORM_FALLBACK failed"
 		fi
 	fi
-	TERRAFORM=$(readlink -f "$TERRAFORM")
-	log "terraform: $TERRAFORM ($("$TERRAFORM" version 2>/dev/null | head -n1))"
+	TERRAFORM_OLDER=$(readlink -f "$TERRAFORM_OLDER")
+	local dir="$STATE_DIR/terraform-$TERRAFORM_VERSION"
+	TERRAFORM=$dir/terraform
+	if [[ ! -x $TERRAFORM ]]; then
+		log "terraform: building $TERRAFORM_VERSION from the Go module proxy's source (a few minutes, once)"
+		"$STACK_FILES/build-terraform.sh" "$TERRAFORM_VERSION" "$dir" >"$STATE_DIR/terraform-build.log" 2>&1 ||
+			die_log terraform-build "terraform: building $TERRAFORM_VERSION failed"
+	fi
+	log "terraform: $TERRAFORM ($(TF_CLI_CONFIG_FILE=/dev/null "$TERRAFORM" version 2>/dev/null | head -n1)); older: $TERRAFORM_OLDER ($("$TERRAFORM_OLDER" version 2>/dev/null | head -n1))"
 }
 
 # ---------------------------------------------------------------------------
@@ -838,6 +849,7 @@ write_env() {
 		echo "# written by scripts/stack.sh up on $(date -u +%FT%TZ); load with: eval \"\$(scripts/stack.sh env)\""
 		printf "export %s='%s'\n" \
 			TF_ACC_TERRAFORM_PATH "$TERRAFORM" \
+			RELEASE_TEST_TERRAFORM_OLDER "$TERRAFORM_OLDER" \
 			DOCKER_HOST "$DOCKER_HOST" \
 			RELEASE_TEST_DOCKER_GATEWAY "$DOCKER_GATEWAY" \
 			RELEASE_TEST_REGISTRY "$REGISTRY" \

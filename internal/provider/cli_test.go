@@ -45,6 +45,8 @@ type tfWorkspace struct {
 	t   testing.TB
 	dir string
 	env []string
+	// terraform is the binary to run; terraformPath() when empty.
+	terraform string
 }
 
 func newTFWorkspace(t testing.TB, config string) *tfWorkspace {
@@ -81,9 +83,18 @@ func terraformPath() string {
 // run runs terraform and returns its combined output and exit code.
 func (w *tfWorkspace) run(args ...string) (string, int) {
 	w.t.Helper()
-	cmd := exec.Command(terraformPath(), append(args[:1:1], append([]string{"-no-color"}, args[1:]...)...)...)
+	bin := w.terraform
+	if bin == "" {
+		bin = terraformPath()
+	}
+	// -no-color follows the command: `state` has subcommands, `output` takes none.
+	n := 1
+	if args[0] == "state" && len(args) > 1 {
+		n = 2
+	}
+	cmd := exec.Command(bin, append(args[:n:n], append([]string{"-no-color"}, args[n:]...)...)...)
 	if args[0] == "output" {
-		cmd = exec.Command(terraformPath(), args...)
+		cmd = exec.Command(bin, args...)
 	}
 	cmd.Dir = w.dir
 	cmd.Env = w.env

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/function"
+	"github.com/hashicorp/terraform-plugin-framework/list"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -26,6 +27,7 @@ import (
 var (
 	_ provider.Provider                   = (*releaseProvider)(nil)
 	_ provider.ProviderWithValidateConfig = (*releaseProvider)(nil)
+	_ provider.ProviderWithListResources  = (*releaseProvider)(nil)
 )
 
 // New returns a constructor of the provider for the given version.
@@ -224,6 +226,7 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 	data.registry.UserAgent = "terraform-provider-release/" + p.version
 	resp.ResourceData = data
 	resp.DataSourceData = data
+	resp.ListResourceData = data
 }
 
 func (p *releaseProvider) Resources(context.Context) []func() resource.Resource {
@@ -233,6 +236,14 @@ func (p *releaseProvider) Resources(context.Context) []func() resource.Resource 
 		NewEnvironmentResource,
 		NewMigrationResource,
 		NewCanaryResource,
+	}
+}
+
+// ListResources are what terraform query lists (Terraform 1.14 and later).
+func (p *releaseProvider) ListResources(context.Context) []func() list.ListResource {
+	return []func() list.ListResource{
+		NewEnvironmentListResource,
+		NewRouterListResource,
 	}
 }
 

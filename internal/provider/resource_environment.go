@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/identityschema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectdefault"
@@ -37,7 +38,31 @@ var (
 	_ resource.ResourceWithConfigure   = (*environmentResource)(nil)
 	_ resource.ResourceWithImportState = (*environmentResource)(nil)
 	_ resource.ResourceWithModifyPlan  = (*environmentResource)(nil)
+	_ resource.ResourceWithIdentity    = (*environmentResource)(nil)
 )
+
+// environmentIdentity is what identifies an environment on its Docker host
+// (Terraform 1.12 and later: import blocks with identity, terraform query).
+type environmentIdentity struct {
+	Name    types.String `tfsdk:"name"`
+	Service types.String `tfsdk:"service"`
+}
+
+func (r *environmentResource) IdentitySchema(_ context.Context, _ resource.IdentitySchemaRequest, resp *resource.IdentitySchemaResponse) {
+	resp.IdentitySchema = identityschema.Schema{
+		Attributes: map[string]identityschema.Attribute{
+			"name":    identityschema.StringAttribute{RequiredForImport: true, Description: "The environment's name, such as `production`."},
+			"service": identityschema.StringAttribute{RequiredForImport: true, Description: "The service the environment releases, such as `web`."},
+		},
+	}
+}
+
+// setIdentity records the identity of the environment name/service.
+func setEnvironmentIdentity(ctx context.Context, identity *tfsdk.ResourceIdentity, name, service types.String, diags *diag.Diagnostics) {
+	if identity != nil {
+		diags.Append(identity.Set(ctx, environmentIdentity{Name: name, Service: service})...)
+	}
+}
 
 // NewEnvironmentResource returns the release_environment resource.
 func NewEnvironmentResource() resource.Resource {
@@ -281,6 +306,10 @@ func (r *environmentResource) Create(ctx context.Context, req resource.CreateReq
 	if !r.checkNewEnvironmentAtCreate(ctx, req.Plan, &resp.Diagnostics) {
 		return
 	}
+	var name, service types.String
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("name"), &name)...)
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("service"), &service)...)
+	setEnvironmentIdentity(ctx, resp.Identity, name, service, &resp.Diagnostics)
 	r.apply(ctx, req.Plan.Get, req.Config, timeouts.Value.Create, &resp.State, &resp.Diagnostics, types.StringNull(), true)
 }
 
@@ -290,14 +319,28 @@ func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	st, err := observeEnvironment(ctx, r.data, state.Name.ValueString(), state.Service.ValueString(), state.Router.ValueString())
-	if err != nil {
-		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Environment", err)
+	setEnvironmentIdentity(ctx, resp.Identity, state.Name, state.Service, &resp.Diagnostics)
+	found := r.read(ctx, &state, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	if !st.Found {
+	if !found {
 		resp.State.RemoveResource(ctx)
 		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// read fills state from what the host runs; false when the environment has
+// no container on the host. Read, and the list resource, use it.
+func (r *environmentResource) read(ctx context.Context, state *environmentModel, diags *diag.Diagnostics) bool {
+	st, err := observeEnvironment(ctx, r.data, state.Name.ValueString(), state.Service.ValueString(), state.Router.ValueString())
+	if err != nil {
+		addDockerError(diags, r.data, "Cannot Read Environment", err)
+		return false
+	}
+	if !st.Found {
+		return false
 	}
 	if state.Router.IsNull() && len(st.Containers) > 0 {
 		state.Router = types.StringValue(st.Containers[0].Labels[naming.LabelRouter])
@@ -308,6 +351,14 @@ func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest
 	if state.Replicas.IsNull() {
 		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
 	}
+	// What the host records wins over the state: an import's defaults, or
+	// a listener or port changed outside Terraform, show in the next plan.
+	if st.ListenPort > 0 {
+		state.ListenPort = types.Int64Value(int64(st.ListenPort))
+	}
+	if st.Port > 0 {
+		state.Port = types.Int64Value(int64(st.Port))
+	}
 	if state.Network.IsNull() {
 		state.Network = types.StringValue(naming.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
 		for _, c := range st.Containers {
@@ -316,14 +367,14 @@ func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest
 			}
 		}
 	}
-	r.setObserved(&state, st)
+	r.setObserved(state, st)
 	var drift []string
 	drift = append(drift, st.Drift...)
 	if !state.Replicas.IsNull() && int64(st.Running) < state.Replicas.ValueInt64() {
 		drift = append(drift, fmt.Sprintf("%d of %d containers run", st.Running, state.Replicas.ValueInt64()))
 	}
 	state.Drift = driftValue(dedupe(drift))
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	return true
 }
 
 func (r *environmentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -335,6 +386,7 @@ func (r *environmentResource) Update(ctx context.Context, req resource.UpdateReq
 	}
 	// The plan decided the rollout when the release changed or drifted; else it kept the last one.
 	promised := releaseChanged(plan, prior) || !prior.Drift.IsNull()
+	setEnvironmentIdentity(ctx, resp.Identity, plan.Name, plan.Service, &resp.Diagnostics)
 	r.apply(ctx, req.Plan.Get, req.Config, timeouts.Value.Update, &resp.State, &resp.Diagnostics, prior.Image, promised)
 }
 
@@ -379,19 +431,40 @@ func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteReq
 
 // ImportState takes <name>/<service>.
 func (r *environmentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	name, service, ok := strings.Cut(req.ID, "/")
+	id := req.ID
+	if id == "" && req.Identity != nil {
+		// An import block with identity = { name = …, service = … }.
+		var ident environmentIdentity
+		resp.Diagnostics.Append(req.Identity.Get(ctx, &ident)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		id = ident.Name.ValueString() + "/" + ident.Service.ValueString()
+	}
+	name, service, ok := strings.Cut(id, "/")
 	if !ok || router.ValidateName(name) != nil || router.ValidateName(service) != nil {
-		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_environment as <environment>/<service>, such as production/web.")
+		resp.Diagnostics.AddError("Invalid Import ID", fmt.Sprintf("Import a release_environment as <environment>/<service>, such as production/web, or by identity with name and service (got %q).", id))
 		return
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("service"), service)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
-	// The rest is read from the containers' labels; settings that labels do not hold take their defaults.
+	setImported(ctx, &resp.State, name, service, &resp.Diagnostics)
+	setEnvironmentIdentity(ctx, resp.Identity, types.StringValue(name), types.StringValue(service), &resp.Diagnostics)
+}
+
+// attributeSetter is a state or a list result's resource.
+type attributeSetter interface {
+	SetAttribute(context.Context, path.Path, any) diag.Diagnostics
+}
+
+// setImported is what an import knows before the read: the name, and for
+// the settings the containers' labels do not hold, their defaults.
+func setImported(ctx context.Context, state attributeSetter, name, service string, diags *diag.Diagnostics) {
+	diags.Append(state.SetAttribute(ctx, path.Root("name"), name)...)
+	diags.Append(state.SetAttribute(ctx, path.Root("service"), service)...)
+	diags.Append(state.SetAttribute(ctx, path.Root("id"), name+"/"+service)...)
 	for attr, v := range map[string]any{"port": defaultPort, "listen_port": defaultListenPort, "history_limit": defaultHistoryLimit, "stop_timeout": defaultStopTimeout} {
-		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
+		diags.Append(state.SetAttribute(ctx, path.Root(attr), v)...)
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("health_check"), defaultHealthCheck())...)
+	diags.Append(state.SetAttribute(ctx, path.Root("health_check"), defaultHealthCheck())...)
 }
 
 // apply is Create and Update: a switch to the plan, within the operation's timeout.

@@ -2,10 +2,13 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -405,8 +408,18 @@ data "release_environment" "read" {
 				ImportStateVerify: true,
 			},
 			{
+				// An import block with identity = { name } plans a no-op import.
+				ResourceName:    "release_router.edge",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithResourceIdentity,
+			},
+			{
 				Config: f.config(f.v1, "") + dataSource,
 				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectIdentity("release_environment.web", map[string]knownvalue.Check{
+						"name": knownvalue.StringExact(f.env), "service": knownvalue.StringExact("web"),
+					}),
+					statecheck.ExpectIdentity("release_router.edge", map[string]knownvalue.Check{"name": knownvalue.StringExact(f.router)}),
 					statecheck.ExpectKnownValue("data.release_environment.read", tfjsonpath.New("digest"), knownvalue.StringExact(f.v1)),
 					statecheck.ExpectKnownValue("data.release_environment.read", tfjsonpath.New("image"), knownvalue.StringExact(f.repo+"@"+f.v1)),
 					statecheck.ExpectKnownValue("data.release_environment.read", tfjsonpath.New("running"), knownvalue.Int64Exact(2)),
@@ -415,6 +428,117 @@ data "release_environment" "read" {
 			},
 		},
 	})
+}
+
+// An environment whose state was lost comes back with an import block that
+// names it by identity (Terraform 1.12 and later): the plan says it imports
+// and changes nothing on the host, and the environment keeps serving.
+func TestAccEnvironment_importBlockWithIdentity(t *testing.T) {
+	f := newEnvFixture(t)
+	w := newTFWorkspace(t, f.config(f.v1, ""))
+	w.destroyOnCleanup()
+	w.mustRun("apply", "-auto-approve")
+	w.mustRun("state", "rm", "release_environment.web")
+
+	w.write(f.config(f.v1, "") + fmt.Sprintf(`
+import {
+  to       = release_environment.web
+  identity = { name = %q, service = "web" }
+}
+`, f.env))
+	plan := w.mustRun("plan")
+	// Nothing created or destroyed: settings the host does not record
+	// (replicas, health_check, stop_timeout) may show as in-place updates.
+	if !regexp.MustCompile(`Plan: 1 to import, 0 to add, \d+ to change, 0 to destroy`).MatchString(plan) {
+		t.Fatalf("the plan does not only import the environment:\n%s", plan)
+	}
+	apply := w.mustRun("apply", "-auto-approve")
+	if !strings.Contains(apply, "1 imported") {
+		t.Fatalf("the apply did not import the environment:\n%s", apply)
+	}
+	if err := f.checkServes("1.0.0")(nil); err != nil {
+		t.Fatalf("after the import: %v", err)
+	}
+	show := w.mustRun("state", "show", "release_environment.web")
+	if !strings.Contains(show, fmt.Sprintf("%q", f.env+"/web")) {
+		t.Fatalf("the imported state does not hold the environment:\n%s", show)
+	}
+	// A wrong identity names what to import.
+	w.write(f.config(f.v1, "") + `
+import {
+  to       = release_environment.other
+  identity = { name = "no such env!", service = "web" }
+}
+resource "release_environment" "other" {
+  name    = "other"
+  service = "web"
+  image   = release_environment.web.image
+  router  = release_router.edge.id
+}
+`)
+	out, code := w.run("plan")
+	if code == 0 || !strings.Contains(out, "Invalid Import ID") || !strings.Contains(out, "name and service") {
+		t.Fatalf("an invalid identity: exit %d, want the Invalid Import ID error:\n%s", code, out)
+	}
+}
+
+// A state written by an older Terraform (the one on PATH, RELEASE_TEST_TERRAFORM_OLDER,
+// without resource identity) after a release and a switch is planned by
+// the current Terraform with no change, and its first refresh records each
+// resource's identity.
+func TestAccEnvironment_olderTerraformStateUpgrades(t *testing.T) {
+	older := os.Getenv("RELEASE_TEST_TERRAFORM_OLDER")
+	if older == "" {
+		t.Skip("RELEASE_TEST_TERRAFORM_OLDER is not set: scripts/stack.sh up sets it to the Terraform on PATH")
+	}
+	f := newEnvFixture(t)
+	w := newTFWorkspace(t, f.config(f.v1, ""))
+	w.terraform = older
+	w.destroyOnCleanup()
+	version := w.mustRun("version")
+	w.mustRun("apply", "-auto-approve")
+	w.write(f.config(f.v2, ""))
+	w.mustRun("apply", "-auto-approve")
+	if err := f.checkServes("2.0.0")(nil); err != nil {
+		t.Fatalf("after the switch with %s: %v", strings.SplitN(version, "\n", 2)[0], err)
+	}
+
+	w.terraform = ""
+	if out, code := w.run("plan", "-detailed-exitcode"); code != 0 {
+		t.Fatalf("the current Terraform plans a change (exit %d) for the state %s wrote:\n%s", code, strings.SplitN(version, "\n", 2)[0], out)
+	}
+	w.mustRun("apply", "-refresh-only", "-auto-approve")
+	var shown struct {
+		Values struct {
+			RootModule struct {
+				Resources []struct {
+					Address  string         `json:"address"`
+					Identity map[string]any `json:"identity"`
+				} `json:"resources"`
+			} `json:"root_module"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(w.mustRun("show", "-json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]any{
+		"release_environment.web": {"name": f.env, "service": "web"},
+		"release_router.edge":     {"name": f.router},
+	}
+	for _, r := range shown.Values.RootModule.Resources {
+		if w, ok := want[r.Address]; ok {
+			if fmt.Sprint(r.Identity) != fmt.Sprint(w) {
+				t.Errorf("%s has identity %v after the refresh, want %v", r.Address, r.Identity, w)
+			}
+			delete(want, r.Address)
+		}
+	}
+	for address := range want {
+		t.Errorf("%s is not in the state", address)
+	}
+	if err := f.checkServes("2.0.0")(nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A tag instead of a pinned digest, a bad name and an unknown listener are

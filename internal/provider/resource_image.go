@@ -7,10 +7,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/identityschema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/releasekit/terraform-provider-release/internal/imageref"
@@ -23,7 +25,29 @@ var (
 	_ resource.ResourceWithModifyPlan     = (*imageResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*imageResource)(nil)
 	_ resource.ResourceWithImportState    = (*imageResource)(nil)
+	_ resource.ResourceWithIdentity       = (*imageResource)(nil)
 )
+
+// imageIdentity identifies a pin: the repository and the digest pinned.
+type imageIdentity struct {
+	Repository types.String `tfsdk:"repository"`
+	Digest     types.String `tfsdk:"digest"`
+}
+
+func (r *imageResource) IdentitySchema(_ context.Context, _ resource.IdentitySchemaRequest, resp *resource.IdentitySchemaResponse) {
+	resp.IdentitySchema = identityschema.Schema{
+		Attributes: map[string]identityschema.Attribute{
+			"repository": identityschema.StringAttribute{RequiredForImport: true, Description: "The image's repository, such as `registry.example.com/shop/web`."},
+			"digest":     identityschema.StringAttribute{RequiredForImport: true, Description: "The pinned digest, `sha256:` and 64 hexadecimal digits."},
+		},
+	}
+}
+
+func setImageIdentity(ctx context.Context, identity *tfsdk.ResourceIdentity, m imageModel, diags *diag.Diagnostics) {
+	if identity != nil {
+		diags.Append(identity.Set(ctx, imageIdentity{Repository: m.Repository, Digest: m.Digest})...)
+	}
+}
 
 // NewImageResource returns the release_image resource.
 func NewImageResource() resource.Resource {
@@ -243,6 +267,7 @@ func (r *imageResource) Create(ctx context.Context, req resource.CreateRequest, 
 	plan.Ref = types.StringValue(query.Repository.String() + "@" + res.Digest)
 	plan.ID = plan.Ref
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	setImageIdentity(ctx, resp.Identity, plan, &resp.Diagnostics)
 }
 
 // Read keeps the pin as it is: the registry is consulted at plan time instead,
@@ -254,6 +279,7 @@ func (r *imageResource) Read(ctx context.Context, req resource.ReadRequest, resp
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	setImageIdentity(ctx, resp.Identity, state, &resp.Diagnostics)
 }
 
 // Update only records a tag or digest attribute that names the pinned digest
@@ -265,6 +291,7 @@ func (r *imageResource) Update(ctx context.Context, req resource.UpdateRequest, 
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	setImageIdentity(ctx, resp.Identity, plan, &resp.Diagnostics)
 }
 
 // Delete forgets the pin. Images stay in the registry: other states may pin them.
@@ -273,7 +300,13 @@ func (r *imageResource) Delete(context.Context, resource.DeleteRequest, *resourc
 // ImportState takes repository@sha256:… or repository:tag@sha256:… and checks
 // that the digest exists.
 func (r *imageResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	ref, err := imageref.ParsePinned(req.ID)
+	id := req.ID
+	if id == "" && req.Identity != nil {
+		var ident imageIdentity
+		resp.Diagnostics.Append(req.Identity.Get(ctx, &ident)...)
+		id = ident.Repository.ValueString() + "@" + ident.Digest.ValueString()
+	}
+	ref, err := imageref.ParsePinned(id)
 	if err != nil {
 		resp.Diagnostics.AddError("Invalid Import ID",
 			"Import a release_image by its pinned reference, <repository>@sha256:<digest> or <repository>:<tag>@sha256:<digest>, "+
@@ -301,6 +334,7 @@ func (r *imageResource) ImportState(ctx context.Context, req resource.ImportStat
 		m.Tag = types.StringValue(ref.Tag)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	setImageIdentity(ctx, resp.Identity, m, &resp.Diagnostics)
 }
 
 // imageQuery turns known configuration into a registry query.

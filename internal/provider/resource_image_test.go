@@ -70,7 +70,18 @@ func TestAccImage_resolvesTagAndImports(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("release_image.test", tfjsonpath.New("digest"), knownvalue.StringExact(v1)),
 					statecheck.ExpectKnownValue("release_image.test", tfjsonpath.New("tag"), knownvalue.Null()),
+					statecheck.ExpectIdentity("release_image.test", map[string]knownvalue.Check{
+						"repository": knownvalue.StringExact(repo),
+						"digest":     knownvalue.StringExact(v1),
+					}),
 				},
+			},
+			{
+				// An import block with identity = { repository, digest }
+				// (Terraform 1.12 and later) plans a no-op import.
+				ResourceName:    "release_image.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithResourceIdentity,
 			},
 		},
 	})

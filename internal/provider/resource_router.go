@@ -10,12 +10,14 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/identityschema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
@@ -27,7 +29,27 @@ var (
 	_ resource.ResourceWithConfigure   = (*routerResource)(nil)
 	_ resource.ResourceWithImportState = (*routerResource)(nil)
 	_ resource.ResourceWithModifyPlan  = (*routerResource)(nil)
+	_ resource.ResourceWithIdentity    = (*routerResource)(nil)
 )
+
+// routerIdentity identifies a router on its Docker host.
+type routerIdentity struct {
+	Name types.String `tfsdk:"name"`
+}
+
+func (r *routerResource) IdentitySchema(_ context.Context, _ resource.IdentitySchemaRequest, resp *resource.IdentitySchemaResponse) {
+	resp.IdentitySchema = identityschema.Schema{
+		Attributes: map[string]identityschema.Attribute{
+			"name": identityschema.StringAttribute{RequiredForImport: true, Description: "The router's name (its container is `release-router-<name>`)."},
+		},
+	}
+}
+
+func setRouterIdentity(ctx context.Context, identity *tfsdk.ResourceIdentity, name types.String, diags *diag.Diagnostics) {
+	if identity != nil {
+		diags.Append(identity.Set(ctx, routerIdentity{Name: name})...)
+	}
+}
 
 // NewRouterResource returns the release_router resource.
 func NewRouterResource() resource.Resource {
@@ -243,6 +265,7 @@ func (r *routerResource) Create(ctx context.Context, req resource.CreateRequest,
 	plan.ContainerID = types.StringValue(id)
 	plan.Drift = types.StringNull()
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	setRouterIdentity(ctx, resp.Identity, plan.Name, &resp.Diagnostics)
 }
 
 func (r *routerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -251,14 +274,28 @@ func (r *routerResource) Read(ctx context.Context, req resource.ReadRequest, res
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	o, err := router.Observe(ctx, r.data.engine, state.Name.ValueString())
-	if err != nil {
-		addDockerError(&resp.Diagnostics, r.data, "Cannot Read Router", err)
+	setRouterIdentity(ctx, resp.Identity, state.Name, &resp.Diagnostics)
+	found := r.read(ctx, &state, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	if !o.Found {
+	if !found {
 		resp.State.RemoveResource(ctx)
 		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// read fills state from the router's container; false when there is none.
+// Read, and the list resource, use it.
+func (r *routerResource) read(ctx context.Context, state *routerModel, diags *diag.Diagnostics) bool {
+	o, err := router.Observe(ctx, r.data.engine, state.Name.ValueString())
+	if err != nil {
+		addDockerError(diags, r.data, "Cannot Read Router", err)
+		return false
+	}
+	if !o.Found {
+		return false
 	}
 	state.ID = types.StringValue(o.Spec.Name)
 	state.Image = types.StringValue(o.Spec.Image)
@@ -272,7 +309,7 @@ func (r *routerResource) Read(ctx context.Context, req resource.ReadRequest, res
 		state.Ports = append(state.Ports, portModel{Internal: types.Int64Value(int64(p.Internal)), External: types.Int64Value(int64(p.External)), HostIP: types.StringValue(p.HostIP)})
 	}
 	state.Drift = driftValue(o.Drift)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	return true
 }
 
 func (r *routerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -319,6 +356,7 @@ func (r *routerResource) Update(ctx context.Context, req resource.UpdateRequest,
 	}
 	plan.Drift = types.StringNull()
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	setRouterIdentity(ctx, resp.Identity, plan.Name, &resp.Diagnostics)
 }
 
 func (r *routerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -335,11 +373,18 @@ func (r *routerResource) Delete(ctx context.Context, req resource.DeleteRequest,
 
 // ImportState takes the router's name.
 func (r *routerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if err := router.ValidateName(req.ID); err != nil {
-		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_router by its name: "+err.Error())
+	name := req.ID
+	if name == "" && req.Identity != nil {
+		var ident routerIdentity
+		resp.Diagnostics.Append(req.Identity.Get(ctx, &ident)...)
+		name = ident.Name.ValueString()
+	}
+	if err := router.ValidateName(name); err != nil {
+		resp.Diagnostics.AddError("Invalid Import ID", "Import a release_router by its name, or by identity with name: "+err.Error())
 		return
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	setRouterIdentity(ctx, resp.Identity, types.StringValue(name), &resp.Diagnostics)
 }
 
 func portsEqual(a, b []portModel) bool {

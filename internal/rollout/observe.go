@@ -37,6 +37,11 @@ type Status struct {
 	// LiveMismatch says the router's running worker does not serve what its
 	// route file says (a route written but never loaded).
 	LiveMismatch bool
+	// ListenPort is the router listener the route binds (0: no route).
+	ListenPort int
+	// Port is the port the serving revision's containers listen on, from
+	// their label (0: containers from before the label).
+	Port int
 	// Recorded are the revisions recorded as having had all traffic.
 	Recorded map[int]bool
 	// records are the served records, by revision.
@@ -91,7 +96,9 @@ func ObserveLive(environment, service string, managed []docker.Container, router
 	if !st.Found {
 		return st
 	}
-	servers := st.readRoute(routerFiles[router.RouteFileName(environment, service)], live, byRev)
+	route := routerFiles[router.RouteFileName(environment, service)]
+	st.ListenPort = router.RouteListenPort(route)
+	servers := st.readRoute(route, live, byRev)
 	routed := routedRevision(servers, byRev)
 	if len(servers) == 0 {
 		if routerID == "" {
@@ -105,6 +112,7 @@ func ObserveLive(environment, service string, managed []docker.Container, router
 	if len(cs) > 0 {
 		l := cs[0].Labels
 		st.Image, st.Digest, st.ConfigHash = l[naming.LabelImage], l[naming.LabelDigest], l[naming.LabelConfigHash]
+		st.Port = atoi(l[naming.LabelPort])
 		if unix, err := strconv.ParseInt(l[naming.LabelDeployedAt], 10, 64); err == nil {
 			st.DeployedAt = time.Unix(unix, 0).UTC()
 		}

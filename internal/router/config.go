@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -371,6 +372,20 @@ func ParseRouteServers(cfg []byte) []Server {
 		out = append(out, s)
 	}
 	return out
+}
+
+// RouteListenPort is the listener a rendered route binds (its frontend's
+// `bind :<port>`); 0 for an empty file or one without a listener.
+func RouteListenPort(route []byte) int {
+	for _, line := range strings.Split(string(route), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "bind" && strings.HasPrefix(f[1], ":") {
+			if port, err := strconv.Atoi(f[1][1:]); err == nil && port > 0 && port <= 65535 {
+				return port
+			}
+		}
+	}
+	return 0
 }
 
 // ListenerOwner names the route, other than own, that already binds port;

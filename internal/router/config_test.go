@@ -467,3 +467,21 @@ func TestListenerOwner(t *testing.T) {
 		t.Errorf("the metrics port is not a route's, got %q", got)
 	}
 }
+
+func TestRouteListenPort(t *testing.T) {
+	for _, port := range []int{80, 81, 8080} {
+		route, err := RenderRoute(Route{Environment: "staging", Service: "web", ListenPort: port, HealthPath: "/healthz",
+			Servers: []Server{{Name: "r1-1", Address: "172.18.0.2:8080", Weight: 100}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := RouteListenPort(route); got != port {
+			t.Errorf("RouteListenPort of a route rendered for port %d = %d", port, got)
+		}
+	}
+	for _, empty := range [][]byte{nil, []byte(""), []byte("backend be_x\n    server a 1.2.3.4:80\n")} {
+		if got := RouteListenPort(empty); got != 0 {
+			t.Errorf("RouteListenPort(%q) = %d, want 0", empty, got)
+		}
+	}
+}

@@ -23,6 +23,9 @@ const (
 	LabelRouterNetwork     = "release.router.network"
 	LabelMigration         = "release.migration"
 	LabelMigrationDir      = "release.migration.direction"
+	// LabelCommand is what an action asks of a canary in flight (abort,
+	// promote, hold), on a KindCommand marker.
+	LabelCommand = "release.command"
 )
 
 // Kind is what a managed object is, in LabelKind.
@@ -35,6 +38,9 @@ const (
 	// KindServed records that a revision had all of an environment's
 	// traffic: a container created and never started, whose labels are the record.
 	KindServed Kind = "served"
+	// KindCommand is an action's command to the apply running a canary: a
+	// container created and never started, read at every analysis.
+	KindCommand Kind = "command"
 )
 
 // Track is the part an application container plays in a rollout, in LabelTrack.

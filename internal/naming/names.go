@@ -65,3 +65,9 @@ func NetworkName(environment, service string) string {
 func ServedRecordName(environment, service string, revision int) string {
 	return fmt.Sprintf("release-served-%s-%s-r%d", environment, service, revision)
 }
+
+// CommandMarkerName is the container that carries an action's command to
+// the canary of an environment's service (one at a time).
+func CommandMarkerName(environment, service string) string {
+	return fmt.Sprintf("release-command-%s-%s", environment, service)
+}

@@ -73,6 +73,8 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 	}
 
 	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(st.policy.Judgment()), cleanup: cleanup}
+	// A command left by an action is for this canary only.
+	defer d.clearCommand(ctx, spec)
 	if st.firstStep == 0 {
 		// The router checks the canary and baseline with no traffic first:
 		// nobody is sent to a container the router itself would not pass.
@@ -81,7 +83,13 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 		}
 	}
 	for i := st.firstStep; i < len(st.policy.Steps); i++ {
-		if err := run.step(ctx, i); err != nil {
+		err := run.step(ctx, i)
+		if errors.Is(err, errPromoteNow) {
+			d.log("promote action: the steps left are skipped", "step", i+1, "revision", st.canaryRev)
+			run.promotedByAction = i + 1
+			break
+		}
+		if err != nil {
 			return Result{CanaryReport: run.report}, err
 		}
 	}
@@ -98,6 +106,9 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 		return Result{CanaryReport: run.report}, run.abort(ctx, last, why+"; a canary that no longer serves is never promoted", analysis.Result{})
 	}
 	report := analysis.Report(fmt.Sprintf("Canary of %s/%s revision %d: promoted", spec.Environment, spec.Service, st.canaryRev), run.results)
+	if run.promotedByAction > 0 {
+		report += fmt.Sprintf("\nPromoted by action at step %d of %d.\n", run.promotedByAction, len(st.policy.Steps))
+	}
 	d.log("canary passed every step; promoting", "revision", st.canaryRev)
 	// Everyone goes to the canary at once, without a reload; stable and
 	// baseline are drained before the route drops them and they stop.
@@ -130,6 +141,36 @@ type canaryRun struct {
 	requests int
 	results  []analysis.Result
 	report   string
+	// held: a hold command keeps the canary at its step until another command.
+	held bool
+	// promotedByAction is the step a promote command ended the steps at.
+	promotedByAction int
+}
+
+// errPromoteNow ends a canary's steps: a promote command was left for it.
+var errPromoteNow = errors.New("promote command")
+
+// AbortedByAction is the reason a canary aborted by the abort action gives.
+const AbortedByAction = "aborted by action"
+
+// obey reads the command left for the canary: a non-nil error ends the step
+// (an abort, or errPromoteNow); a hold sets held until another command.
+func (r *canaryRun) obey(ctx context.Context, step int) error {
+	switch r.d.command(ctx, r.spec, r.st.canaryRev) {
+	case CommandAbort:
+		r.d.log("abort action: every user goes back to stable", "step", step+1, "revision", r.st.canaryRev)
+		return r.abort(ctx, step, AbortedByAction, analysis.Result{})
+	case CommandPromote:
+		return errPromoteNow
+	case CommandHold:
+		if !r.held {
+			r.d.log("hold action: the canary stays at its weight", "step", step+1, "revision", r.st.canaryRev)
+		}
+		r.held = true
+	default:
+		r.held = false
+	}
+	return nil
 }
 
 // step sets step i's weight, holds it for its pause and judges it every
@@ -158,13 +199,20 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 	stepStart := d.Clock.Now()
 	planned := int(time.Duration(step.Pause) / interval)
 	last := analysis.Inconclusive
-	for look := 1; look <= planned+policy.Analysis.InconclusiveLimit; look++ {
-		if look > planned && last == analysis.Pass {
+	for look := 1; r.held || look <= planned+policy.Analysis.InconclusiveLimit; look++ {
+		if !r.held && look > planned && last == analysis.Pass {
 			break
 		}
 		if err := d.Clock.Sleep(ctx, stepStart.Add(time.Duration(look)*interval).Sub(d.Clock.Now())); err != nil {
 			// Cancelled (Ctrl-C or the timeout): never leave a half-judged canary serving.
-			return r.abort(ctx, i, "the apply was cancelled ("+err.Error()+")", analysis.Result{})
+			why := "the apply was cancelled (" + err.Error() + ")"
+			if r.held {
+				why += " while the canary was held by the hold action"
+			}
+			return r.abort(ctx, i, why, analysis.Result{})
+		}
+		if err := r.obey(ctx, i); err != nil {
+			return err
 		}
 		res := r.look(ctx)
 		res.Step = i + 1

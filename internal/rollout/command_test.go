@@ -1,0 +1,142 @@
+package rollout
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// commandAt leaves cmd for the production canary when the canary's look n
+// is taken; the loop reads it at its next analysis.
+func (h *harness) commandAt(m *fakeMetrics, n int, cmd CanaryCommand) {
+	prior := m.onLook
+	m.onLook = func(look int) {
+		if prior != nil {
+			prior(look)
+		}
+		if look == n {
+			if _, err := SendCommand(h.ctx, h.host, h.observe("production"), "production", "web", cmd); err != nil {
+				h.t.Errorf("SendCommand(%s) at look %d: %v", cmd, n, err)
+			}
+		}
+	}
+}
+
+func (h *harness) pendingCommand() CanaryCommand {
+	cmd, _, err := PendingCommand(h.ctx, h.host, "production", "web")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return cmd
+}
+
+func TestAbortCommandPutsUsersBackAtTheNextAnalysis(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	m := &fakeMetrics{sample: healthySample(200)}
+	h.commandAt(m, 4, CommandAbort) // the first look of step 2
+
+	_, err := h.d.Deploy(h.ctx, h.withCanary(webSpec("production", digest2), testPolicy(true), m))
+	var aborted *CanaryAbortedError
+	if !errors.As(err, &aborted) {
+		t.Fatalf("Deploy = %v, want a CanaryAbortedError", err)
+	}
+	if aborted.Why != AbortedByAction || aborted.Step != 2 || aborted.Weight != 25 {
+		t.Errorf("aborted at step %d (%d%%): %q; want step 2 (25%%): %q", aborted.Step, aborted.Weight, aborted.Why, AbortedByAction)
+	}
+	// No analysis after the command: users went back at the next one.
+	if m.looks != 4 {
+		t.Errorf("%d analyses were taken, want 4: the abort comes at the first analysis after the command", m.looks)
+	}
+	if got, want := h.routedNames("production"), []string{"r1-1", "r1-2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("routed to %v after the abort, want %v", got, want)
+	}
+	if cmd := h.pendingCommand(); cmd != CommandNone {
+		t.Errorf("the command %q is left on the host after the canary ended", cmd)
+	}
+}
+
+func TestPromoteCommandSkipsTheStepsLeft(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	m := &fakeMetrics{sample: healthySample(200)}
+	h.routes.history = nil
+	h.commandAt(m, 2, CommandPromote)
+
+	res := h.deploy(h.withCanary(webSpec("production", digest2), testPolicy(true), m))
+	if res.Status.Revision != 2 || res.Status.Canary != nil {
+		t.Fatalf("after the promote command: revision %d, canary %+v", res.Status.Revision, res.Status.Canary)
+	}
+	var shares []int
+	for _, w := range h.routeHistory() {
+		shares = append(shares, canaryShare(w))
+	}
+	// The router's check, step 1 at 10%, then everyone on the canary.
+	if want := []int{0, 10, 100, 0}; !reflect.DeepEqual(shares, want) {
+		t.Errorf("canary shares of the routes written = %v, want %v", shares, want)
+	}
+	if m.looks != 2 {
+		t.Errorf("%d analyses, want 2", m.looks)
+	}
+	if !strings.Contains(res.CanaryReport, "Promoted by action at step 1 of 3") {
+		t.Errorf("the report does not say the action promoted it:\n%s", res.CanaryReport)
+	}
+	if cmd := h.pendingCommand(); cmd != CommandNone {
+		t.Errorf("the command %q is left on the host", cmd)
+	}
+}
+
+func TestHoldCommandKeepsTheWeightUntilPromoted(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	m := &fakeMetrics{sample: healthySample(200)}
+	h.routes.history = nil
+	h.commandAt(m, 2, CommandHold)
+	h.commandAt(m, 9, CommandPromote) // step 1 alone would have ended at look 3
+	start := h.clock.Now()
+
+	res := h.deploy(h.withCanary(webSpec("production", digest2), testPolicy(true), m))
+	if res.Status.Revision != 2 {
+		t.Fatalf("after hold and promote: revision %d", res.Status.Revision)
+	}
+	var shares []int
+	for _, w := range h.routeHistory() {
+		shares = append(shares, canaryShare(w))
+	}
+	if want := []int{0, 10, 100, 0}; !reflect.DeepEqual(shares, want) {
+		t.Errorf("canary shares of the routes written = %v, want %v (held at 10%%)", shares, want)
+	}
+	if m.looks != 9 {
+		t.Errorf("%d analyses, want 9: the held canary is still judged every interval", m.looks)
+	}
+	if held := h.clock.Now().Sub(start); held < 90e9 {
+		t.Errorf("the canary was held %s, want at least the 9 intervals", held)
+	}
+}
+
+func TestCommandWithoutCanaryIsRefused(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	_, err := SendCommand(h.ctx, h.host, h.observe("production"), "production", "web", CommandAbort)
+	var none *NoCanaryError
+	if !errors.As(err, &none) {
+		t.Fatalf("SendCommand without a canary = %v, want a NoCanaryError", err)
+	}
+	if cmd := h.pendingCommand(); cmd != CommandNone {
+		t.Errorf("a command %q was left although no canary runs", cmd)
+	}
+}
+
+func TestParseCanaryCommand(t *testing.T) {
+	for _, s := range []string{"abort", "promote", "hold"} {
+		if c, ok := ParseCanaryCommand(s); !ok || string(c) != s {
+			t.Errorf("ParseCanaryCommand(%q) = %q, %v", s, c, ok)
+		}
+	}
+	for _, s := range []string{"", "Abort", "resume"} {
+		if _, ok := ParseCanaryCommand(s); ok {
+			t.Errorf("ParseCanaryCommand(%q) accepted", s)
+		}
+	}
+}

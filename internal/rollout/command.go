@@ -136,3 +136,13 @@ func (d *Deployer) clearCommand(ctx context.Context, spec Spec) {
 		d.log("cannot remove the command marker", "error", err.Error())
 	}
 }
+
+// hasCommand says whether a listing holds a command marker of spec's service.
+func hasCommand(managed []docker.Container, spec Spec) bool {
+	for _, c := range managed {
+		if naming.KindCommand.Is(c.Labels) && c.Labels[naming.LabelEnvironment] == spec.Environment && c.Labels[naming.LabelService] == spec.Service {
+			return true
+		}
+	}
+	return false
+}

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // commandAt leaves cmd for the production canary when the canary's look n
@@ -138,5 +139,33 @@ func TestParseCanaryCommand(t *testing.T) {
 		if _, ok := ParseCanaryCommand(s); ok {
 			t.Errorf("ParseCanaryCommand(%q) accepted", s)
 		}
+	}
+}
+
+// A command left for a canary that an apply then removes (here: the
+// configuration went back to the stable digest) does not stay on the host.
+func TestCommandOfARemovedCanaryIsCleared(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	p := testPolicy(true)
+	p.OnInterrupt = "resume"
+	h.interrupt(h.withCanary(webSpec("production", digest2), p, &fakeMetrics{sample: healthySample(200)}), p, 2)
+	if _, err := SendCommand(h.ctx, h.host, h.observe("production"), "production", "web", CommandHold); err != nil {
+		t.Fatal(err)
+	}
+	h.deploy(h.withCanary(webSpec("production", digest1), p, &fakeMetrics{sample: healthySample(200)}))
+	if cmd := h.pendingCommand(); cmd != CommandNone {
+		t.Errorf("the command %q for the removed canary is still on the host", cmd)
+	}
+	// Destroying the environment removes a command with the rest.
+	h.interrupt(h.withCanary(webSpec("production", digest2), p, &fakeMetrics{sample: healthySample(200)}), p, 2)
+	if _, err := SendCommand(h.ctx, h.host, h.observe("production"), "production", "web", CommandAbort); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.d.Destroy(h.ctx, "production", "web", "router-1", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if cmd := h.pendingCommand(); cmd != CommandNone {
+		t.Errorf("the command %q outlived the environment", cmd)
 	}
 }

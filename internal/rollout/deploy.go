@@ -66,6 +66,11 @@ func (d *Deployer) Deploy(ctx context.Context, spec Spec) (Result, error) {
 			return Result{Decision: dec}, err
 		}
 	}
+	if dec.Kind != ResumeCanary && dec.Kind != Blocked && hasCommand(managed, spec) {
+		// A command left for a canary that this rollout removes or replaces
+		// has no canary to act on any more.
+		d.clearCommand(ctx, spec)
+	}
 	var res Result
 	switch dec.Kind {
 	case Blocked:

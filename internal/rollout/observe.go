@@ -173,6 +173,9 @@ func (st *Status) readRoute(route []byte, live map[string]router.ServerState, by
 		st.Drift = append(st.Drift, "the router runs another route than its file holds (an apply was interrupted between writing the route and loading it)")
 		servers = servers[:0]
 		for name, l := range live {
+			if l.Status == "MAINT" {
+				continue // no traffic, whatever weight the exporter reports
+			}
 			servers = append(servers, router.Server{Name: name, Weight: l.Weight})
 		}
 	}

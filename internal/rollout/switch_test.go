@@ -1187,3 +1187,21 @@ func TestDeployUnconfirmedReloadKeepsBothRevisions(t *testing.T) {
 		t.Errorf("next apply: revision %d, drift %q", res.Status.Revision, res.Status.Drift)
 	}
 }
+
+// What the router runs decides when it differs from the file, but a server
+// in maintenance gets no traffic whatever weight HAProxy's exporter reports
+// (it keeps the weight the server had when it entered maintenance): a
+// canary left in maintenance is no canary in flight.
+func TestObserveIgnoresLiveServersInMaintenance(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	live := map[string]router.ServerState{"c9-1": {Status: "MAINT", Weight: 256}}
+	for _, s := range router.ParseRouteServers(h.route("production")) {
+		live[s.Name] = router.ServerState{Status: "UP", CheckStatus: "L7OK", Weight: 7} // not the file's weight
+	}
+	h.routes.live = map[string]map[string]router.ServerState{"router-1": live}
+	st := h.observe("production")
+	if !st.LiveMismatch || st.Canary != nil || st.Revision != 1 {
+		t.Errorf("mismatch %v, canary %+v, revision %d: want revision 1 serving and no canary", st.LiveMismatch, st.Canary, st.Revision)
+	}
+}

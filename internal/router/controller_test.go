@@ -780,7 +780,7 @@ func TestApplyWeightsThroughTheRuntimeAPI(t *testing.T) {
 	}
 	want := []string{"install router-1", "copy .next-route_production_web.cfg", "rename",
 		"cli set server be_production_web/c2-1 weight 256; set server be_production_web/c2-1 state ready; " +
-			"set server be_production_web/r1-1 state maint; set server be_production_web/r1-1 weight 0; " +
+			"set server be_production_web/r1-1 weight 0; set server be_production_web/r1-1 state maint; " +
 			"show servers state be_production_web; show servers state be_production_web_sticky"}
 	if !reflect.DeepEqual(f.events, want) {
 		t.Errorf("events\n%q\nwant\n%q", f.events, want)

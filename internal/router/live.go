@@ -21,9 +21,13 @@ func LiveMatches(route []byte, live map[string]ServerState) bool {
 	}
 	for name, l := range live {
 		s, ok := want[name]
+		// A server in maintenance gets no request, whatever weight the
+		// exporter reports: it keeps the weight the server had when it
+		// entered maintenance (show servers state has the set one).
 		switch {
-		case !ok && (l.Status != "MAINT" || l.Weight != 0):
+		case !ok && l.Status != "MAINT":
 			return false
+		case ok && s.Drain && l.Status == "MAINT":
 		case ok && l.Weight != s.Weight:
 			return false
 		}

@@ -22,6 +22,10 @@ func TestLiveMatches(t *testing.T) {
 		mod(m)
 		return m
 	}
+	drained := r
+	drained.Servers = append([]Server(nil), r.Servers...)
+	drained.Servers[0].Weight, drained.Servers[0].Drain = 0, true
+	drainedRoute := mustRenderRoute(t, drained)
 	noServers := r
 	noServers.Servers = nil
 	for name, tc := range map[string]struct {
@@ -40,6 +44,11 @@ func TestLiveMatches(t *testing.T) {
 		"route, backend not loaded":    {route, map[string]ServerState{}, false},
 		"route without servers, none":  {mustRenderRoute(t, noServers), nil, true},
 		"route without servers, stale": {mustRenderRoute(t, noServers), map[string]ServerState{"r1-1": {Status: "UP", Weight: 100}}, false},
+		// HAProxy's exporter keeps the weight a server had when it entered
+		// maintenance: a leftover of a removal is still not served.
+		"a leftover in maintenance at its old weight": {route, live(func(m map[string]ServerState) { m["c0-1"] = ServerState{Status: "MAINT", Weight: 256} }), true},
+		"a drained server at its old weight":          {drainedRoute, live(func(m map[string]ServerState) { m["r1-1"] = ServerState{Status: "MAINT", Weight: 256} }), true},
+		"a drained server still up":                   {drainedRoute, live(func(m map[string]ServerState) { m["r1-1"] = ServerState{Status: "UP", Weight: 256} }), false},
 	} {
 		if got := LiveMatches(tc.route, tc.live); got != tc.want {
 			t.Errorf("%s: LiveMatches = %v, want %v", name, got, tc.want)

@@ -196,7 +196,9 @@ func (p RuntimePlan) Commands() string {
 	for _, c := range p.Changes {
 		t := be + "/" + c.Server
 		if c.Drain {
-			drains = append(drains, "set server "+t+" state maint", "set server "+t+" weight 0")
+			// Weight first: HAProxy's exporter keeps the weight a server has
+			// when it enters maintenance.
+			drains = append(drains, "set server "+t+" weight 0", "set server "+t+" state maint")
 			continue
 		}
 		cmds = append(cmds, "set server "+t+" weight "+strconv.Itoa(c.Weight), "set server "+t+" state ready")
@@ -207,7 +209,7 @@ func (p RuntimePlan) Commands() string {
 	}
 	for _, name := range p.Remove {
 		t := be + "/" + name
-		cmds = append(cmds, "set server "+t+" state maint", "set server "+t+" weight 0", "del server "+t)
+		cmds = append(cmds, "set server "+t+" weight 0", "set server "+t+" state maint", "del server "+t)
 	}
 	cmds = append(cmds, "show servers state "+be, "show servers state "+StickyBackend(be))
 	return strings.Join(cmds, "; ")

@@ -176,3 +176,45 @@ func TestRuntimeWeightsRealHAProxy(t *testing.T) {
 		t.Errorf("s1-1 runs weight %d after the reload, want 100", live["s1-1"].Weight)
 	}
 }
+
+// A server drained or removed at runtime from a route the router loaded
+// from its file: HAProxy's exporter keeps reporting the weight the server
+// had when it entered maintenance (only `show servers state` has the new
+// one), and a drained or leftover server is in no way served. The route
+// still matches what the router runs. (CI: after a router restart, the
+// canary's servers came from the file; removed with connections open they
+// stayed in maintenance, reported at their old weight, and the next plan
+// saw a canary that no longer had traffic.)
+func TestDrainedServerMatchesItsRouteRealHAProxy(t *testing.T) {
+	engine, id := realRouter(t)
+	ctx := context.Background()
+	c := &Controller{Docker: engine}
+	backend := BackendName("prod", "web")
+	route := Route{Environment: "prod", Service: "web", ListenPort: 8080, HealthPath: "/healthz", CheckInterval: time.Second,
+		Servers: []Server{{Name: "r1-1", Address: "127.0.0.1:18080", Weight: 100}, {Name: "c2-1", Address: "127.0.0.1:18084", Weight: 100}}}
+	previous := mustRenderRoute(t, route)
+	if err := c.Apply(ctx, id, map[string][]byte{fakeAppFile: []byte(fakeApp), route.FileName(): previous}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(ctx, id, 9101, backend, []string{"r1-1", "c2-1"}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Files(ctx, id); err != nil { // as an apply does: the base file read first
+		t.Fatal(err)
+	}
+	route.Servers[0].Weight, route.Servers[0].Drain = 0, true
+	drained := mustRenderRoute(t, route)
+	if err := c.ApplyKnown(ctx, id, map[string][]byte{route.FileName(): drained}, map[string][]byte{route.FileName(): previous}); err != nil {
+		t.Fatal(err)
+	}
+	live, err := c.LiveServers(ctx, id, 9101, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live["r1-1"].Status != "MAINT" || !LiveMatches(drained, live) {
+		t.Errorf("after the drain the exporter shows %+v, which does not match the route\n%s", live, drained)
+	}
+	if n := reloadsSince(t, engine, id, time.Now().Add(-time.Minute)); n > 1 {
+		t.Errorf("%d reloads: the drain was not applied at runtime", n)
+	}
+}

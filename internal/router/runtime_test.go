@@ -123,7 +123,7 @@ func TestStickySwitchRendersAndReadsBack(t *testing.T) {
 func TestRuntimeCommands(t *testing.T) {
 	got := RuntimeCommands("be_prod_web", []WeightChange{{Server: "b1-1", Drain: true}, {Server: "c2-1", Weight: 256}})
 	want := "set server be_prod_web/c2-1 weight 256; set server be_prod_web/c2-1 state ready; " +
-		"set server be_prod_web/b1-1 state maint; set server be_prod_web/b1-1 weight 0"
+		"set server be_prod_web/b1-1 weight 0; set server be_prod_web/b1-1 state maint"
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
@@ -142,8 +142,8 @@ func TestRuntimeCommands(t *testing.T) {
 		"enable dynamic-cookie backend be_prod_web; " +
 		"set server be_prod_web/s2-1 weight 100; set server be_prod_web/s3-1 weight 50; " +
 		"set server be_prod_web_sticky/sticky state maint; " +
-		"set server be_prod_web/c2-1 state maint; set server be_prod_web/c2-1 weight 0; del server be_prod_web/c2-1; " +
-		"set server be_prod_web/s1-1 state maint; set server be_prod_web/s1-1 weight 0; del server be_prod_web/s1-1; " +
+		"set server be_prod_web/c2-1 weight 0; set server be_prod_web/c2-1 state maint; del server be_prod_web/c2-1; " +
+		"set server be_prod_web/s1-1 weight 0; set server be_prod_web/s1-1 state maint; del server be_prod_web/s1-1; " +
 		"show servers state be_prod_web; show servers state be_prod_web_sticky"
 	if got := plan.Commands(); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)

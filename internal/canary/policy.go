@@ -35,6 +35,32 @@ type Policy struct {
 type Step struct {
 	Weight int      `json:"weight"`
 	Pause  Duration `json:"pause"`
+	// Manual holds the canary at Weight when the step is reached: the apply
+	// ends there, and the next apply (or the promote action, carried out by
+	// it) continues. Pause is then zero.
+	Manual bool `json:"manual,omitempty"`
+}
+
+// ManualPause is how a manual step's pause is written.
+const ManualPause = "manual"
+
+// PauseText is a step's pause as written: a duration, or ManualPause.
+func (s Step) PauseText() string {
+	if s.Manual {
+		return ManualPause
+	}
+	return Format(time.Duration(s.Pause))
+}
+
+// ManualStepAt is the index of the manual step at weight, if there is one:
+// a canary found at that weight is held there.
+func (p Policy) ManualStepAt(weight int) (int, bool) {
+	for i, s := range p.Steps {
+		if s.Manual && s.Weight == weight {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // Analysis is how each step is judged.
@@ -151,7 +177,7 @@ func (p Policy) Validate() []Problem {
 		if p.Baseline && s.Weight > 50 {
 			add(path+".weight", "with a baseline, which gets as much traffic as the canary, a weight above 50 leaves stable less than nothing; use at most 50 or baseline = false")
 		}
-		if time.Duration(s.Pause) < time.Duration(p.Analysis.Interval) {
+		if !s.Manual && time.Duration(s.Pause) < time.Duration(p.Analysis.Interval) {
 			add(path+".pause", "the pause %s is shorter than the analysis interval %s, so the step would never be analysed", time.Duration(s.Pause), time.Duration(p.Analysis.Interval))
 		}
 	}
@@ -266,6 +292,9 @@ func (p Policy) Schedule() string {
 	var parts []string
 	for _, s := range p.Steps {
 		part := fmt.Sprintf("%d%% for %s", s.Weight, Format(time.Duration(s.Pause)))
+		if s.Manual {
+			part = fmt.Sprintf("%d%% held until the next apply", s.Weight)
+		}
 		parts = append(parts, part)
 	}
 	parts = append(parts, "100%")

@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -8,7 +9,7 @@ import (
 
 func standard() Policy {
 	return Policy{
-		Steps:       []Step{{5, Duration(time.Minute)}, {25, Duration(2 * time.Minute)}, {50, Duration(2 * time.Minute)}},
+		Steps:       []Step{{Weight: 5, Pause: Duration(time.Minute)}, {Weight: 25, Pause: Duration(2 * time.Minute)}, {Weight: 50, Pause: Duration(2 * time.Minute)}},
 		Analysis:    Analysis{Interval: Duration(30 * time.Second), MinRequests: 100, MaxErrorRate: 0.01, FailureLimit: 1, InconclusiveLimit: 3},
 		Baseline:    true,
 		OnInterrupt: "abort",
@@ -132,4 +133,43 @@ func TestFormat(t *testing.T) {
 			t.Errorf("Format(%v) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+func TestManualStep(t *testing.T) {
+	p := standard()
+	p.Steps[1] = Step{Weight: 25, Manual: true}
+	if probs := p.Validate(); len(probs) != 0 {
+		t.Fatalf("a manual step has problems: %v", probs)
+	}
+	want := "5% for 1m → 25% held until the next apply → 50% for 2m → 100% to the canary and an equal baseline; analysed every 30s (at least 100 requests a side); 3m to 7m30s"
+	if got := p.Schedule(); got != want {
+		t.Errorf("schedule\n got %q\nwant %q", got, want)
+	}
+	if i, ok := p.ManualStepAt(25); !ok || i != 1 {
+		t.Errorf("ManualStepAt(25) = %d, %v; want 1, true", i, ok)
+	}
+	if _, ok := p.ManualStepAt(5); ok {
+		t.Error("ManualStepAt(5) found a timed step")
+	}
+	if got := p.Steps[1].PauseText(); got != ManualPause {
+		t.Errorf("PauseText of a manual step = %q", got)
+	}
+	// The encoding of a policy without manual steps is what it was.
+	if id := standard().ID(); strings.Contains(mustDecodeJSON(t, id), "manual") {
+		t.Errorf("a policy without manual steps encodes a manual field: %s", mustDecodeJSON(t, id))
+	}
+	back, err := Decode(p.ID())
+	if err != nil || !back.Steps[1].Manual {
+		t.Errorf("a manual step does not survive the encoding: %+v, %v", back.Steps, err)
+	}
+}
+
+func mustDecodeJSON(t *testing.T, id string) string {
+	t.Helper()
+	p, err := Decode(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
 }

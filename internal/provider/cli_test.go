@@ -134,3 +134,13 @@ func (w *tfWorkspace) destroyOnCleanup() {
 		}
 	})
 }
+
+// configText is the workspace's configuration as last written.
+func (w *tfWorkspace) configText(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.dir, "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

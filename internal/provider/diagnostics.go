@@ -226,7 +226,11 @@ func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy,
 		} else {
 			b.WriteString("Set report_path on the release_canary to keep every analysis as Markdown. ")
 		}
-		b.WriteString("Fix the release and apply again (the next plan shows the same change), or revert the change of image.")
+		if aborted.Why == rollout.AbortedByAction {
+			b.WriteString("The release_canary_abort action stopped it. The configuration still asks for this image: the next apply starts the canary again; revert the change of image to stay on the stable revision.")
+		} else {
+			b.WriteString("Fix the release and apply again (the next plan shows the same change), or revert the change of image.")
+		}
 		diags.AddAttributeError(path.Root("image"), "Canary Aborted", b.String())
 		return true
 	case errors.As(err, &interrupted):
@@ -426,4 +430,13 @@ func addRouterLeaseError(diags *diag.Diagnostics, d *providerData, routerName st
 	default:
 		addDockerError(diags, d, "Cannot Take The Router's Lease", err)
 	}
+}
+
+// addCanaryHeldWarning says an apply ended at a manual step on purpose.
+func addCanaryHeldWarning(diags *diag.Diagnostics, spec rollout.Spec, held *rollout.HeldCanary) {
+	diags.AddWarning("Canary Held At A Manual Step",
+		fmt.Sprintf("The canary of %s/%s revision %d (%s) is held at step %d of %d with %d%% of traffic, as its manual step asks; revision %d serves the rest.\n\n"+
+			"Apply again to continue from the next step (the plan shows \"continue the canary …\"), invoke the release_canary_promote action to have that apply promote it at once, "+
+			"or revert the change of image to remove the canary.",
+			spec.Environment, spec.Service, held.Revision, spec.Digest, held.Step, held.Steps, held.Weight, held.StableRevision))
 }

@@ -242,6 +242,18 @@ func verifiedValue(name, service string, st rollout.Status) types.Object {
 	})
 }
 
+// verifiedServing is observed with the serving digest of planned, when the
+// plan knew it.
+func verifiedServing(observed, planned types.Object) types.Object {
+	serving, ok := planned.Attributes()["serving"]
+	if !ok || serving.IsUnknown() || observed.IsNull() || observed.IsUnknown() {
+		return observed
+	}
+	attrs := observed.Attributes()
+	attrs["serving"] = serving
+	return types.ObjectValueMust(verifiedType.AttrTypes, attrs)
+}
+
 func historyValue(h []rollout.HistoryEntry) types.List {
 	elems := make([]attr.Value, 0, len(h))
 	for _, e := range h {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/action"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/list"
@@ -28,6 +29,7 @@ var (
 	_ provider.Provider                   = (*releaseProvider)(nil)
 	_ provider.ProviderWithValidateConfig = (*releaseProvider)(nil)
 	_ provider.ProviderWithListResources  = (*releaseProvider)(nil)
+	_ provider.ProviderWithActions        = (*releaseProvider)(nil)
 )
 
 // New returns a constructor of the provider for the given version.
@@ -227,6 +229,7 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 	resp.ResourceData = data
 	resp.DataSourceData = data
 	resp.ListResourceData = data
+	resp.ActionData = data
 }
 
 func (p *releaseProvider) Resources(context.Context) []func() resource.Resource {
@@ -236,6 +239,15 @@ func (p *releaseProvider) Resources(context.Context) []func() resource.Resource 
 		NewEnvironmentResource,
 		NewMigrationResource,
 		NewCanaryResource,
+	}
+}
+
+// Actions act on canaries that other applies run (Terraform 1.14 and later).
+func (p *releaseProvider) Actions(context.Context) []func() action.Action {
+	return []func() action.Action{
+		NewCanaryAbortAction,
+		NewCanaryPromoteAction,
+		NewCanaryHoldAction,
 	}
 }
 

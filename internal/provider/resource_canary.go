@@ -121,7 +121,9 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Required: true,
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 					"weight": schema.Int64Attribute{Description: "Percent of traffic to the canary, 1 to 99.", Required: true},
-					"pause":  schema.StringAttribute{Description: "How long the step lasts, such as `2m`.", Required: true, Validators: duration},
+					"pause": schema.StringAttribute{Description: "How long the step lasts, such as `2m`; or `manual`: the apply ends with the canary held at the step's weight, " +
+						"and the next apply continues from the step after it (the plan shows `continue the canary …`). The `release_canary_promote` action on a held canary is carried out by that next apply.",
+						Required: true, Validators: []validator.String{pauseValidator()}},
 				}},
 			},
 			"analysis": schema.SingleNestedAttribute{
@@ -371,6 +373,10 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 			known = false
 			continue
 		}
+		if s.Pause.ValueString() == canary.ManualPause {
+			p.Steps = append(p.Steps, canary.Step{Weight: int(s.Weight.ValueInt64()), Manual: true})
+			continue
+		}
 		d, _ := time.ParseDuration(s.Pause.ValueString())
 		p.Steps = append(p.Steps, canary.Step{Weight: int(s.Weight.ValueInt64()), Pause: canary.Duration(d)})
 	}
@@ -454,7 +460,7 @@ func policySettings(p canary.Policy) canaryModel {
 		m.ReportPath = types.StringValue(p.ReportPath)
 	}
 	for _, s := range p.Steps {
-		m.Steps = append(m.Steps, stepModel{Weight: types.Int64Value(int64(s.Weight)), Pause: types.StringValue(canary.Format(time.Duration(s.Pause)))})
+		m.Steps = append(m.Steps, stepModel{Weight: types.Int64Value(int64(s.Weight)), Pause: types.StringValue(s.PauseText())})
 	}
 	a := p.Analysis
 	vals := map[string]attr.Value{

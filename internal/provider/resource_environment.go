@@ -581,10 +581,20 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 		addSwitchError(diags, r.data, spec, policy, err)
 		return
 	}
+	planned := *plan
 	r.setObserved(plan, res.Status)
 	plan.Drift = types.StringNull()
 	if plan.Rollout.IsUnknown() {
 		plan.Rollout = types.StringValue(res.Decision.String())
+	}
+	if res.Held != nil {
+		// The apply did what the plan said, up to the manual step: the state
+		// keeps the planned digest (Terraform holds the apply to it); the
+		// next refresh reads the stable one serving beside the canary, and
+		// the plan shows the canary's continuation.
+		plan.Digest = planned.Digest
+		plan.Verified = verifiedServing(plan.Verified, planned.Verified)
+		addCanaryHeldWarning(diags, spec, res.Held)
 	}
 }
 

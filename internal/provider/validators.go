@@ -50,6 +50,25 @@ func durationValidator(min time.Duration) validator.String {
 		})
 }
 
+// pauseValidator checks a canary step's pause: a duration of at least 1s,
+// or "manual".
+func pauseValidator() validator.String {
+	return validators.StringCheck("a duration such as 30s or 2m, or \"manual\"", "Invalid Pause",
+		func(s string) error {
+			if s == canary.ManualPause {
+				return nil
+			}
+			d, err := time.ParseDuration(s)
+			if err == nil && d < time.Second {
+				err = fmt.Errorf("%s is shorter than 1s", d)
+			}
+			return err
+		},
+		func(attr path.Path, value types.String, _ error) string {
+			return attr.String() + " must be a duration such as 30s or 2m, or \"manual\" to hold the canary there until the next apply; got " + value.String() + "."
+		})
+}
+
 // healthPathValidator checks a health check's HTTP path.
 func healthPathValidator() validator.String {
 	return validators.StringCheck("an absolute URL path such as /healthz", "Invalid Health Check Path", router.ValidateHealthPath, nil)

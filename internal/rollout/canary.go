@@ -22,6 +22,8 @@ type canaryState struct {
 	stableDigest             string
 	// firstStep is where the steps start (a resumed canary skips those done).
 	firstStep int
+	// continued says why a canary that was not interrupted goes on (Decision.Continue).
+	continued CanaryCommand
 	// route is the route file as the router has it now.
 	route []byte
 	// before is what ran when the apply started.
@@ -73,8 +75,16 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 	}
 
 	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(st.policy.Judgment()), cleanup: cleanup}
-	// A command left by an action is for this canary only.
-	defer d.clearCommand(ctx, spec)
+	// A command left by an action is for this canary only; a canary held at
+	// a manual step keeps the marker that says so.
+	defer func() {
+		if run.heldAt == 0 {
+			d.clearCommand(ctx, spec)
+		}
+	}()
+	if st.continued == CommandPromote {
+		run.promotedByAction = st.firstStep
+	}
 	if st.firstStep == 0 {
 		// The router checks the canary and baseline with no traffic first:
 		// nobody is sent to a container the router itself would not pass.
@@ -83,6 +93,9 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 		}
 	}
 	for i := st.firstStep; i < len(st.policy.Steps); i++ {
+		if st.policy.Steps[i].Manual {
+			return run.holdAtManualStep(ctx, i)
+		}
 		err := run.step(ctx, i)
 		if errors.Is(err, errPromoteNow) {
 			d.log("promote action: the steps left are skipped", "step", i+1, "revision", st.canaryRev)
@@ -145,6 +158,38 @@ type canaryRun struct {
 	held bool
 	// promotedByAction is the step a promote command ended the steps at.
 	promotedByAction int
+	// heldAt is the manual step (1-based) the apply ended at, 0 if none.
+	heldAt int
+}
+
+// holdAtManualStep gives the canary a manual step's weight and ends the
+// apply there: the marker it leaves tells the next apply to continue, and
+// the plan to say so.
+func (r *canaryRun) holdAtManualStep(ctx context.Context, i int) (Result, error) {
+	d, st := r.d, r.st
+	step := st.policy.Steps[i]
+	name, cfg, err := canaryRoute(r.spec, *st, step.Weight)
+	if err == nil && string(cfg) != string(st.route) {
+		d.log("canary step (manual)", "step", i+1, "weight", step.Weight, "revision", st.canaryRev)
+		err = d.applyRoute(ctx, r.spec.Router.ContainerID, name, cfg, st.route)
+	}
+	if err != nil {
+		return Result{CanaryReport: r.report}, r.abort(ctx, i, "the router refused the split: "+err.Error(), analysis.Result{})
+	}
+	st.route = cfg
+	failpoint.Hit(failpoint.StepRouted)
+	image := st.canary[0].Labels[naming.LabelImage]
+	if err := leaveCommand(ctx, d.Host, r.spec.Environment, r.spec.Service, st.canaryRev, image, CommandHeld); err != nil {
+		return Result{CanaryReport: r.report}, r.abort(ctx, i, "the hold at the manual step could not be recorded: "+err.Error(), analysis.Result{})
+	}
+	r.heldAt = i + 1
+	status, _, err := d.observe(ctx, r.spec)
+	if err != nil {
+		return Result{}, err
+	}
+	report := analysis.Report(fmt.Sprintf("Canary of %s/%s revision %d: held at step %d of %d (%d%%, manual)", r.spec.Environment, r.spec.Service, st.canaryRev, i+1, len(st.policy.Steps), step.Weight), r.results)
+	d.log("canary held at a manual step; the next apply continues it", "step", i+1, "weight", step.Weight, "revision", st.canaryRev)
+	return Result{Status: status, CanaryReport: report, Held: &HeldCanary{Revision: st.canaryRev, StableRevision: st.stableRev, Step: i + 1, Steps: len(st.policy.Steps), Weight: step.Weight}}, nil
 }
 
 // errPromoteNow ends a canary's steps: a promote command was left for it.

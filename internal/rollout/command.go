@@ -25,6 +25,9 @@ const (
 	// CommandHold keeps the canary at its weight, still judged, until
 	// another command (or the apply's timeout, which aborts it).
 	CommandHold CanaryCommand = "hold"
+	// CommandHeld is left by an apply that ended at a manual step: not an
+	// action's command, but what tells the next apply to continue.
+	CommandHeld CanaryCommand = "held"
 )
 
 // ParseCanaryCommand reads a command's name.
@@ -60,8 +63,16 @@ func SendCommand(ctx context.Context, host Host, st Status, environment, service
 	if image == "" {
 		return 0, &NoCanaryError{Environment: environment, Service: service}
 	}
-	if err := removeCommand(ctx, host, environment, service); err != nil {
+	if err := leaveCommand(ctx, host, environment, service, st.Canary.Revision, image, cmd); err != nil {
 		return 0, err
+	}
+	return st.Canary.Revision, nil
+}
+
+// leaveCommand replaces the command marker of an environment's service.
+func leaveCommand(ctx context.Context, host Host, environment, service string, revision int, image string, cmd CanaryCommand) error {
+	if err := removeCommand(ctx, host, environment, service); err != nil {
+		return err
 	}
 	_, err := host.Create(ctx, docker.ContainerSpec{
 		Name:  naming.CommandMarkerName(environment, service),
@@ -72,15 +83,31 @@ func SendCommand(ctx context.Context, host Host, st Status, environment, service
 			naming.LabelKind:        string(naming.KindCommand),
 			naming.LabelEnvironment: environment,
 			naming.LabelService:     service,
-			naming.LabelRevision:    strconv.Itoa(st.Canary.Revision),
+			naming.LabelRevision:    strconv.Itoa(revision),
 			naming.LabelCommand:     string(cmd),
 		},
 		NoRestart: true,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("leaving the command for the canary: %w", err)
+		return fmt.Errorf("leaving the command for the canary: %w", err)
 	}
-	return st.Canary.Revision, nil
+	return nil
+}
+
+// commandFor reads, from a listing, the command left for the canary of
+// revision rev (CommandNone: none, or one for another revision).
+func commandFor(environment, service string, rev int, managed []docker.Container) CanaryCommand {
+	for _, c := range managed {
+		l := c.Labels
+		if naming.KindCommand.Is(l) && l[naming.LabelEnvironment] == environment && l[naming.LabelService] == service && atoi(l[naming.LabelRevision]) == rev {
+			if cmd := CanaryCommand(l[naming.LabelCommand]); cmd == CommandHeld {
+				return cmd
+			}
+			cmd, _ := ParseCanaryCommand(l[naming.LabelCommand])
+			return cmd
+		}
+	}
+	return CommandNone
 }
 
 // PendingCommand is the command left for an environment's service that no

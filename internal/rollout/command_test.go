@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/canary"
 )
 
 // commandAt leaves cmd for the production canary when the canary's look n
@@ -167,5 +169,77 @@ func TestCommandOfARemovedCanaryIsCleared(t *testing.T) {
 	}
 	if cmd := h.pendingCommand(); cmd != CommandNone {
 		t.Errorf("the command %q outlived the environment", cmd)
+	}
+}
+
+func manualPolicy() canary.Policy {
+	p := testPolicy(true)
+	p.Steps[1] = canary.Step{Weight: 25, Manual: true}
+	p.OnInterrupt = "abort" // a held canary is not an interrupted one
+	return p
+}
+
+// A manual step ends the apply with the canary held at its weight; the
+// plan says so, and the next apply continues from the step after it.
+func TestManualStepHoldsTheCanaryUntilTheNextApply(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	p := manualPolicy()
+	spec := h.withCanary(webSpec("production", digest2), p, &fakeMetrics{sample: healthySample(200)})
+
+	res := h.deploy(spec)
+	if res.Held == nil || res.Held.Step != 2 || res.Held.Weight != 25 || res.Held.Revision != 2 {
+		t.Fatalf("held = %+v, want revision 2 held at step 2 (25%%)", res.Held)
+	}
+	st := h.observe("production")
+	if !st.Canary.Held() || st.Canary.Weight != 25 || st.Revision != 1 {
+		t.Fatalf("after the manual step: revision %d, canary %+v", st.Revision, st.Canary)
+	}
+	if want := "a canary of revision 2 is held at 25% of traffic by a manual step: the next apply continues it"; !reflect.DeepEqual(st.Drift, []string{want}) {
+		t.Errorf("drift = %q, want %q", st.Drift, want)
+	}
+	dec := Decide(st, spec)
+	if dec.Kind != ResumeCanary || dec.FirstStep != 2 || dec.Continue != CommandHeld {
+		t.Fatalf("the next decision is %+v, want to continue from step 3", dec)
+	}
+	if want := "continue the canary of revision 2 held at a manual step, from step 3 of 3: 50% for 30s"; !strings.HasPrefix(dec.String(), want) {
+		t.Errorf("rollout = %q, want it to start %q", dec.String(), want)
+	}
+
+	res = h.deploy(h.withCanary(webSpec("production", digest2), p, &fakeMetrics{sample: healthySample(200)}))
+	if res.Held != nil || res.Status.Revision != 2 || res.Status.Canary != nil {
+		t.Fatalf("the continuing apply: held %+v, revision %d, canary %+v", res.Held, res.Status.Revision, res.Status.Canary)
+	}
+	if cmd := h.pendingCommand(); cmd != CommandNone {
+		t.Errorf("the command %q is left after the promotion", cmd)
+	}
+}
+
+// The promote action on a canary held at a manual step, with no apply
+// running, is carried out by the next apply: straight to the promotion.
+func TestPromoteActionOnAHeldCanaryPromotesAtTheNextApply(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	p := manualPolicy()
+	h.deploy(h.withCanary(webSpec("production", digest2), p, &fakeMetrics{sample: healthySample(200)}))
+	if _, err := SendCommand(h.ctx, h.host, h.observe("production"), "production", "web", CommandPromote); err != nil {
+		t.Fatal(err)
+	}
+	m := &fakeMetrics{sample: healthySample(200)}
+	spec := h.withCanary(webSpec("production", digest2), p, m)
+	dec := Decide(h.observe("production"), spec)
+	if dec.Kind != ResumeCanary || dec.Continue != CommandPromote || !strings.HasPrefix(dec.String(), "promote the canary of revision 2, as the promote action asked") {
+		t.Fatalf("decision %+v (%q), want the promotion the action asked for", dec, dec.String())
+	}
+	h.routes.history = nil
+	res := h.deploy(spec)
+	if res.Status.Revision != 2 || res.Status.Canary != nil || m.looks != 0 {
+		t.Fatalf("after the promote: revision %d, canary %+v, %d analyses", res.Status.Revision, res.Status.Canary, m.looks)
+	}
+	if !strings.Contains(res.CanaryReport, "Promoted by action") {
+		t.Errorf("report:\n%s", res.CanaryReport)
+	}
+	if cmd := h.pendingCommand(); cmd != CommandNone {
+		t.Errorf("the command %q is left after the promotion", cmd)
 	}
 }

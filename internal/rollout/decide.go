@@ -60,6 +60,9 @@ type Decision struct {
 	Discard *CanaryStatus
 	// RemoveBaseline says a finished canary left its baseline, removed first.
 	RemoveBaseline bool
+	// Continue says a ResumeCanary continues a canary that was not
+	// interrupted: held at a manual step, or promoted by an action.
+	Continue CanaryCommand
 }
 
 // String is the decision as the plan shows it in `rollout`.
@@ -82,7 +85,16 @@ func (d Decision) String() string {
 	case ResumeCanary:
 		rest := *d.Policy
 		rest.Steps = rest.Steps[d.FirstStep:]
-		s = fmt.Sprintf("resume the interrupted canary of revision %d at step %d of %d: %s", d.Revision, d.FirstStep+1, len(d.Policy.Steps), rest.Schedule())
+		switch {
+		case d.Continue == CommandPromote:
+			s = fmt.Sprintf("promote the canary of revision %d, as the promote action asked: every user to it, then revision %d stops", d.Revision, d.Stable)
+		case d.Continue == CommandHeld && d.FirstStep == len(d.Policy.Steps):
+			s = fmt.Sprintf("continue the canary of revision %d held at its last step (manual): every user to it, then revision %d stops", d.Revision, d.Stable)
+		case d.Continue == CommandHeld:
+			s = fmt.Sprintf("continue the canary of revision %d held at a manual step, from step %d of %d: %s", d.Revision, d.FirstStep+1, len(d.Policy.Steps), rest.Schedule())
+		default:
+			s = fmt.Sprintf("resume the interrupted canary of revision %d at step %d of %d: %s", d.Revision, d.FirstStep+1, len(d.Policy.Steps), rest.Schedule())
+		}
 	case AbortCanary:
 		s = fmt.Sprintf("abort the interrupted canary of revision %d (on_interrupt = abort): every user back on revision %d, then the apply fails and the next one starts a new canary", d.Revision, d.Stable)
 	case Blocked:
@@ -121,6 +133,16 @@ func decideInterrupted(before Status, spec Spec) Decision {
 			c.Revision, before.Revision, naming.ContainerName(spec.Environment, spec.Service, naming.TrackStable, before.Revision, 1)+"…")}
 	}
 	p := spec.Canary
+	if p != nil && resumable(spec, containersOf(before, c.Revision), before.Baseline) {
+		// Not interrupted: held at a manual step, or promoted by an action
+		// while no apply ran. Both go on whatever on_interrupt says.
+		if i, ok := p.ManualStepAt(c.Weight); ok && c.Held() {
+			return Decision{Kind: ResumeCanary, Revision: c.Revision, Stable: before.Revision, Policy: p, FirstStep: i + 1, Continue: CommandHeld}
+		}
+		if c.Command == CommandPromote {
+			return Decision{Kind: ResumeCanary, Revision: c.Revision, Stable: before.Revision, Policy: p, FirstStep: len(p.Steps), Continue: CommandPromote}
+		}
+	}
 	if p != nil && p.OnInterrupt == "resume" && resumable(spec, containersOf(before, c.Revision), before.Baseline) {
 		first := 0
 		for first < len(p.Steps)-1 && p.Steps[first].Weight < c.Weight-1 {

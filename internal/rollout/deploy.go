@@ -35,6 +35,15 @@ type Result struct {
 	HealthyAfter time.Duration
 	// CanaryReport is the Markdown report of a canary's analyses, if one ran.
 	CanaryReport string
+	// Held is set when the apply ended at a manual step, the canary held.
+	Held *HeldCanary
+}
+
+// HeldCanary is a canary an apply left at a manual step on purpose.
+type HeldCanary struct {
+	Revision, StableRevision int
+	// Step is the manual step (1-based) of Steps; Weight its share.
+	Step, Steps, Weight int
 }
 
 // Deploy makes the environment serve spec: observe, decide, then run the

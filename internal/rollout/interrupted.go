@@ -7,11 +7,11 @@ import (
 // resumeCanary goes on with a canary an interrupted apply left, from the
 // step its split had reached, with the same containers; counts start again.
 func (d *Deployer) resumeCanary(ctx context.Context, spec Spec, before Status, route []byte, dec Decision) (Result, error) {
-	d.log("resuming an interrupted canary", "revision", dec.Revision, "step", dec.FirstStep+1)
+	d.log("resuming a canary", "revision", dec.Revision, "step", dec.FirstStep+1, "why", dec.String())
 	return d.runCanary(ctx, spec, canaryState{
 		policy: *dec.Policy, stable: runningOf(before, before.Revision), canary: containersOf(before, dec.Revision),
 		baseline: before.Baseline, stableRev: before.Revision, canaryRev: dec.Revision, stableDigest: before.Digest,
-		firstStep: dec.FirstStep, route: route, before: before,
+		firstStep: dec.FirstStep, continued: dec.Continue, route: route, before: before,
 	})
 }
 

@@ -78,7 +78,13 @@ type CanaryStatus struct {
 	Digest   string
 	// Weight is the canary's share of traffic in percent.
 	Weight int
+	// Command is a command left for this canary and not carried out yet:
+	// CommandHeld when an apply ended at a manual step, or an action's.
+	Command CanaryCommand
 }
+
+// Held says the canary waits at a manual step for the next apply.
+func (c *CanaryStatus) Held() bool { return c != nil && c.Command == CommandHeld }
 
 // Observe reads an environment's service from a listing of managed
 // containers and the router's files, both of which callers may share
@@ -99,6 +105,16 @@ func ObserveLive(environment, service string, managed []docker.Container, router
 	route := routerFiles[router.RouteFileName(environment, service)]
 	st.ListenPort = router.RouteListenPort(route)
 	servers := st.readRoute(route, live, byRev)
+	if st.Canary != nil {
+		st.Canary.Command = commandFor(environment, service, st.Canary.Revision, managed)
+		if st.Canary.Held() {
+			for i, d := range st.Drift {
+				if strings.HasPrefix(d, fmt.Sprintf("a canary of revision %d still gets", st.Canary.Revision)) {
+					st.Drift[i] = fmt.Sprintf("a canary of revision %d is held at %d%% of traffic by a manual step: the next apply continues it", st.Canary.Revision, st.Canary.Weight)
+				}
+			}
+		}
+	}
 	routed := routedRevision(servers, byRev)
 	if len(servers) == 0 {
 		if routerID == "" {

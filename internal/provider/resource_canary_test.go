@@ -105,7 +105,10 @@ func TestAccCanary_planErrors(t *testing.T) {
 }`, `(?s)analysis.queries\[0\].query: the query names something a template cannot`),
 			step(`resource "release_canary" "c" {
   steps = [{ weight = 10, pause = "soon" }]
-}`, `(?s)Invalid Duration`),
+}`, `(?s)Invalid Pause.*steps\[0\].pause must be a duration such as 30s or 2m, or "manual"`),
+			step(`resource "release_canary" "c" {
+  steps = [{ weight = 10, pause = "500ms" }]
+}`, `(?s)Invalid Pause.*shorter than 1s`),
 		},
 	})
 }

@@ -64,8 +64,8 @@ func pauseValidator() validator.String {
 			}
 			return err
 		},
-		func(attr path.Path, value types.String, _ error) string {
-			return attr.String() + " must be a duration such as 30s or 2m, or \"manual\" to hold the canary there until the next apply; got " + value.String() + "."
+		func(attr path.Path, value types.String, err error) string {
+			return attr.String() + " must be a duration such as 30s or 2m, or \"manual\" to hold the canary there until the next apply; got " + value.String() + " (" + err.Error() + ")."
 		})
 }
 

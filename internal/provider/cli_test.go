@@ -52,18 +52,48 @@ type tfWorkspace struct {
 func newTFWorkspace(t testing.TB, config string) *tfWorkspace {
 	t.Helper()
 	dir := t.TempDir()
-	rc := filepath.Join(dir, ".terraformrc")
-	rcText := "provider_installation {\n  dev_overrides {\n    \"releasekit/release\" = \"" + cliProvider(t) + "\"\n  }\n  direct {}\n}\n"
-	if err := os.WriteFile(rc, []byte(rcText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w := &tfWorkspace{t: t, dir: dir, env: append(os.Environ(), "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")}
+	w := &tfWorkspace{t: t, dir: dir, env: append(os.Environ(), "TF_CLI_CONFIG_FILE="+filepath.Join(dir, ".terraformrc"), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")}
+	w.useProvider(cliProvider(t))
 	providers := "terraform {\n  required_providers {\n    release = {\n      source = \"releasekit/release\"\n    }\n  }\n}\n"
 	if err := os.WriteFile(filepath.Join(dir, "providers.tf"), []byte(providers), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w.write(config)
 	return w
+}
+
+// useProvider points the workspace at the provider binary in dir.
+func (w *tfWorkspace) useProvider(dir string) {
+	w.t.Helper()
+	rc := "provider_installation {\n  dev_overrides {\n    \"releasekit/release\" = \"" + dir + "\"\n  }\n  direct {}\n}\n"
+	if err := os.WriteFile(filepath.Join(w.dir, ".terraformrc"), []byte(rc), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// providerAt builds the provider as it was at a commit of this repository
+// (a worktree of it, so the working tree is not touched) and returns the
+// directory of the binary.
+func providerAt(t testing.TB, commit string) string {
+	t.Helper()
+	root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not in a git repository with history, so the provider at %s cannot be built: %v", commit, err)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	if out, err := exec.Command("git", "-C", strings.TrimSpace(string(root)), "worktree", "add", "--detach", src, commit).CombinedOutput(); err != nil {
+		t.Fatalf("checking out %s: %v\n%s", commit, err, out)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("git", "-C", strings.TrimSpace(string(root)), "worktree", "remove", "--force", src).Run()
+	})
+	bin := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(bin, "terraform-provider-release"), ".")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the provider at %s: %v\n%s", commit, err, out)
+	}
+	return bin
 }
 
 func (w *tfWorkspace) write(config string) {

@@ -482,6 +482,79 @@ resource "release_environment" "other" {
 	}
 }
 
+// previousProvider is the provider before resource identity and before
+// import read the listener from the route (the state format users have).
+const previousProvider = "e35e332"
+
+// A state the previous provider wrote (router, environment after a switch,
+// image, canary policy) is planned by this one with no change, and its first
+// refresh adds each resource's identity.
+func TestAccEnvironment_stateFromThePreviousProviderUpgrades(t *testing.T) {
+	f := newEnvFixture(t)
+	config := func(digest string) string {
+		return f.config(digest, "") + fmt.Sprintf(`
+resource "release_image" "pin" {
+  repository = %q
+  digest     = %q
+}
+
+resource "release_canary" "c" {
+  steps = [{ weight = 10, pause = "30s" }, { weight = 50, pause = "1m" }]
+}
+`, f.repo, f.v1)
+	}
+	w := newTFWorkspace(t, config(f.v1))
+	w.useProvider(providerAt(t, previousProvider))
+	w.destroyOnCleanup()
+	w.mustRun("apply", "-auto-approve")
+	w.write(config(f.v2))
+	w.mustRun("apply", "-auto-approve")
+
+	w.useProvider(cliProvider(t))
+	if out, code := w.run("plan", "-detailed-exitcode"); code != 0 {
+		t.Fatalf("this provider plans a change (exit %d) for the state the provider at %s wrote:\n%s", code, previousProvider, out)
+	}
+	w.mustRun("apply", "-refresh-only", "-auto-approve")
+	var shown struct {
+		Values struct {
+			RootModule struct {
+				Resources []struct {
+					Address  string         `json:"address"`
+					Identity map[string]any `json:"identity"`
+				} `json:"resources"`
+			} `json:"root_module"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(w.mustRun("show", "-json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]any{
+		"release_environment.web": {"name": f.env, "service": "web"},
+		"release_router.edge":     {"name": f.router},
+		"release_image.pin":       {"repository": f.repo, "digest": f.v1},
+	}
+	for _, r := range shown.Values.RootModule.Resources {
+		if id, ok := want[r.Address]; ok {
+			if fmt.Sprint(r.Identity) != fmt.Sprint(id) {
+				t.Errorf("%s has identity %v after the refresh, want %v", r.Address, r.Identity, id)
+			}
+			delete(want, r.Address)
+		}
+	}
+	for address := range want {
+		t.Errorf("%s is not in the state", address)
+	}
+	if err := f.checkServes("2.0.0")(nil); err != nil {
+		t.Error(err)
+	}
+	// And this provider releases from it.
+	w.write(config(f.v1))
+	w.mustRun("apply", "-auto-approve")
+	if err := f.checkServes("1.0.0")(nil); err != nil {
+		t.Error(err)
+	}
+}
+
 // A state written by an older Terraform (the one on PATH, RELEASE_TEST_TERRAFORM_OLDER,
 // without resource identity) after a release and a switch is planned by
 // the current Terraform with no change, and its first refresh records each

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -173,4 +174,27 @@ func (w *tfWorkspace) configText(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// identities are the resources' identities in the workspace's state, by address.
+func (w *tfWorkspace) identities() map[string]map[string]any {
+	w.t.Helper()
+	var shown struct {
+		Values struct {
+			RootModule struct {
+				Resources []struct {
+					Address  string         `json:"address"`
+					Identity map[string]any `json:"identity"`
+				} `json:"resources"`
+			} `json:"root_module"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(w.mustRun("show", "-json")), &shown); err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, r := range shown.Values.RootModule.Resources {
+		out[r.Address] = r.Identity
+	}
+	return out
 }

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -515,34 +514,16 @@ resource "release_canary" "c" {
 		t.Fatalf("this provider plans a change (exit %d) for the state the provider at %s wrote:\n%s", code, previousProvider, out)
 	}
 	w.mustRun("apply", "-refresh-only", "-auto-approve")
-	var shown struct {
-		Values struct {
-			RootModule struct {
-				Resources []struct {
-					Address  string         `json:"address"`
-					Identity map[string]any `json:"identity"`
-				} `json:"resources"`
-			} `json:"root_module"`
-		} `json:"values"`
-	}
-	if err := json.Unmarshal([]byte(w.mustRun("show", "-json")), &shown); err != nil {
-		t.Fatal(err)
-	}
+	identities := w.identities()
 	want := map[string]map[string]any{
 		"release_environment.web": {"name": f.env, "service": "web"},
 		"release_router.edge":     {"name": f.router},
 		"release_image.pin":       {"repository": f.repo, "digest": f.v1},
 	}
-	for _, r := range shown.Values.RootModule.Resources {
-		if id, ok := want[r.Address]; ok {
-			if fmt.Sprint(r.Identity) != fmt.Sprint(id) {
-				t.Errorf("%s has identity %v after the refresh, want %v", r.Address, r.Identity, id)
-			}
-			delete(want, r.Address)
+	for address, id := range want {
+		if got, ok := identities[address]; !ok || fmt.Sprint(got) != fmt.Sprint(id) {
+			t.Errorf("%s has identity %v (in the state: %t) after the refresh, want %v", address, got, ok, id)
 		}
-	}
-	for address := range want {
-		t.Errorf("%s is not in the state", address)
 	}
 	if err := f.checkServes("2.0.0")(nil); err != nil {
 		t.Error(err)
@@ -581,33 +562,15 @@ func TestAccEnvironment_olderTerraformStateUpgrades(t *testing.T) {
 		t.Fatalf("the current Terraform plans a change (exit %d) for the state %s wrote:\n%s", code, strings.SplitN(version, "\n", 2)[0], out)
 	}
 	w.mustRun("apply", "-refresh-only", "-auto-approve")
-	var shown struct {
-		Values struct {
-			RootModule struct {
-				Resources []struct {
-					Address  string         `json:"address"`
-					Identity map[string]any `json:"identity"`
-				} `json:"resources"`
-			} `json:"root_module"`
-		} `json:"values"`
-	}
-	if err := json.Unmarshal([]byte(w.mustRun("show", "-json")), &shown); err != nil {
-		t.Fatal(err)
-	}
+	identities := w.identities()
 	want := map[string]map[string]any{
 		"release_environment.web": {"name": f.env, "service": "web"},
 		"release_router.edge":     {"name": f.router},
 	}
-	for _, r := range shown.Values.RootModule.Resources {
-		if w, ok := want[r.Address]; ok {
-			if fmt.Sprint(r.Identity) != fmt.Sprint(w) {
-				t.Errorf("%s has identity %v after the refresh, want %v", r.Address, r.Identity, w)
-			}
-			delete(want, r.Address)
+	for address, id := range want {
+		if got, ok := identities[address]; !ok || fmt.Sprint(got) != fmt.Sprint(id) {
+			t.Errorf("%s has identity %v (in the state: %t) after the refresh, want %v", address, got, ok, id)
 		}
-	}
-	for address := range want {
-		t.Errorf("%s is not in the state", address)
 	}
 	if err := f.checkServes("2.0.0")(nil); err != nil {
 		t.Fatal(err)

@@ -105,14 +105,12 @@ func ObserveLive(environment, service string, managed []docker.Container, router
 	route := routerFiles[router.RouteFileName(environment, service)]
 	st.ListenPort = router.RouteListenPort(route)
 	servers := st.readRoute(route, live, byRev)
-	if st.Canary != nil {
-		st.Canary.Command = commandFor(environment, service, st.Canary.Revision, managed)
-		if st.Canary.Held() {
-			for i, d := range st.Drift {
-				if strings.HasPrefix(d, fmt.Sprintf("a canary of revision %d still gets", st.Canary.Revision)) {
-					st.Drift[i] = fmt.Sprintf("a canary of revision %d is held at %d%% of traffic by a manual step: the next apply continues it", st.Canary.Revision, st.Canary.Weight)
-				}
-			}
+	if c := st.Canary; c != nil {
+		c.Command = commandFor(environment, service, c.Revision, managed)
+		if c.Held() {
+			st.Drift = append(st.Drift, fmt.Sprintf("a canary of revision %d is held at %d%% of traffic by a manual step: the next apply continues it", c.Revision, c.Weight))
+		} else {
+			st.Drift = append(st.Drift, fmt.Sprintf("a canary of revision %d still gets %d%% of traffic: an apply was interrupted during it", c.Revision, c.Weight))
 		}
 	}
 	routed := routedRevision(servers, byRev)
@@ -210,7 +208,6 @@ func (st *Status) readRoute(route []byte, live map[string]router.ServerState, by
 		if cs := byRev[st.Canary.Revision]; len(cs) > 0 {
 			st.Canary.Digest = cs[0].Labels[naming.LabelDigest]
 		}
-		st.Drift = append(st.Drift, fmt.Sprintf("a canary of revision %d still gets %d%% of traffic: an apply was interrupted during it", st.Canary.Revision, st.Canary.Weight))
 	}
 	return servers
 }

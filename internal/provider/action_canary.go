@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 )
 
@@ -123,26 +124,18 @@ func (a *canaryAction) Invoke(ctx context.Context, req action.InvokeRequest, res
 	if a.command == rollout.CommandHold {
 		return
 	}
-	for deadline := time.Now().Add(wait); ; {
-		pending, forRev, err := rollout.PendingCommand(ctx, a.data.engine, env, service)
-		if err != nil {
-			addDockerError(&resp.Diagnostics, a.data, "Cannot Read The Command", err)
-			return
-		}
-		if pending != a.command || forRev != rev {
-			break // carried out (the marker goes when the canary ends), or replaced by another command
-		}
-		if time.Now().After(deadline) {
-			resp.Diagnostics.AddWarning("Command Not Carried Out Yet",
-				fmt.Sprintf("No apply carried out %s for the canary of revision %d of %s/%s within %s: none is running it now (an interrupted apply), or its analyses are further apart. "+
-					"The command stays on the host, and the next apply that resumes the canary carries it out at its first analysis.", a.command, rev, env, service, wait))
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(250 * time.Millisecond):
-		}
+	carried, err := rollout.AwaitCommand(ctx, a.data.engine, clock.Real{}, env, service, a.command, rev, wait)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return
+	case err != nil:
+		addDockerError(&resp.Diagnostics, a.data, "Cannot Read The Command", err)
+		return
+	case !carried:
+		resp.Diagnostics.AddWarning("Command Not Carried Out Yet",
+			fmt.Sprintf("No apply carried out %s for the canary of revision %d of %s/%s within %s: none is running it now (an interrupted apply, or a canary held at a manual step), or its analyses are further apart. "+
+				"The command stays on the host, and the next apply that resumes the canary carries it out at its first analysis.", a.command, rev, env, service, wait))
+		return
 	}
 	a.data.invalidate()
 	after, err := observeEnvironment(ctx, a.data, env, service, "")

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
+	"github.com/releasekit/terraform-provider-release/internal/clock"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
@@ -172,4 +174,27 @@ func hasCommand(managed []docker.Container, spec Spec) bool {
 		}
 	}
 	return false
+}
+
+// AwaitCommand waits up to wait for the apply running the canary of
+// revision rev to carry cmd out: its marker is gone (the apply removes it
+// when the canary ends) or replaced by another command. False when the wait
+// ended first: the command stays for the next apply that resumes the canary.
+func AwaitCommand(ctx context.Context, host Host, clk clock.Clock, environment, service string, cmd CanaryCommand, rev int, wait time.Duration) (bool, error) {
+	deadline := clk.Now().Add(wait)
+	for {
+		pending, forRev, err := PendingCommand(ctx, host, environment, service)
+		if err != nil {
+			return false, err
+		}
+		if pending != cmd || forRev != rev {
+			return true, nil
+		}
+		if !clk.Now().Before(deadline) {
+			return false, nil
+		}
+		if err := clk.Sleep(ctx, 250*time.Millisecond); err != nil {
+			return false, err
+		}
+	}
 }

@@ -243,3 +243,28 @@ func TestPromoteActionOnAHeldCanaryPromotesAtTheNextApply(t *testing.T) {
 		t.Errorf("the command %q is left after the promotion", cmd)
 	}
 }
+
+// The action waits for the apply to carry its command out, and says when
+// the wait ended first (no apply runs the canary).
+func TestAwaitCommand(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	p := manualPolicy()
+	h.deploy(h.withCanary(webSpec("production", digest2), p, &fakeMetrics{sample: healthySample(200)}))
+	rev, err := SendCommand(h.ctx, h.host, h.observe("production"), "production", "web", CommandPromote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := h.clock.Now()
+	carried, err := AwaitCommand(h.ctx, h.host, h.clock, "production", "web", CommandPromote, rev, 5*time.Second)
+	if err != nil || carried {
+		t.Fatalf("no apply runs: AwaitCommand = %v, %v; want false", carried, err)
+	}
+	if waited := h.clock.Now().Sub(start); waited < 5*time.Second {
+		t.Errorf("waited %s, want the whole 5s", waited)
+	}
+	h.deploy(h.withCanary(webSpec("production", digest2), p, &fakeMetrics{sample: healthySample(200)}))
+	if carried, err := AwaitCommand(h.ctx, h.host, h.clock, "production", "web", CommandPromote, rev, 5*time.Second); err != nil || !carried {
+		t.Errorf("after the apply that promoted: AwaitCommand = %v, %v; want true", carried, err)
+	}
+}

@@ -5,66 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
+	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
-
-// backgroundApply is a terraform apply running while the test acts on it.
-type backgroundApply struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
-	done chan error
-}
-
-func (w *tfWorkspace) applyInBackground(t *testing.T) *backgroundApply {
-	t.Helper()
-	a := &backgroundApply{done: make(chan error, 1)}
-	a.cmd = exec.Command(terraformPath(), "apply", "-no-color", "-auto-approve")
-	a.cmd.Dir, a.cmd.Env = w.dir, w.env
-	a.cmd.Stdout, a.cmd.Stderr = a, a
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.done <- a.cmd.Wait() }()
-	t.Cleanup(func() { _ = a.cmd.Process.Kill() })
-	return a
-}
-
-func (a *backgroundApply) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.out.Write(p)
-}
-
-func (a *backgroundApply) output() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.out.String()
-}
-
-// wait returns the apply's exit code, failing the test if it runs past limit.
-func (a *backgroundApply) wait(t *testing.T, limit time.Duration) int {
-	t.Helper()
-	select {
-	case err := <-a.done:
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(limit):
-		t.Fatalf("the apply still runs after %s:\n%s", limit, a.output())
-		return -1
-	}
-}
 
 // canaryShare is the canary's part of the route's weights, from the route
 // file; -1 when the route cannot be read.
@@ -86,14 +34,14 @@ func (f *canaryFixture) canaryShare() int {
 	return (100*canaryWeight + total/2) / total // as the provider rounds it
 }
 
-func (f *canaryFixture) waitForCanaryShare(t *testing.T, a *backgroundApply, share int) {
+func (f *canaryFixture) waitForCanaryShare(t *testing.T, a *tfProc, share int) {
 	t.Helper()
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if f.canaryShare() == share {
 			return
 		}
 	}
-	t.Fatalf("the canary never got %d%% of traffic; the apply says:\n%s", share, a.output())
+	t.Fatalf("the canary never got %d%% of traffic; the apply says:\n%s", share, a.out.String())
 }
 
 // actionsWorkspace is a second working directory, as another pipeline job
@@ -129,20 +77,27 @@ func (f *canaryFixture) allServe(version string, n int) error {
 	return nil
 }
 
-// The abort action, invoked from a second working directory while another
-// apply runs a canary, puts every user back on stable at the canary's next
-// analysis; the running apply fails saying the action aborted it.
-func TestAccCanaryActions_abortFromAnotherJob(t *testing.T) {
+// canaryInFlight releases v1, then starts the canary of v2 in a background
+// apply under load and returns once the canary has its first step's 20%,
+// with a second working directory (another job) that declares the actions.
+func canaryInFlight(t *testing.T) (*canaryFixture, *tfWorkspace, *tfWorkspace, *tfProc) {
 	f := newCanaryFixture(t)
 	w := newTFWorkspace(t, f.config(f.v1, ""))
 	w.destroyOnCleanup()
 	w.mustRun("apply", "-auto-approve")
 	ops := f.actionsWorkspace(t)
-
 	f.startLoad()
 	w.write(f.config(f.v2, ""))
-	running := w.applyInBackground(t)
+	running := w.startTF(nil, "apply", "-auto-approve")
 	f.waitForCanaryShare(t, running, 20)
+	return f, w, ops, running
+}
+
+// The abort action, invoked from a second working directory while another
+// apply runs a canary, puts every user back on stable at the canary's next
+// analysis; the running apply fails saying the action aborted it.
+func TestAccCanaryActions_abortFromAnotherJob(t *testing.T) {
+	f, w, ops, running := canaryInFlight(t)
 
 	invoked := time.Now()
 	out := ops.mustRun("apply", "-invoke=action.release_canary_abort.web", "-auto-approve")
@@ -154,14 +109,18 @@ func TestAccCanaryActions_abortFromAnotherJob(t *testing.T) {
 	if err := f.allServe("1.0.0", 30); err != nil {
 		t.Errorf("after the abort action: %v", err)
 	}
-	if code := running.wait(t, time.Minute); code == 0 || !strings.Contains(running.output(), "aborted by action") {
-		t.Errorf("the running apply exited %d, want a failure saying %q:\n%s", code, "aborted by action", running.output())
+	if out, code := running.wait(time.Minute); code == 0 || !strings.Contains(out, "aborted by action") {
+		t.Errorf("the running apply exited %d, want a failure saying %q:\n%s", code, "aborted by action", out)
 	}
 	if err := f.stopCanaryLoad("abort action", "", "1.0.0", "2.0.0"); err != nil {
 		t.Error(err)
 	}
 	if err := f.checkOnly("1")(nil); err != nil {
 		t.Error(err)
+	}
+	// The configuration still asks for v2: the next plan shows the canary again.
+	if plan, code := w.run("plan", "-detailed-exitcode"); code != 2 || !regexp.MustCompile(`rollout\s+= .*-> "canary: 20% for 18s`).MatchString(plan) {
+		t.Errorf("the plan after the abort (exit %d) does not show the canary again:\n%s", code, plan)
 	}
 	// Nothing to abort now: a clear error, nothing changed.
 	if out, code := ops.run("apply", "-invoke=action.release_canary_abort.web", "-auto-approve"); code == 0 || !strings.Contains(out, "No Canary In Flight") {
@@ -173,29 +132,20 @@ func TestAccCanaryActions_abortFromAnotherJob(t *testing.T) {
 // promote action then completes the rollout at once, and the running apply
 // succeeds.
 func TestAccCanaryActions_holdThenPromote(t *testing.T) {
-	f := newCanaryFixture(t)
-	w := newTFWorkspace(t, f.config(f.v1, ""))
-	w.destroyOnCleanup()
-	w.mustRun("apply", "-auto-approve")
-	ops := f.actionsWorkspace(t)
-
-	f.startLoad()
-	w.write(f.config(f.v2, ""))
-	running := w.applyInBackground(t)
-	f.waitForCanaryShare(t, running, 20)
+	f, w, ops, running := canaryInFlight(t)
 	reached := time.Now()
 	ops.mustRun("apply", "-invoke=action.release_canary_hold.web", "-auto-approve")
 
 	// The first step's pause is 18s: held, the canary is still at 20% well after it.
 	time.Sleep(time.Until(reached.Add(27 * time.Second)))
 	if share := f.canaryShare(); share != 20 {
-		t.Fatalf("27s into a held 18s step the canary has %d%% of traffic, want 20%%; the apply says:\n%s", share, running.output())
+		t.Fatalf("27s into a held 18s step the canary has %d%% of traffic, want 20%%; the apply says:\n%s", share, running.out.String())
 	}
 
 	out := ops.mustRun("apply", "-invoke=action.release_canary_promote.web", "-auto-approve")
 	t.Logf("the promote action:\n%s", out)
-	if code := running.wait(t, time.Minute); code != 0 {
-		t.Fatalf("the running apply exited %d after the promote action:\n%s", code, running.output())
+	if out, code := running.wait(time.Minute); code != 0 {
+		t.Fatalf("the running apply exited %d after the promote action:\n%s", code, out)
 	}
 	if err := f.stopCanaryLoad("hold, then promote action", "", "1.0.0", "2.0.0"); err != nil {
 		t.Error(err)

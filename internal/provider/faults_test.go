@@ -139,7 +139,7 @@ func (p *tfProc) wait(limit time.Duration) (string, int) {
 
 // rolloutAction matches the provider's log lines (TF_LOG_PROVIDER=INFO)
 // of a rollout acting on the host.
-var rolloutAction = regexp.MustCompile(`provider\.terraform-provider-release: (starting a new revision|restarting a retained revision|starting the baseline|canary step|canary analysis|resuming an interrupted canary|switching traffic|traffic switched|every user back on stable|canary passed every step|stopping the previous revision|removing the baseline|removing a revision)`)
+var rolloutAction = regexp.MustCompile(`provider\.terraform-provider-release: (starting a new revision|restarting a retained revision|starting the baseline|canary step|canary analysis|resuming a canary|switching traffic|traffic switched|every user back on stable|canary passed every step|stopping the previous revision|removing the baseline|removing a revision)`)
 
 var actionFields = regexp.MustCompile(`\b(step|look|verdict|revision|weight)=\S+`)
 

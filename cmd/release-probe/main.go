@@ -1,7 +1,8 @@
-// Command release-probe is the health check the provider places in each
-// application container: images built FROM scratch have no curl or shell, and
-// the Docker API offers no other way to reach a container's port over every
-// kind of connection. It makes one HTTP/1.0 GET and exits 0 on a 2xx answer.
+// Command release-probe is the provider's hands inside a router container
+// (and inside an application container, where the router cannot check it):
+// images built FROM scratch have no curl or shell, and the Docker API offers
+// no other way to reach a container's port over every kind of connection.
+// It makes one HTTP/1.0 GET and exits 0 on a 2xx answer.
 //
 // With -body it prints the response body instead of the status line, so that
 // the provider can read an endpoint inside a container (the router's metrics)
@@ -22,16 +23,27 @@
 //
 // It avoids net/http to stay small: it is embedded in the provider twice.
 //
-// Usage: release-probe [-body] <port> <path> [timeout]
+// With -read it writes a directory's files, and with -serve it answers
+// invocations read from stdin one after another: the provider keeps one
+// exec per router open and reads and changes the router through it.
 //
+// Given host:port instead of a port, it checks another container: the
+// provider gates a new container from the router this way.
+//
+// Usage:
+//
+//	release-probe [-body] <port or host:port> <path> [timeout]
 //	release-probe -rename <src> <dst> [<src> <dst>...]
 //	release-probe -remove <file>...
 //	release-probe -cli <socket> <command>
 //	release-probe -place <dst> <base64 content> [-cli <socket> <command>]
+//	release-probe -read <dir>
+//	release-probe -serve
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -44,49 +56,37 @@ import (
 	"time"
 )
 
+// stdout and stderr are where a mode writes: the process's own, or in
+// -serve one buffer per request, as an exec would have mixed them.
+var stdout, stderr io.Writer = os.Stdout, os.Stderr
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "-body" {
-		os.Exit(body(os.Args[2:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "-rename" {
-		os.Exit(rename(os.Args[2:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "-remove" {
-		os.Exit(remove(os.Args[2:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "-cli" {
-		os.Exit(cli(os.Args[2:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "-place" {
-		os.Exit(place(os.Args[2:]))
-	}
-	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: release-probe <port> <path> [timeout]")
-		os.Exit(2)
-	}
-	timeout := 2 * time.Second
-	if len(os.Args) > 3 {
-		if d, err := time.ParseDuration(os.Args[3]); err == nil {
-			timeout = d
-		}
-	}
-	status, err := probe("127.0.0.1:"+os.Args[1], os.Args[2], timeout)
-	if err != nil {
-		fmt.Println("unhealthy:", err)
-		os.Exit(1)
-	}
-	fmt.Println(status)
-	if !strings.HasPrefix(strings.TrimPrefix(status, "HTTP/1.1 "), "2") && !strings.HasPrefix(strings.TrimPrefix(status, "HTTP/1.0 "), "2") {
-		os.Exit(1)
-	}
+	os.Exit(run(os.Args[1:]))
 }
 
-// body writes the response body to stdout and returns the exit code. Only
-// the body goes to stdout, and nothing goes to stderr on success, because
-// Docker's exec hands the caller both streams mixed.
-func body(args []string) int {
+// run carries out one invocation (the arguments after the program's name)
+// and returns its exit code.
+func run(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-body":
+			return body(args[1:])
+		case "-rename":
+			return rename(args[1:])
+		case "-remove":
+			return remove(args[1:])
+		case "-cli":
+			return cli(args[1:])
+		case "-place":
+			return place(args[1:])
+		case "-read":
+			return read(args[1:])
+		case "-serve":
+			return serve(os.Stdin, os.Stdout)
+		}
+	}
 	if len(args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: release-probe -body <port> <path> [timeout]")
+		fmt.Fprintln(stderr, "usage: release-probe <port or host:port> <path> [timeout]")
 		return 2
 	}
 	timeout := 2 * time.Second
@@ -95,20 +95,54 @@ func body(args []string) int {
 			timeout = d
 		}
 	}
-	addr := "127.0.0.1:" + args[0]
-	conn, r, err := get(addr, args[1], timeout)
+	status, err := probe(address(args[0]), args[1], timeout)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		fmt.Fprintln(stdout, "unhealthy:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, status)
+	if !strings.HasPrefix(strings.TrimPrefix(status, "HTTP/1.1 "), "2") && !strings.HasPrefix(strings.TrimPrefix(status, "HTTP/1.0 "), "2") {
+		return 1
+	}
+	return 0
+}
+
+// address is where to connect: a port alone is the container's own,
+// host:port another's (the provider gates a new container from its router).
+func address(arg string) string {
+	if strings.Contains(arg, ":") {
+		return arg
+	}
+	return "127.0.0.1:" + arg
+}
+
+// body writes the response body to stdout and returns the exit code. Only
+// the body goes to stdout, and nothing goes to stderr on success, because
+// Docker's exec hands the caller both streams mixed.
+func body(args []string) int {
+	if len(args) < 2 {
+		fmt.Fprintln(stderr, "usage: release-probe -body <port> <path> [timeout]")
+		return 2
+	}
+	timeout := 2 * time.Second
+	if len(args) > 2 {
+		if d, err := time.ParseDuration(args[2]); err == nil {
+			timeout = d
+		}
+	}
+	conn, r, err := get(address(args[0]), args[1], timeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "release-probe:", err)
 		return 1
 	}
 	defer conn.Close()
 	status, length, chunked, err := readHead(r)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		fmt.Fprintln(stderr, "release-probe:", err)
 		return 1
 	}
 	if f := strings.Fields(status); len(f) < 2 || len(f[1]) != 3 || f[1][0] != '2' {
-		fmt.Fprintf(os.Stderr, "release-probe: GET %s answered %q\n", args[1], status)
+		fmt.Fprintf(stderr, "release-probe: GET %s answered %q\n", args[1], status)
 		return 1
 	}
 	// Read it all before writing, so that a cut-off answer prints nothing.
@@ -123,11 +157,11 @@ func body(args []string) int {
 		content, err = io.ReadAll(r)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe: reading the body:", err)
+		fmt.Fprintln(stderr, "release-probe: reading the body:", err)
 		return 1
 	}
-	if _, err := os.Stdout.Write(content); err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe:", err)
+	if _, err := stdout.Write(content); err != nil {
+		fmt.Fprintln(stderr, "release-probe:", err)
 		return 1
 	}
 	return 0
@@ -140,19 +174,19 @@ func body(args []string) int {
 // an I/O error. A host that stops midway leaves the old file or the whole new one.
 func rename(args []string) int {
 	if len(args) == 0 || len(args)%2 != 0 {
-		fmt.Fprintln(os.Stderr, "usage: release-probe -rename <src> <dst> [<src> <dst>...]")
+		fmt.Fprintln(stderr, "usage: release-probe -rename <src> <dst> [<src> <dst>...]")
 		return 2
 	}
 	for i := 0; i < len(args); i += 2 {
 		if err := syncPath(args[i]); err != nil {
-			fmt.Fprintln(os.Stderr, "release-probe: nothing renamed:", err)
+			fmt.Fprintln(stderr, "release-probe: nothing renamed:", err)
 			return 1
 		}
 	}
 	dirs := map[string]bool{}
 	for i := 0; i < len(args); i += 2 {
 		if err := os.Rename(args[i], args[i+1]); err != nil {
-			fmt.Fprintf(os.Stderr, "release-probe: %d of %d renamed: %v\n", i/2, len(args)/2, err)
+			fmt.Fprintf(stderr, "release-probe: %d of %d renamed: %v\n", i/2, len(args)/2, err)
 			return 1
 		}
 		dirs[filepath.Dir(args[i+1])] = true
@@ -160,7 +194,7 @@ func rename(args []string) int {
 	// The new names are in place; only their durability is left.
 	for dir := range dirs {
 		if err := syncPath(dir); err != nil {
-			fmt.Fprintln(os.Stderr, "release-probe: renamed, not synced:", err)
+			fmt.Fprintln(stderr, "release-probe: renamed, not synced:", err)
 		}
 	}
 	return 0
@@ -169,12 +203,12 @@ func rename(args []string) int {
 // remove removes files; one that is not there is not an error.
 func remove(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: release-probe -remove <file>...")
+		fmt.Fprintln(stderr, "usage: release-probe -remove <file>...")
 		return 2
 	}
 	for _, name := range args {
 		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintln(os.Stderr, "release-probe:", err)
+			fmt.Fprintln(stderr, "release-probe:", err)
 			return 1
 		}
 	}
@@ -187,27 +221,27 @@ func remove(args []string) int {
 // other failure; HAProxy's own complaints are in the answer, exit code 0.
 func cli(args []string) int {
 	if len(args) != 2 || strings.ContainsAny(args[1], "\n\r") {
-		fmt.Fprintln(os.Stderr, "usage: release-probe -cli <socket> <command>")
+		fmt.Fprintln(stderr, "usage: release-probe -cli <socket> <command>")
 		return 2
 	}
 	conn, err := net.DialTimeout("unix", args[0], 2*time.Second)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		fmt.Fprintln(stderr, "release-probe:", err)
 		return 3
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	// Without "prompt" HAProxy answers the line and closes the connection.
 	if _, err := io.WriteString(conn, args[1]+"\n"); err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe:", err)
+		fmt.Fprintln(stderr, "release-probe:", err)
 		return 1
 	}
 	answer, err := io.ReadAll(conn)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe: reading the answer:", err)
+		fmt.Fprintln(stderr, "release-probe: reading the answer:", err)
 		return 1
 	}
-	if _, err := os.Stdout.Write(answer); err != nil {
+	if _, err := stdout.Write(answer); err != nil {
 		return 1
 	}
 	return 0
@@ -221,18 +255,18 @@ const placeFailed = 5
 // and renames it into place, then runs -cli when it follows.
 func place(args []string) int {
 	if len(args) != 2 && !(len(args) == 5 && args[2] == "-cli") {
-		fmt.Fprintln(os.Stderr, "usage: release-probe -place <dst> <base64 content> [-cli <socket> <command>]")
+		fmt.Fprintln(stderr, "usage: release-probe -place <dst> <base64 content> [-cli <socket> <command>]")
 		return 2
 	}
 	content, err := base64.StdEncoding.DecodeString(args[1])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe: nothing placed:", err)
+		fmt.Fprintln(stderr, "release-probe: nothing placed:", err)
 		return placeFailed
 	}
 	dst := args[0]
 	tmp := filepath.Join(filepath.Dir(dst), ".place-"+filepath.Base(dst))
 	if err := os.WriteFile(tmp, content, 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "release-probe: nothing placed:", err)
+		fmt.Fprintln(stderr, "release-probe: nothing placed:", err)
 		return placeFailed
 	}
 	if code := rename([]string{tmp, dst}); code != 0 {
@@ -241,6 +275,91 @@ func place(args []string) int {
 	}
 	if len(args) == 5 {
 		return cli(args[3:])
+	}
+	return 0
+}
+
+// serve answers invocations read from in, one after another, until in
+// ends: the provider keeps one exec open per router and pays for Docker's
+// exec once instead of per read or change. A request is a line of the
+// arguments' lengths in bytes, then the arguments; the answer is a line
+// "<exit code> <length>", then that many bytes of output (stdout and stderr
+// as one, as an exec mixes them).
+func serve(in io.Reader, out io.Writer) int {
+	// The greeting tells the provider this probe serves (internal/probe.ServeGreeting).
+	if _, err := io.WriteString(out, "release-probe serve 1\n"); err != nil {
+		return 1
+	}
+	r := bufio.NewReader(in)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return 0 // the provider hung up
+		}
+		var args []string
+		for _, f := range strings.Fields(line) {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 0 || n > 1<<20 {
+				fmt.Fprintf(os.Stderr, "release-probe: bad request line %q\n", line)
+				return 2
+			}
+			arg := make([]byte, n)
+			if _, err := io.ReadFull(r, arg); err != nil {
+				return 0
+			}
+			args = append(args, string(arg))
+		}
+		var buf bytes.Buffer
+		code := 2
+		if len(args) == 0 || args[0] == "-serve" {
+			fmt.Fprintln(&buf, "usage: a request names an invocation other than -serve")
+		} else {
+			stdout, stderr = &buf, &buf
+			code = run(args)
+			stdout, stderr = os.Stdout, os.Stderr
+		}
+		answer := append([]byte(fmt.Sprintf("%d %d\n", code, buf.Len())), buf.Bytes()...)
+		if _, err := out.Write(answer); err != nil {
+			return 1
+		}
+	}
+}
+
+// read writes every regular file of a directory (not below it) as a line
+// "<name length> <content length>" followed by the name and the content: the
+// router's configuration, read without Docker's archive API. A directory
+// that is not there has no files.
+func read(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: release-probe -read <dir>")
+		return 2
+	}
+	entries, err := os.ReadDir(args[0])
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "release-probe:", err)
+		return 1
+	}
+	var buf bytes.Buffer
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		content, err := os.ReadFile(filepath.Join(args[0], e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // renamed away since the listing
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "release-probe:", err)
+			return 1
+		}
+		fmt.Fprintf(&buf, "%d %d\n%s", len(e.Name()), len(content), e.Name())
+		buf.Write(content)
+	}
+	if _, err := stdout.Write(buf.Bytes()); err != nil {
+		return 1
 	}
 	return 0
 }

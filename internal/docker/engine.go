@@ -2,6 +2,7 @@ package docker
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -437,6 +438,76 @@ func (e *Engine) Exec(ctx context.Context, id string, cmd []string) (int, string
 		wait = min(2*wait, 20*time.Millisecond)
 	}
 	return 0, demux(raw), fmt.Errorf("the command %v in %s did not finish", cmd, id)
+}
+
+// ExecStream is a command running in a container with its standard input
+// open: what is written to In reaches the command, Out reads its stdout and
+// stderr as one stream, and Close ends both (the command sees its input end).
+type ExecStream struct {
+	In    io.Writer
+	Out   *bufio.Reader
+	close func()
+	ended chan struct{}
+}
+
+// Ended says whether the command's output has ended (it exited, or the
+// container stopped): nothing written to it will be answered.
+func (s *ExecStream) Ended() bool {
+	select {
+	case <-s.ended:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close hangs up: the command's input ends and Out returns an error.
+func (s *ExecStream) Close() { s.close() }
+
+// ExecStream starts a command in a running container and keeps its streams
+// open, independently of ctx once started, until Close.
+func (e *Engine) ExecStream(ctx context.Context, id string, cmd []string) (*ExecStream, error) {
+	cli, err := e.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	created, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, AttachStdin: true, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return nil, err
+	}
+	att, err := cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	ended := make(chan struct{})
+	go func() {
+		err := demuxStream(pw, att.Reader)
+		close(ended)
+		pw.CloseWithError(err)
+	}()
+	return &ExecStream{In: att.Conn, Out: bufio.NewReader(pr), close: func() { att.Close(); pr.Close() }, ended: ended}, nil
+}
+
+// demuxStream copies the payload of Docker's multiplexed stream (stdout and
+// stderr frames) to w until r ends; io.EOF then.
+func demuxStream(w io.Writer, r io.Reader) error {
+	var head [8]byte
+	for {
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			if err == io.ErrUnexpectedEOF {
+				return fmt.Errorf("the exec stream ended inside a frame header")
+			}
+			return io.EOF
+		}
+		n := int64(binary.BigEndian.Uint32(head[4:]))
+		if _, err := io.CopyN(w, r, n); err != nil {
+			if err == io.EOF {
+				return fmt.Errorf("the exec stream ended inside a frame")
+			}
+			return err
+		}
+	}
 }
 
 // CopyFiles writes files under dir in a container (created or running).

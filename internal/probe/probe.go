@@ -65,3 +65,9 @@ func binary(arch string) ([]byte, error) {
 func Command(port int, path string, timeout time.Duration) []string {
 	return []string{"CMD", Path, strconv.Itoa(port), path, timeout.String()}
 }
+
+// RemoteArgs are the arguments that make the probe check path at another
+// container's address (host:port) instead of its own container's port.
+func RemoteArgs(addr, path string, timeout time.Duration) []string {
+	return []string{addr, path, timeout.String()}
+}

@@ -210,9 +210,11 @@ func (p *releaseProvider) Configure(ctx context.Context, req provider.ConfigureR
 
 	conn := docker.NewConnector(dockerCfg)
 	engine := docker.NewEngine(conn)
-	// The router checks a just-added server within its downinter (50ms):
-	// reading its state every 50ms keeps the switch close behind that check.
-	routes := &router.Controller{Docker: engine, ReadyPoll: 50 * time.Millisecond}
+	// The router checks a just-added server within its downinter (50ms);
+	// its state is read through a probe session that answers in a
+	// millisecond or two, so reading it every 10ms keeps the switch close
+	// behind that check.
+	routes := &router.Controller{Docker: engine, ReadyPoll: 10 * time.Millisecond}
 	data := &providerData{
 		docker:   conn,
 		engine:   engine,

@@ -57,10 +57,18 @@ func (d *Deployer) retire(ctx context.Context, spec Spec, before Status, contain
 			}
 		}
 	}
-	// Containers stop side by side: each finishes its own requests.
+	// Containers stop side by side, each finishing its own requests, while
+	// what goes is removed: neither waits for the other.
+	var removeErr error
+	removed := make(chan struct{})
+	go func() {
+		defer close(removed)
+		removeErr = errors.Join(d.stopAndRemove(ctx, spec.StopTimeout, remove), d.pruneRecords(ctx, before.records))
+	}()
 	stopErr := parallel(stop, func(id string) error { return d.Host.Stop(ctx, id, spec.StopTimeout) })
 	failpoint.Hit(failpoint.Retiring)
-	return errors.Join(stopErr, d.stopAndRemove(ctx, spec.StopTimeout, remove), d.pruneRecords(ctx, before.records))
+	<-removed
+	return errors.Join(stopErr, removeErr)
 }
 
 // stopAndRemove stops containers side by side, each finishing its requests

@@ -47,8 +47,9 @@ type Controller struct {
 	// Clock times the waits for a reload and for servers to be ready; nil is the wall clock.
 	Clock clock.Clock
 
-	probeMu sync.Mutex
-	probed  map[string]bool // routers this Controller placed the probe in
+	probeMu  sync.Mutex
+	probed   map[string]bool            // routers this Controller placed the probe in
+	sessions map[string][]*probeSession // idle probe sessions by router
 
 	basesMu sync.Mutex
 	bases   map[string][]byte // routers' base files as last read
@@ -124,7 +125,7 @@ func stagedPath(name string) string { return path.Join(ConfigDir, stagePrefix+na
 // Files returns the configuration files the router loads, by name (files
 // staged by an apply that was interrupted are not among them).
 func (c *Controller) Files(ctx context.Context, routerID string) (map[string][]byte, error) {
-	files, err := c.Docker.ReadDir(ctx, routerID, ConfigDir)
+	files, err := c.readDir(ctx, routerID, ConfigDir)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func (c *Controller) apply(ctx context.Context, routerID string, files map[strin
 			return fmt.Errorf("%q is not a configuration file name: HAProxy loads only names ending in .cfg that do not start with a dot", name)
 		}
 	}
-	current, err := c.Docker.ReadDir(ctx, routerID, ConfigDir)
+	current, err := c.readDir(ctx, routerID, ConfigDir)
 	if err != nil {
 		return fmt.Errorf("reading the router's configuration: %w", err)
 	}

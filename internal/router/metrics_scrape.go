@@ -93,11 +93,15 @@ func (c *Controller) execProbe(ctx context.Context, routerID string, args ...str
 		if err := c.ensureProbe(ctx, routerID); err != nil {
 			return 0, "", err
 		}
+		if code, out, err, used := c.viaSession(ctx, routerID, args); used {
+			return code, out, err
+		}
 		code, out, err := c.Docker.Exec(ctx, routerID, cmd)
 		// 126 and 127 are the runtime's "cannot run it": the probe itself exits 0, 1 or 2.
 		if err != nil || (code != 126 && code != 127) || attempt > 0 {
 			return code, out, err
 		}
+		c.dropSessions(routerID)
 		c.probeMu.Lock()
 		delete(c.probed, routerID)
 		c.probeMu.Unlock()

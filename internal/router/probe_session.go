@@ -1,0 +1,194 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
+)
+
+// Every read and change of a router goes through the probe placed in it.
+// An exec of its own costs Docker's exec create, start and inspect (about
+// 40ms here) each time, and a switch reads and changes the router a dozen
+// times; a probe started once with -serve answers each in a round trip.
+// The Controller keeps a few of those open per router and falls back to an
+// exec of its own whenever one cannot be used.
+
+// streamer is a Container that can keep an exec open (docker.Engine is one).
+type streamer interface {
+	ExecStream(ctx context.Context, id string, cmd []string) (*docker.ExecStream, error)
+}
+
+// maxIdleSessions bounds the sessions kept open per router between
+// invocations: environments released side by side each take one.
+const maxIdleSessions = 4
+
+// probeSession is one `release-probe -serve` running in a router.
+type probeSession struct {
+	stream *docker.ExecStream
+}
+
+func (c *Controller) openSession(ctx context.Context, routerID string) (*probeSession, bool) {
+	s, ok := c.Docker.(streamer)
+	if !ok {
+		return nil, false
+	}
+	stream, err := s.ExecStream(ctx, routerID, append([]string{probe.Path}, probe.ServeArgs...))
+	if err != nil {
+		return nil, false
+	}
+	// A probe that serves says so first; anything else (no probe there, or
+	// one from before -serve, which prints its usage and exits) is not used.
+	if line, err := stream.Out.ReadString('\n'); err != nil || line != probe.ServeGreeting+"\n" {
+		stream.Close()
+		return nil, false
+	}
+	return &probeSession{stream: stream}, true
+}
+
+// takeSession returns an idle session of the router, or a new one.
+func (c *Controller) takeSession(ctx context.Context, routerID string) (*probeSession, bool) {
+	c.probeMu.Lock()
+	for n := len(c.sessions[routerID]); n > 0; n-- {
+		s := c.sessions[routerID][n-1]
+		c.sessions[routerID] = c.sessions[routerID][:n-1]
+		if !s.stream.Ended() { // one whose router restarted has ended
+			c.probeMu.Unlock()
+			return s, true
+		}
+		s.stream.Close()
+	}
+	c.probeMu.Unlock()
+	return c.openSession(ctx, routerID)
+}
+
+// giveBack keeps a session that answered for the next invocation.
+func (c *Controller) giveBack(routerID string, s *probeSession) {
+	c.probeMu.Lock()
+	defer c.probeMu.Unlock()
+	if c.sessions == nil {
+		c.sessions = map[string][]*probeSession{}
+	}
+	if len(c.sessions[routerID]) >= maxIdleSessions {
+		s.stream.Close()
+		return
+	}
+	c.sessions[routerID] = append(c.sessions[routerID], s)
+}
+
+// dropSessions closes a router's idle sessions (its probe is being replaced).
+func (c *Controller) dropSessions(routerID string) {
+	c.probeMu.Lock()
+	idle := c.sessions[routerID]
+	delete(c.sessions, routerID)
+	c.probeMu.Unlock()
+	for _, s := range idle {
+		s.stream.Close()
+	}
+}
+
+// viaSession runs one probe invocation over a session. used is false when
+// no session could carry it and nothing was run: the caller then runs an
+// exec of its own. A session that fails is closed, never reused. When the
+// answer is lost after the invocation was sent, a read is handed back to
+// the caller to run again (used is false); a change is reported as the
+// error it is, as a lost exec's would be.
+func (c *Controller) viaSession(ctx context.Context, routerID string, args []string) (code int, out string, err error, used bool) {
+	s, ok := c.takeSession(ctx, routerID)
+	if !ok {
+		return 0, "", nil, false
+	}
+	type answer struct {
+		code int
+		out  string
+		err  error
+		sent bool
+	}
+	done := make(chan answer, 1)
+	go func() {
+		if err := probe.WriteRequest(s.stream.In, args); err != nil {
+			done <- answer{err: err}
+			return
+		}
+		code, out, err := probe.ReadAnswer(s.stream.Out)
+		done <- answer{code, out, err, true}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		// The answer would come out of turn: this session is done.
+		s.stream.Close()
+		return 0, "", ctx.Err(), true
+	}
+	if a.err == nil {
+		c.giveBack(routerID, s)
+		return a.code, a.out, nil, true
+	}
+	s.stream.Close()
+	if !a.sent || readOnly(args) {
+		return 0, "", nil, false
+	}
+	return 0, "", errors.New("the router's probe stopped answering: " + a.err.Error()), true
+}
+
+// readOnly says whether an invocation only reads, so that running it again
+// after its answer was lost changes nothing.
+func readOnly(args []string) bool {
+	switch {
+	case len(args) == 0:
+		return false
+	case args[0] == "-body" || args[0] == "-read" || !strings.HasPrefix(args[0], "-"):
+		return true // reads, and health checks (a GET)
+	case args[0] == "-cli" && len(args) == 3:
+		for _, cmd := range strings.Split(args[2], ";") {
+			if !strings.HasPrefix(strings.TrimSpace(cmd), "show ") {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// readDir reads the regular files of a directory in the router: through a
+// probe session when one serves, else through Docker's archive API.
+func (c *Controller) readDir(ctx context.Context, routerID, dir string) (map[string][]byte, error) {
+	if _, ok := c.Docker.(streamer); ok && c.ensureProbe(ctx, routerID) == nil {
+		code, out, err, used := c.viaSession(ctx, routerID, probe.ReadArgs(dir))
+		if used && err != nil {
+			return nil, err
+		}
+		if used && code == 0 {
+			if files, err := probe.ReadFiles(out); err == nil {
+				return files, nil
+			}
+		}
+	}
+	return c.Docker.ReadDir(ctx, routerID, dir)
+}
+
+// Via returns e with its reads of a router's files made through this
+// Controller's probe sessions (Observe before a release reads them again
+// moments later, through the same session).
+func (c *Controller) Via(e Engine) Engine { return sessionReads{Engine: e, c: c} }
+
+type sessionReads struct {
+	Engine
+	c *Controller
+}
+
+func (s sessionReads) ReadDir(ctx context.Context, id, dir string) (map[string][]byte, error) {
+	return s.c.readDir(ctx, id, dir)
+}
+
+// ProbeFrom runs the health probe in the router against another
+// container's address: the same GET the router's own checks make, from
+// where they make it. It returns the probe's exit code (0 on a 2xx) and its
+// output (the status line, or why there was none).
+func (c *Controller) ProbeFrom(ctx context.Context, routerID, addr, path string, timeout time.Duration) (int, string, error) {
+	return c.execProbe(ctx, routerID, probe.RemoteArgs(addr, path, timeout)...)
+}

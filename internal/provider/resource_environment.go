@@ -141,12 +141,12 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Optional:    true, ElementType: types.StringType,
 			},
 			"health_check": schema.SingleNestedAttribute{
-				Description: "How containers are checked. While a new container starts, the provider gates it: it runs a small static probe placed " +
-					"in the container (at `/.release-probe`, so images without a shell or curl are checked too) through the Docker API, at once, then " +
-					"after 20ms, waiting twice as long after each check up to `interval`, until `healthy_threshold` checks pass in a row; only then is " +
-					"the container routed, after one passing check of the router's own. From then on only the router checks it, over HTTP every " +
-					"`interval`, and sends it no traffic after 3 failed checks until 2 pass. Nothing runs inside the containers at rest: they carry " +
-					"no Docker `HEALTHCHECK` (an image's own is disabled too), so `docker ps` shows no health status for them.",
+				Description: "How containers are checked. While a new container starts, the provider gates it: a small static probe in the router " +
+					"(at `/.release-probe`) sends `GET path` to the container's address on the environment's network, as the router's own checks " +
+					"will, at once, then after 20ms, waiting twice as long after each check up to `interval`, until `healthy_threshold` checks pass " +
+					"in a row; only then is the container routed, after one passing check of the router's own. From then on only the router checks " +
+					"it, over HTTP every `interval`, and sends it no traffic after 3 failed checks until one passes. Nothing runs inside the " +
+					"containers: they carry no Docker `HEALTHCHECK` (an image's own is disabled too), so `docker ps` shows no health status for them.",
 				Optional: true, Computed: true,
 				Default: objectdefault.StaticValue(defaultHealthCheck()),
 				Attributes: map[string]schema.Attribute{
@@ -520,7 +520,7 @@ func (r *environmentResource) deploy(ctx context.Context, plan *environmentModel
 	defer func() {
 		tflog.Info(ctx, fmt.Sprintf("phase whole release in %s", time.Since(began).Round(time.Millisecond)))
 	}()
-	o, err := router.Observe(ctx, r.data.engine, spec.Router.Name)
+	o, err := router.Observe(ctx, r.data.routes.Via(r.data.engine), spec.Router.Name)
 	if err != nil {
 		addDockerError(diags, r.data, "Cannot Read Router", err)
 		return

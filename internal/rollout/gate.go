@@ -3,6 +3,8 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,9 +13,11 @@ import (
 )
 
 // The health gate: before a new container gets traffic, the provider runs
-// the probe in it (a Docker exec of /.release-probe) until it passes
-// HealthyThreshold times in a row. Only while gating: the containers carry
-// no Docker HEALTHCHECK, so at rest nothing is exec'd in them and the
+// the probe until it passes HealthyThreshold times in a row: in the router
+// (its probe session), against the address the route will give the
+// container, or, where the router cannot run it, in the container itself
+// (a Docker exec of /.release-probe). Only while gating: the containers
+// carry no Docker HEALTHCHECK, so at rest nothing is exec'd in them and the
 // router's own HTTP checks are the health signal.
 //
 // The first check runs as soon as the container started; the wait before
@@ -122,10 +126,9 @@ func (d *Deployer) check(ctx context.Context, spec Spec, g *gated, threshold int
 		g.err = fmt.Errorf("it exited")
 		return nil
 	}
-	cmd := probe.Command(portOf(c, spec), spec.Health.Path, spec.Health.Timeout)[1:] // without Docker's "CMD"
 	// The probe gives up after the timeout itself; this bounds a stuck exec.
 	ectx, cancel := context.WithTimeout(ctx, spec.Health.Timeout+2*time.Second)
-	code, out, err := d.Host.Exec(ectx, g.id, cmd)
+	code, out, err := d.probe(ectx, spec, c)
 	cancel()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -151,6 +154,18 @@ func (d *Deployer) check(ctx context.Context, spec Spec, g *gated, threshold int
 	g.wait = nextGateWait(g.wait, spec.Health.Interval, passed, g.streak)
 	g.due = d.Clock.Now().Add(g.wait)
 	return nil
+}
+
+// probe runs one check of a container: from the router, at the address the
+// route will give it, when the router can run it; else by an exec of the
+// probe in the container, on its own port.
+func (d *Deployer) probe(ctx context.Context, spec Spec, c docker.Container) (int, string, error) {
+	port := portOf(c, spec)
+	if p, ok := d.Routes.(routerProber); ok && spec.Router.ContainerID != "" && c.IPs[spec.Network()] != "" {
+		addr := net.JoinHostPort(c.IPs[spec.Network()], strconv.Itoa(port))
+		return p.ProbeFrom(ctx, spec.Router.ContainerID, addr, spec.Health.Path, spec.Health.Timeout)
+	}
+	return d.Host.Exec(ctx, c.ID, probe.Command(port, spec.Health.Path, spec.Health.Timeout)[1:]) // without Docker's "CMD"
 }
 
 func (g *gated) lastOutput() string {

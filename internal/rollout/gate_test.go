@@ -10,6 +10,7 @@ import (
 
 	"github.com/releasekit/terraform-provider-release/internal/clock/clocktest"
 	"github.com/releasekit/terraform-provider-release/internal/docker"
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 	"github.com/releasekit/terraform-provider-release/internal/probe"
 )
 
@@ -319,5 +320,73 @@ func TestGateOldContainerWithDockerHealthCheck(t *testing.T) {
 	old.Health = "unhealthy"
 	if !usable(out[0]) || usable(old) {
 		t.Errorf("usable(healthy) = %v, usable(unhealthy) = %v", usable(out[0]), usable(old))
+	}
+}
+
+// proberRoutes is a router that runs the probe itself (router.Controller
+// does): each check is answered as the container's own exec would be, and
+// recorded with the router and address it was made from.
+type proberRoutes struct {
+	*fakeRoutes
+	mu     sync.Mutex
+	probes []string // "<router> <address> <path>"
+}
+
+func (p *proberRoutes) ProbeFrom(ctx context.Context, routerID, addr, path string, timeout time.Duration) (int, string, error) {
+	p.mu.Lock()
+	p.probes = append(p.probes, routerID+" "+addr+" "+path)
+	p.mu.Unlock()
+	cs, err := p.host.List(ctx, map[string]string{naming.LabelManaged: "true"})
+	if err != nil {
+		return 0, "", err
+	}
+	for _, c := range cs {
+		for _, ip := range c.IPs {
+			if strings.HasPrefix(addr, ip+":") {
+				return p.host.Exec(ctx, c.ID, probe.RemoteArgs(addr, path, timeout))
+			}
+		}
+	}
+	return 1, "unhealthy: dial tcp " + addr + ": connect: no route to host", nil
+}
+
+// Where the router can run the probe, the gate checks each new container
+// from the router, at the address its route gives it, and nothing is
+// placed in or run inside the containers.
+func TestGateChecksFromTheRouter(t *testing.T) {
+	h := newHarness(t)
+	p := &proberRoutes{fakeRoutes: h.routes}
+	h.d.Routes = p
+	h.host.readyAfter = 30 * time.Millisecond
+	spec := webSpec("production", digest1)
+	if _, err := h.d.Deploy(h.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range h.host.creates {
+		if len(cs.Files) != 0 {
+			t.Errorf("%s: files %v placed in the container, want none (the router checks it)", cs.Name, cs.Files)
+		}
+	}
+	cs, err := h.host.List(h.ctx, map[string]string{naming.LabelEnvironment: "production", naming.LabelKind: string(naming.KindApp)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		want := "router-1 " + c.IPs[spec.Network()] + ":8080 /healthz"
+		n := 0
+		for _, got := range p.probes {
+			if got == want {
+				n++
+			}
+		}
+		// Fails at 0 and 20ms, passes at 40 and 60 (healthy_threshold 2).
+		if n != 4 {
+			t.Errorf("%s: %d checks from the router as %q, want 4; all checks: %q", c.Name, n, want, p.probes)
+		}
+	}
+	for _, e := range h.host.execs {
+		if len(e.cmd) > 0 && e.cmd[0] == probe.Path {
+			t.Errorf("%s: the probe was exec'd in the container (%q)", e.name, e.cmd)
+		}
 	}
 }

@@ -46,6 +46,14 @@ type knownApplier interface {
 	ApplyKnown(ctx context.Context, routerID string, files, previous map[string][]byte) error
 }
 
+// routerProber is a Routes that can run the health probe from the router
+// against a container's address (router.Controller does): the gate then
+// checks a new container from where the router will reach it, without an
+// exec in the container.
+type routerProber interface {
+	ProbeFrom(ctx context.Context, routerID, addr, path string, timeout time.Duration) (int, string, error)
+}
+
 // MetricsSource opens what samples a canary: the router's counters, and
 // Prometheus when the policy names one.
 type MetricsSource interface {

@@ -87,13 +87,17 @@ func (d *Deployer) createReplicas(ctx context.Context, spec Spec, rev int, track
 			return nil, err
 		}
 	}
-	arch, err := d.Host.Architecture(ctx)
-	if err != nil {
-		return nil, err
-	}
-	probeBin, err := probe.Binary(arch)
-	if err != nil {
-		return nil, err
+	// The gate checks from the router when it can (Deployer.probe); only
+	// otherwise does a container need a probe of its own.
+	var probeBin []byte
+	if _, ok := d.Routes.(routerProber); !ok || spec.Router.ContainerID == "" {
+		arch, err := d.Host.Architecture(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if probeBin, err = probe.Binary(arch); err != nil {
+			return nil, err
+		}
 	}
 	n := spec.Replicas
 	if from != nil {
@@ -104,7 +108,7 @@ func (d *Deployer) createReplicas(ctx context.Context, spec Spec, rev int, track
 	for i := range idx {
 		idx[i] = strconv.Itoa(i)
 	}
-	err = parallel(idx, func(s string) error {
+	err := parallel(idx, func(s string) error {
 		i := atoi(s)
 		s2, replica, h := spec, i+1, hash
 		if from != nil {
@@ -128,6 +132,10 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track
 	env := appendSorted(make([]string, 0, len(spec.Env)+len(spec.SecretEnv)+3), spec.Env)
 	env = appendSorted(env, spec.SecretEnv)
 	env = append(env, "RELEASE_ENVIRONMENT="+spec.Environment, "RELEASE_SERVICE="+spec.Service, "RELEASE_REVISION="+strconv.Itoa(rev))
+	var files []docker.File
+	if probeBin != nil {
+		files = []docker.File{{Path: probe.Path, Mode: 0o755, Content: probeBin}}
+	}
 	return docker.ContainerSpec{
 		Name:  naming.ContainerName(spec.Environment, spec.Service, track, rev, replica),
 		Image: spec.Image,
@@ -155,7 +163,7 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track
 		// them afterwards, so nothing is exec'd in them at rest.
 		Health:      &docker.HealthCheck{Test: []string{"NONE"}},
 		StopTimeout: int(spec.StopTimeout / time.Second),
-		Files:       []docker.File{{Path: probe.Path, Mode: 0o755, Content: probeBin}},
+		Files:       files,
 	}
 }
 

@@ -99,7 +99,7 @@ func TestRenderRoute(t *testing.T) {
 		"option httpchk GET /healthz",
 		"http-check expect rstatus ^2[0-9][0-9]$", // any 2xx, as the environment's gate
 		"timeout check 2s",                        // the default
-		"default-server inter 2s fastinter 50ms downinter 50ms fall 3 rise 2",
+		"default-server inter 2s fastinter 50ms downinter 10ms fall 3 rise 1",
 		"server r2-1 172.18.0.3:8080 check weight 100",
 		"server r2-2 172.18.0.4:8080 check weight 100",
 	} {
@@ -154,7 +154,7 @@ func TestRenderRouteWeightsAndInterval(t *testing.T) {
 	for _, want := range []string{
 		"bind :9090",
 		"option httpchk GET /status/ready",
-		"default-server inter 500ms fastinter 50ms downinter 50ms fall 3 rise 2",
+		"default-server inter 500ms fastinter 50ms downinter 10ms fall 3 rise 1",
 		"timeout check 1500ms",
 		"server r1-1 10.0.0.5:80 check weight 0",
 		"server r2-1 10.0.0.6:80 check weight 95",
@@ -180,7 +180,7 @@ func TestRenderRouteWeightsAndInterval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasLine(cfg, "default-server inter 2s fastinter 50ms downinter 50ms fall 3 rise 2") {
+	if !hasLine(cfg, "default-server inter 2s fastinter 50ms downinter 10ms fall 3 rise 1") {
 		t.Errorf("default check interval not 2s:\n%s", cfg)
 	}
 	if !hasLine(cfg, "timeout check 2s") || strings.Count(string(cfg), "timeout check") != 1 {

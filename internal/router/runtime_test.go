@@ -135,9 +135,9 @@ func TestRuntimeCommands(t *testing.T) {
 	if !ok {
 		t.Fatal("not planned")
 	}
-	want = "del server be_prod_web/s2-1; add server be_prod_web/s2-1 10.0.0.3:8080 check inter 2s fastinter 50ms downinter 50ms fall 3 rise 2 weight 0; " +
+	want = "del server be_prod_web/s2-1; add server be_prod_web/s2-1 10.0.0.3:8080 check inter 2s fastinter 50ms downinter 10ms fall 3 rise 1 weight 0; " +
 		"enable server be_prod_web/s2-1; enable health be_prod_web/s2-1; " + // serving already as c2-1: UP at once
-		"del server be_prod_web/s3-1; add server be_prod_web/s3-1 10.0.0.9:8080 check inter 2s fastinter 50ms downinter 50ms fall 3 rise 2 weight 0; " +
+		"del server be_prod_web/s3-1; add server be_prod_web/s3-1 10.0.0.9:8080 check inter 2s fastinter 50ms downinter 10ms fall 3 rise 1 weight 0; " +
 		"enable server be_prod_web/s3-1; set server be_prod_web/s3-1 health down; enable health be_prod_web/s3-1; " +
 		"enable dynamic-cookie backend be_prod_web; " +
 		"set server be_prod_web/s2-1 weight 100; set server be_prod_web/s3-1 weight 50; " +

@@ -44,7 +44,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -286,8 +288,10 @@ func place(args []string) int {
 // "<exit code> <length>", then that many bytes of output (stdout and stderr
 // as one, as an exec mixes them).
 func serve(in io.Reader, out io.Writer) int {
-	// The greeting tells the provider this probe serves (internal/probe.ServeGreeting).
-	if _, err := io.WriteString(out, "release-probe serve 1\n"); err != nil {
+	// The greeting tells the provider this probe serves, and which build it
+	// is (internal/probe.ServeGreeting, Identity): a provider with the same
+	// build embedded need not place its own.
+	if _, err := fmt.Fprintf(out, "release-probe serve 1 %s\n", identity()); err != nil {
 		return 1
 	}
 	r := bufio.NewReader(in)
@@ -323,6 +327,21 @@ func serve(in io.Reader, out io.Writer) int {
 			return 1
 		}
 	}
+}
+
+// identity is the SHA-256 of the probe's own executable, "-" when it
+// cannot be read.
+func identity() string {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return "-"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "-"
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // read writes every regular file of a directory (not below it) as a line

@@ -3,10 +3,13 @@ package probe
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The provider's side of `release-probe -serve` (cmd/release-probe holds the
@@ -17,9 +20,42 @@ import (
 // ServeArgs are the arguments that start the probe answering invocations.
 var ServeArgs = []string{"-serve"}
 
-// ServeGreeting is the line a serving probe writes first: a probe that
-// cannot serve (one placed by an earlier provider) writes something else.
+// ServeGreeting begins the line a serving probe writes first, followed by
+// its Identity: a probe that cannot serve (one placed by an earlier
+// provider) writes something else.
 const ServeGreeting = "release-probe serve 1"
+
+// ParseGreeting reads a serving probe's first line: ok when it serves, with
+// the identity of its build.
+func ParseGreeting(line string) (identity string, ok bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), ServeGreeting+" ")
+	if !ok || rest == "" || strings.ContainsAny(rest, " \n") {
+		return "", false
+	}
+	return rest, true
+}
+
+var (
+	identityMu sync.Mutex
+	identities = map[string]string{}
+)
+
+// Identity is the SHA-256 of the probe built for arch, as a serving probe
+// of that build reports its own.
+func Identity(arch string) (string, error) {
+	identityMu.Lock()
+	defer identityMu.Unlock()
+	if id, ok := identities[arch]; ok {
+		return id, nil
+	}
+	b, err := Binary(arch)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	identities[arch] = hex.EncodeToString(sum[:])
+	return identities[arch], nil
+}
 
 // ReadArgs are the arguments of an invocation that writes a directory's
 // regular files (ReadFiles decodes its output).

@@ -66,8 +66,14 @@ func TestEmbeddedProbeServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers := bufio.NewReader(outPipe)
-	if line, err := answers.ReadString('\n'); err != nil || line != ServeGreeting+"\n" {
-		t.Fatalf("the probe greeted with %q, %v; want %q", line, err, ServeGreeting)
+	// It names its build: the provider that embeds the same one places none.
+	want, err := Identity("amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := answers.ReadString('\n')
+	if got, ok := ParseGreeting(line); err != nil || !ok || got != want {
+		t.Fatalf("the probe greeted with %q (%v); want %q and its identity %s", line, err, ServeGreeting, want)
 	}
 	ask := func(args ...string) (int, string) {
 		t.Helper()
@@ -135,6 +141,17 @@ func TestEmbeddedProbeServe(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		cmd.Process.Kill()
 		t.Error("the probe did not exit when its input ended")
+	}
+}
+
+func TestParseGreeting(t *testing.T) {
+	if id, ok := ParseGreeting(ServeGreeting + " ab12\n"); !ok || id != "ab12" {
+		t.Errorf("ParseGreeting of a serving probe = %q, %t", id, ok)
+	}
+	for _, line := range []string{"usage: release-probe <port> <path> [timeout]\n", ServeGreeting + "\n", ServeGreeting + " a b\n", "release-probe serve 2 ab12\n", ""} {
+		if _, ok := ParseGreeting(line); ok {
+			t.Errorf("ParseGreeting(%q) took it for a serving probe", line)
+		}
 	}
 }
 

@@ -48,8 +48,10 @@ type Controller struct {
 	Clock clock.Clock
 
 	probeMu  sync.Mutex
-	probed   map[string]bool            // routers this Controller placed the probe in
-	sessions map[string][]*probeSession // idle probe sessions by router
+	probed   map[string]bool         // routers known to have this provider's probe
+	placing  map[string]*sync.Mutex  // held while the probe of a router is checked or placed
+	arch     string                  // the Docker host's architecture, once read
+	sessions map[string]*sessionPool // probe sessions by router
 
 	basesMu sync.Mutex
 	bases   map[string][]byte // routers' base files as last read

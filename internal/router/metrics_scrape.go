@@ -6,6 +6,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/probe"
@@ -75,12 +76,7 @@ func (c *Controller) InstallProbe(ctx context.Context, routerID string, arch str
 	if err := c.Docker.CopyFiles(ctx, routerID, path.Dir(probe.Path), []docker.File{file}); err != nil {
 		return fmt.Errorf("placing the probe in the router: %w", err)
 	}
-	c.probeMu.Lock()
-	defer c.probeMu.Unlock()
-	if c.probed == nil {
-		c.probed = map[string]bool{}
-	}
-	c.probed[routerID] = true
+	c.markProbed(routerID)
 	return nil
 }
 
@@ -108,16 +104,73 @@ func (c *Controller) execProbe(ctx context.Context, routerID string, args ...str
 	}
 }
 
+// ensureProbe makes sure the router has this provider's probe, once per
+// Controller and router; callers for one router wait for the first. A
+// probe there that serves and names the same build (another provider
+// process placed it) is used as it is, and its session kept: placing the
+// probe costs a copy of about 2 MB.
 func (c *Controller) ensureProbe(ctx context.Context, routerID string) error {
+	c.probeMu.Lock()
+	if c.probed[routerID] {
+		c.probeMu.Unlock()
+		return nil
+	}
+	if c.placing == nil {
+		c.placing = map[string]*sync.Mutex{}
+	}
+	if c.placing[routerID] == nil {
+		c.placing[routerID] = &sync.Mutex{}
+	}
+	placing := c.placing[routerID]
+	c.probeMu.Unlock()
+	placing.Lock()
+	defer placing.Unlock()
 	c.probeMu.Lock()
 	placed := c.probed[routerID]
 	c.probeMu.Unlock()
 	if placed {
 		return nil
 	}
-	arch, err := c.Docker.Architecture(ctx)
+	arch, err := c.architecture(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the Docker host's architecture for the router's probe: %w", err)
 	}
+	if want, err := probe.Identity(arch); err == nil {
+		if s, ok := c.openSession(ctx, routerID); ok {
+			if s.identity == want {
+				c.pool(routerID).keep(s)
+				c.markProbed(routerID)
+				return nil
+			}
+			s.stream.Close()
+		}
+	}
 	return c.InstallProbe(ctx, routerID, arch)
+}
+
+// architecture is the Docker host's, read once.
+func (c *Controller) architecture(ctx context.Context) (string, error) {
+	c.probeMu.Lock()
+	arch := c.arch
+	c.probeMu.Unlock()
+	if arch != "" {
+		return arch, nil
+	}
+	arch, err := c.Docker.Architecture(ctx)
+	if err != nil {
+		return "", err
+	}
+	c.probeMu.Lock()
+	c.arch = arch
+	c.probeMu.Unlock()
+	return arch, nil
+}
+
+func (c *Controller) markProbed(routerID string) {
+	c.probeMu.Lock()
+	defer c.probeMu.Unlock()
+	if c.probed == nil {
+		c.probed = map[string]bool{}
+	}
+	c.probed[routerID] = true
 }

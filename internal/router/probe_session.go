@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
@@ -26,9 +27,22 @@ type streamer interface {
 // invocations: environments released side by side each take one.
 const maxIdleSessions = 4
 
+// sessionWait is how long an invocation waits for a busy session to come
+// back before it opens another: an invocation takes a millisecond or two,
+// opening a session about 40ms, and a slow one (a router reloading) must
+// not hold up the rest.
+const sessionWait = 10 * time.Millisecond
+
 // probeSession is one `release-probe -serve` running in a router.
 type probeSession struct {
-	stream *docker.ExecStream
+	stream   *docker.ExecStream
+	identity string // the probe's build (probe.Identity)
+}
+
+// sessionPool holds one router's sessions.
+type sessionPool struct {
+	idle chan *probeSession
+	busy atomic.Int32 // sessions carrying an invocation now
 }
 
 func (c *Controller) openSession(ctx context.Context, routerID string) (*probeSession, bool) {
@@ -42,51 +56,111 @@ func (c *Controller) openSession(ctx context.Context, routerID string) (*probeSe
 	}
 	// A probe that serves says so first; anything else (no probe there, or
 	// one from before -serve, which prints its usage and exits) is not used.
-	if line, err := stream.Out.ReadString('\n'); err != nil || line != probe.ServeGreeting+"\n" {
+	line, err := stream.Out.ReadString('\n')
+	identity, ok := probe.ParseGreeting(line)
+	if err != nil || !ok {
 		stream.Close()
 		return nil, false
 	}
-	return &probeSession{stream: stream}, true
+	return &probeSession{stream: stream, identity: identity}, true
 }
 
-// takeSession returns an idle session of the router, or a new one.
-func (c *Controller) takeSession(ctx context.Context, routerID string) (*probeSession, bool) {
+func (c *Controller) pool(routerID string) *sessionPool {
 	c.probeMu.Lock()
-	for n := len(c.sessions[routerID]); n > 0; n-- {
-		s := c.sessions[routerID][n-1]
-		c.sessions[routerID] = c.sessions[routerID][:n-1]
-		if !s.stream.Ended() { // one whose router restarted has ended
-			c.probeMu.Unlock()
-			return s, true
+	defer c.probeMu.Unlock()
+	if c.sessions == nil {
+		c.sessions = map[string]*sessionPool{}
+	}
+	p := c.sessions[routerID]
+	if p == nil {
+		p = &sessionPool{idle: make(chan *probeSession, maxIdleSessions)}
+		c.sessions[routerID] = p
+	}
+	return p
+}
+
+// takeSession returns an idle session of the router, one that comes back
+// within sessionWait, or a new one.
+func (c *Controller) takeSession(ctx context.Context, routerID string) (*probeSession, bool) {
+	p := c.pool(routerID)
+	for {
+		select {
+		case s := <-p.idle:
+			if s = p.usable(s); s != nil {
+				return s, true
+			}
+			continue
+		default:
 		}
+		break
+	}
+	if p.busy.Load() > 0 {
+		timer := time.NewTimer(sessionWait)
+		defer timer.Stop()
+	wait:
+		for {
+			select {
+			case s := <-p.idle:
+				if s = p.usable(s); s != nil {
+					return s, true
+				}
+			case <-timer.C:
+				break wait
+			case <-ctx.Done():
+				return nil, false
+			}
+		}
+	}
+	s, ok := c.openSession(ctx, routerID)
+	if ok {
+		p.busy.Add(1)
+	}
+	return s, ok
+}
+
+// usable takes an idle session for an invocation; nil when it has ended
+// (its router restarted), closed then.
+func (p *sessionPool) usable(s *probeSession) *probeSession {
+	if s.stream.Ended() {
+		s.stream.Close()
+		return nil
+	}
+	p.busy.Add(1)
+	return s
+}
+
+// keep puts a session that is not carrying an invocation among the idle.
+func (p *sessionPool) keep(s *probeSession) {
+	select {
+	case p.idle <- s:
+	default:
 		s.stream.Close()
 	}
-	c.probeMu.Unlock()
-	return c.openSession(ctx, routerID)
 }
 
 // giveBack keeps a session that answered for the next invocation.
 func (c *Controller) giveBack(routerID string, s *probeSession) {
-	c.probeMu.Lock()
-	defer c.probeMu.Unlock()
-	if c.sessions == nil {
-		c.sessions = map[string][]*probeSession{}
-	}
-	if len(c.sessions[routerID]) >= maxIdleSessions {
-		s.stream.Close()
-		return
-	}
-	c.sessions[routerID] = append(c.sessions[routerID], s)
+	p := c.pool(routerID)
+	p.busy.Add(-1)
+	p.keep(s)
+}
+
+// discard closes a session that failed.
+func (c *Controller) discard(routerID string, s *probeSession) {
+	c.pool(routerID).busy.Add(-1)
+	s.stream.Close()
 }
 
 // dropSessions closes a router's idle sessions (its probe is being replaced).
 func (c *Controller) dropSessions(routerID string) {
-	c.probeMu.Lock()
-	idle := c.sessions[routerID]
-	delete(c.sessions, routerID)
-	c.probeMu.Unlock()
-	for _, s := range idle {
-		s.stream.Close()
+	p := c.pool(routerID)
+	for {
+		select {
+		case s := <-p.idle:
+			s.stream.Close()
+		default:
+			return
+		}
 	}
 }
 
@@ -121,14 +195,14 @@ func (c *Controller) viaSession(ctx context.Context, routerID string, args []str
 	case a = <-done:
 	case <-ctx.Done():
 		// The answer would come out of turn: this session is done.
-		s.stream.Close()
+		c.discard(routerID, s)
 		return 0, "", ctx.Err(), true
 	}
 	if a.err == nil {
 		c.giveBack(routerID, s)
 		return a.code, a.out, nil, true
 	}
-	s.stream.Close()
+	c.discard(routerID, s)
 	if !a.sent || readOnly(args) {
 		return 0, "", nil, false
 	}

@@ -130,6 +130,17 @@ func TestProbeSessionRealHAProxy(t *testing.T) {
 		t.Errorf("%d probe sessions run after the restart, want 1", n)
 	}
 
+	// Another provider process with the same build uses the probe in place:
+	// nothing is copied.
+	other := &Controller{Docker: &engineCopies{Engine: engine}}
+	if _, err := other.Files(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if n := other.Docker.(*engineCopies).copies; n != 0 {
+		t.Errorf("a second Controller copied the probe %d times into a router that has its build, want 0", n)
+	}
+	other.dropSessions(id)
+
 	// Hanging up ends the probe (its input ends): nothing is left running.
 	c.dropSessions(id)
 	if n := waitServeProcesses(t, engine, id, 0); n != 0 {
@@ -155,7 +166,7 @@ func TestProbeWithoutServeFallsBackRealHAProxy(t *testing.T) {
 	if len(files[BaseFile]) == 0 {
 		t.Errorf("the base file was not read: %d files", len(files))
 	}
-	if n := len(c.sessions[id]); n != 0 {
+	if n := len(c.pool(id).idle); n != 0 {
 		t.Errorf("%d sessions kept with a probe that cannot serve, want 0", n)
 	}
 	// The stub answers an exec of its own: the fallback ran it.
@@ -163,6 +174,29 @@ func TestProbeWithoutServeFallsBackRealHAProxy(t *testing.T) {
 	if err != nil || code != 0 || out != "stub\n" {
 		t.Errorf("an invocation through the stub: exit %d, %q, %v; want the stub's answer", code, out, err)
 	}
+	// A Controller that finds another build there places its own, then serves through it.
+	fresh := &Controller{Docker: &engineCopies{Engine: engine}}
+	if _, err := fresh.Files(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if n := fresh.Docker.(*engineCopies).copies; n != 1 {
+		t.Errorf("the probe was copied %d times over another build, want 1", n)
+	}
+	if n := serveProcesses(t, engine, id); n != 1 {
+		t.Errorf("%d probe sessions after the probe was replaced, want 1", n)
+	}
+	fresh.dropSessions(id)
+}
+
+// engineCopies is the real engine, counting the files copied into containers.
+type engineCopies struct {
+	*docker.Engine
+	copies int
+}
+
+func (e *engineCopies) CopyFiles(ctx context.Context, id, dir string, files []docker.File) error {
+	e.copies++
+	return e.Engine.CopyFiles(ctx, id, dir, files)
 }
 
 // buildStubProbe builds a static probe that serves nothing: it answers

@@ -186,6 +186,11 @@ func (d *providerData) pullAuth(image string) string {
 
 // observeEnvironment reads an environment from the shared host snapshot.
 func observeEnvironment(ctx context.Context, d *providerData, name, service, routerName string) (rollout.Status, error) {
+	if routerName != "" {
+		// The router's probe session opens while the host is listed; the
+		// reads below wait for it.
+		go d.routes.Prepare(ctx, d.engine, router.ContainerName(routerName))
+	}
 	managed, err := d.snapshot.listing(ctx, d.engine)
 	if err != nil {
 		return rollout.Status{}, err

@@ -266,3 +266,15 @@ func (s sessionReads) ReadDir(ctx context.Context, id, dir string) (map[string][
 func (c *Controller) ProbeFrom(ctx context.Context, routerID, addr, path string, timeout time.Duration) (int, string, error) {
 	return c.execProbe(ctx, routerID, probe.RemoteArgs(addr, path, timeout)...)
 }
+
+// Prepare makes a router container (by name or ID) ready for invocations
+// (its probe checked or placed, a session open) ahead of the first, and
+// reports nothing: the invocations that follow wait for it, and meet its
+// errors themselves.
+func (c *Controller) Prepare(ctx context.Context, e interface {
+	Inspect(ctx context.Context, id string) (docker.Container, error)
+}, container string) {
+	if r, err := e.Inspect(ctx, container); err == nil && r.Running() {
+		_ = c.ensureProbe(ctx, r.ID)
+	}
+}

@@ -141,6 +141,14 @@ func TestProbeSessionRealHAProxy(t *testing.T) {
 	}
 	other.dropSessions(id)
 
+	// Prepare leaves the probe checked and a session open for the first read.
+	prepared := &Controller{Docker: engine}
+	prepared.Prepare(ctx, engine, id)
+	if n := len(prepared.pool(id).idle); n != 1 || !prepared.probed[id] {
+		t.Errorf("after Prepare: %d idle sessions, probe checked %t; want 1 and true", n, prepared.probed[id])
+	}
+	prepared.dropSessions(id)
+
 	// Hanging up ends the probe (its input ends): nothing is left running.
 	c.dropSessions(id)
 	if n := waitServeProcesses(t, engine, id, 0); n != 0 {

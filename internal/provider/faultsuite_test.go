@@ -51,6 +51,7 @@ import (
 	"github.com/releasekit/terraform-provider-release/internal/failpoint"
 	"github.com/releasekit/terraform-provider-release/internal/loadgen"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
@@ -951,6 +952,11 @@ func (fx *faultFixture) hostClean(aborted bool) error {
 	if len(running) != 1 {
 		return fmt.Errorf("running containers by revision: %v, want the 2 replicas of one revision", running)
 	}
+	// Every provider process has exited, the killed one included: the probe
+	// sessions they kept open in the router ended with them.
+	if n, err := fx.probeSessions(3 * time.Second); err != nil || n > 0 {
+		return fmt.Errorf("%d probe sessions still run in the router after every terraform exited (%v)", n, err)
+	}
 	for rev, n := range running {
 		if n != 2 {
 			return fmt.Errorf("revision %d runs %d containers, want 2", rev, n)
@@ -962,6 +968,28 @@ func (fx *faultFixture) hostClean(aborted bool) error {
 		}
 	}
 	return nil
+}
+
+// probeSessions counts the provider's probe sessions running in the router,
+// waiting up to wait for them to end.
+func (fx *faultFixture) probeSessions(wait time.Duration) (int, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		procs, err := fx.engine.Processes(context.Background(), router.ContainerName(fx.router))
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, p := range procs {
+			if strings.Contains(p, probe.Path+" "+probe.ServeArgs[0]) {
+				n++
+			}
+		}
+		if n == 0 || time.Now().After(deadline) {
+			return n, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // canaryHasTraffic says whether the route gives a canary server a weight.

@@ -51,6 +51,7 @@ type Controller struct {
 	probed   map[string]bool         // routers known to have this provider's probe
 	placing  map[string]*sync.Mutex  // held while the probe of a router is checked or placed
 	arch     string                  // the Docker host's architecture, once read
+	prepared map[string]bool         // router containers Prepare was called for
 	sessions map[string]*sessionPool // probe sessions by router
 
 	basesMu sync.Mutex

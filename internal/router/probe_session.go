@@ -271,9 +271,20 @@ func (c *Controller) ProbeFrom(ctx context.Context, routerID, addr, path string,
 // (its probe checked or placed, a session open) ahead of the first, and
 // reports nothing: the invocations that follow wait for it, and meet its
 // errors themselves.
+// Only the first call for a container does anything.
 func (c *Controller) Prepare(ctx context.Context, e interface {
 	Inspect(ctx context.Context, id string) (docker.Container, error)
 }, container string) {
+	c.probeMu.Lock()
+	if c.prepared == nil {
+		c.prepared = map[string]bool{}
+	}
+	first := !c.prepared[container]
+	c.prepared[container] = true
+	c.probeMu.Unlock()
+	if !first {
+		return
+	}
 	if r, err := e.Inspect(ctx, container); err == nil && r.Running() {
 		_ = c.ensureProbe(ctx, r.ID)
 	}

@@ -71,6 +71,7 @@ func (c *Controller) WaitDrained(ctx context.Context, routerID string, metricsPo
 		if err := clk.Sleep(ctx, min(poll, wait)); err != nil {
 			return left, err
 		}
+		poll = nextPoll(poll)
 	}
 }
 

@@ -60,9 +60,18 @@ func (c *Controller) WaitReady(ctx context.Context, routerID string, metricsPort
 		if err := clk.Sleep(ctx, min(poll, left)); err != nil {
 			return err
 		}
+		poll = nextPoll(poll)
 	}
 	if lastErr != nil {
 		return fmt.Errorf("waiting for the router to report its servers ready: %w", lastErr)
 	}
 	return &NotReadyError{Servers: notReady}
 }
+
+// maxPoll bounds how far the polls of WaitReady and WaitDrained back off
+// from ReadyPoll (by half each time): a server that passes at once is seen
+// within milliseconds, and one that takes seconds, or a WebSocket that
+// stays open for a whole stop_timeout, is not read a hundred times a second.
+const maxPoll = 250 * time.Millisecond
+
+func nextPoll(poll time.Duration) time.Duration { return max(poll, min(poll*3/2, maxPoll)) }

@@ -119,6 +119,27 @@ func TestWaitReadyWaitsForTheRoutersOwnCheck(t *testing.T) {
 	}
 }
 
+// Polls start at ReadyPoll and back off by half up to 250ms.
+func TestWaitReadyBacksOff(t *testing.T) {
+	r := &statesRouter{scrapes: []map[string]ServerState{
+		{"r2-1": unchecked}, {"r2-1": unchecked}, {"r2-1": unchecked}, {"r2-1": unchecked}, {"r2-1": passed},
+	}}
+	c, clk := readyController(r)
+	c.ReadyPoll = 10 * time.Millisecond
+	if err := c.WaitReady(context.Background(), "router-1", 9101, "be_prod_web", []string{"r2-1"}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if waited, want := clk.Now().Sub(epoch), 81250*time.Microsecond; waited != want {
+		t.Errorf("waited %s on the fake clock over %d scrapes, want %s (10, 15, 22.5, 33.75ms)", waited, r.calls, want)
+	}
+	for poll, want := range map[time.Duration]time.Duration{10 * time.Millisecond: 15 * time.Millisecond, 200 * time.Millisecond: 250 * time.Millisecond,
+		250 * time.Millisecond: 250 * time.Millisecond, time.Second: time.Second} {
+		if got := nextPoll(poll); got != want {
+			t.Errorf("nextPoll(%s) = %s, want %s", poll, got, want)
+		}
+	}
+}
+
 func TestWaitReadyTimeoutNamesEachServer(t *testing.T) {
 	r := &statesRouter{scrapes: []map[string]ServerState{
 		{"r2-1": passed, "r2-2": timedOut, "r2-3": unchecked},

@@ -406,6 +406,11 @@ func demux(raw []byte) string {
 	return out.String()
 }
 
+// ExecOutputLimit bounds what Exec reads of a command's output (with
+// Docker's framing): a router's metrics for hundreds of servers run to a few
+// MiB.
+const ExecOutputLimit = 64 << 20
+
 // Exec runs a command in a running container and returns its exit code and output.
 func (e *Engine) Exec(ctx context.Context, id string, cmd []string) (int, string, error) {
 	cli, err := e.client(ctx)
@@ -420,7 +425,7 @@ func (e *Engine) Exec(ctx context.Context, id string, cmd []string) (int, string
 	if err != nil {
 		return 0, "", err
 	}
-	raw, _ := io.ReadAll(io.LimitReader(att.Reader, 1<<20))
+	raw, _ := io.ReadAll(io.LimitReader(att.Reader, ExecOutputLimit))
 	att.Close()
 	// The output ends as the command exits; the daemon records the exit
 	// a moment later. Ask again soon, then every 20ms, for up to 2s.

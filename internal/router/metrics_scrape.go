@@ -13,8 +13,9 @@ import (
 )
 
 // execOutputLimit is the most output docker.Engine.Exec returns; output this
-// long may have been cut, and a cut last line can still parse as a smaller number.
-const execOutputLimit = 1 << 20
+// long may have been cut, and a cut last line can still parse as a smaller
+// number. A probe session's answers are bounded alike (probe.ReadAnswer).
+const execOutputLimit = docker.ExecOutputLimit
 
 // ScrapeServers reads the per-server counters of one backend from inside the
 // router container, with the probe placed there (see InstallProbe), so that

@@ -83,16 +83,8 @@ func (c *Controller) pool(routerID string) *sessionPool {
 // within sessionWait, or a new one.
 func (c *Controller) takeSession(ctx context.Context, routerID string) (*probeSession, bool) {
 	p := c.pool(routerID)
-	for {
-		select {
-		case s := <-p.idle:
-			if s = p.usable(s); s != nil {
-				return s, true
-			}
-			continue
-		default:
-		}
-		break
+	if s := p.tryIdle(); s != nil {
+		return s, true
 	}
 	if p.busy.Load() > 0 {
 		timer := time.NewTimer(sessionWait)
@@ -116,6 +108,20 @@ func (c *Controller) takeSession(ctx context.Context, routerID string) (*probeSe
 		p.busy.Add(1)
 	}
 	return s, ok
+}
+
+// tryIdle takes an idle session that has not ended, without waiting.
+func (p *sessionPool) tryIdle() *probeSession {
+	for {
+		select {
+		case s := <-p.idle:
+			if s = p.usable(s); s != nil {
+				return s
+			}
+		default:
+			return nil
+		}
+	}
 }
 
 // usable takes an idle session for an invocation; nil when it has ended

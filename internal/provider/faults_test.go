@@ -931,9 +931,12 @@ func TestAccFault06_abortedCanaryNeverReused(t *testing.T) {
 		t.Logf("killed the canary's apply at its split; its output:\n%s", apply.out.String())
 		// What the abort leaves when killed while removing: every user back
 		// on stable, the canary's (and baseline's) containers stopped, not removed.
-		if err := (&router.Controller{Docker: f.engine}).Apply(ctx, f.routerID(), map[string][]byte{
+		ctl := &router.Controller{Docker: f.engine}
+		err := ctl.Apply(ctx, f.routerID(), map[string][]byte{
 			router.RouteFileName(f.env, "web"): f.renderRouteTo(naming.TrackStable, f.revision(1, naming.TrackStable)),
-		}); err != nil {
+		})
+		ctl.Close()
+		if err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range append(f.revision(2, naming.TrackCanary), f.revision(1, naming.TrackBaseline)...) {

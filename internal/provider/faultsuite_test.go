@@ -1049,6 +1049,7 @@ func (fx *faultFixture) routerState() string {
 		fmt.Fprintf(&b, "file: %s %s weight %d drain %t\n", s.Name, s.Address, s.Weight, s.Drain)
 	}
 	ctl := &router.Controller{Docker: fx.engine}
+	defer ctl.Close()
 	live, err := ctl.ServerStates(ctx, routerName, 8404 /* the fixture keeps the default metrics_port */, router.BackendName(fx.env, "web"))
 	if err != nil {
 		fmt.Fprintf(&b, "live: %v\n", err)

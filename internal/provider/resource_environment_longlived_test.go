@@ -141,6 +141,7 @@ func (f *canaryFixture) watchRouter(t *testing.T, version string) *routerWatch {
 		t.Fatal(err)
 	}
 	ctl := &router.Controller{Docker: f.engine}
+	t.Cleanup(ctl.Close)
 	backend := router.BackendName(f.env, "web")
 	w := &routerWatch{stop: make(chan struct{}), done: make(chan struct{})}
 	// Answers from the canary's version, 2xx or not, of every load run.

@@ -157,6 +157,22 @@ func (c *Controller) discard(routerID string, s *probeSession) {
 	s.stream.Close()
 }
 
+// Close ends the probe sessions this Controller keeps open. A provider
+// process need not call it: when it exits, each session's connection
+// closes, the probe's input ends and it exits. A process that outlives the
+// Controller (a test) must, or the probes keep running in the routers.
+func (c *Controller) Close() {
+	c.probeMu.Lock()
+	routers := make([]string, 0, len(c.sessions))
+	for id := range c.sessions {
+		routers = append(routers, id)
+	}
+	c.probeMu.Unlock()
+	for _, id := range routers {
+		c.dropSessions(id)
+	}
+}
+
 // dropSessions closes a router's idle sessions (its probe is being replaced).
 func (c *Controller) dropSessions(routerID string) {
 	p := c.pool(routerID)

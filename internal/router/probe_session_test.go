@@ -150,7 +150,7 @@ func TestProbeSessionRealHAProxy(t *testing.T) {
 	prepared.dropSessions(id)
 
 	// Hanging up ends the probe (its input ends): nothing is left running.
-	c.dropSessions(id)
+	c.Close()
 	if n := waitServeProcesses(t, engine, id, 0); n != 0 {
 		t.Errorf("%d probe sessions still run 5s after the Controller hung up, want 0", n)
 	}

@@ -49,7 +49,8 @@ func TestCommand(t *testing.T) {
 
 // runProbe runs the embedded amd64 probe, so the test covers the bytes the
 // provider ships rather than the source they were built from.
-func runProbe(t *testing.T, args ...string) (stdout, stderr string, code int) {
+// embeddedProbe writes the embedded linux/amd64 probe to a file and returns its path.
+func embeddedProbe(t *testing.T) string {
 	t.Helper()
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		t.Skip("the embedded probe runs on linux/amd64 only")
@@ -62,10 +63,16 @@ func runProbe(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	if err := os.WriteFile(exe, bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return exe
+}
+
+func runProbe(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	exe := embeddedProbe(t)
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
+	err := cmd.Run()
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,17 +19,7 @@ import (
 // would have (exit code, stdout and stderr as one), reads directories with
 // -read, and exits 0 when its input ends.
 func TestEmbeddedProbeServe(t *testing.T) {
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
-		t.Skip("the embedded probe runs on linux/amd64 only")
-	}
-	bin, err := Binary("amd64")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(t.TempDir(), "release-probe")
-	if err := os.WriteFile(exe, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	exe := embeddedProbe(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
 			http.Error(w, "nothing here", http.StatusNotFound)

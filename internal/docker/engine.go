@@ -16,6 +16,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -487,32 +488,13 @@ func (e *Engine) ExecStream(ctx context.Context, id string, cmd []string) (*Exec
 	pr, pw := io.Pipe()
 	ended := make(chan struct{})
 	go func() {
-		err := demuxStream(pw, att.Reader)
+		// stdout and stderr as one stream, as Exec returns them; a nil
+		// error means the command's output ended.
+		_, err := stdcopy.StdCopy(pw, pw, att.Reader)
 		close(ended)
 		pw.CloseWithError(err)
 	}()
 	return &ExecStream{In: att.Conn, Out: bufio.NewReader(pr), close: func() { att.Close(); pr.Close() }, ended: ended}, nil
-}
-
-// demuxStream copies the payload of Docker's multiplexed stream (stdout and
-// stderr frames) to w until r ends; io.EOF then.
-func demuxStream(w io.Writer, r io.Reader) error {
-	var head [8]byte
-	for {
-		if _, err := io.ReadFull(r, head[:]); err != nil {
-			if err == io.ErrUnexpectedEOF {
-				return fmt.Errorf("the exec stream ended inside a frame header")
-			}
-			return io.EOF
-		}
-		n := int64(binary.BigEndian.Uint32(head[4:]))
-		if _, err := io.CopyN(w, r, n); err != nil {
-			if err == io.EOF {
-				return fmt.Errorf("the exec stream ended inside a frame")
-			}
-			return err
-		}
-	}
 }
 
 // CopyFiles writes files under dir in a container (created or running).

@@ -2,7 +2,7 @@ package router
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -228,7 +228,8 @@ func (c *Controller) viaSession(ctx context.Context, routerID string, args []str
 	if !a.sent || readOnly(args) {
 		return 0, "", nil, false
 	}
-	return 0, "", errors.New("the router's probe stopped answering: " + a.err.Error()), true
+	return 0, "", fmt.Errorf("the router's probe stopped answering after the change was sent, so the router may have applied it "+
+		"(was the router restarted, or the Docker connection lost?); the next plan reads what the router runs: %w", a.err), true
 }
 
 // readOnly says whether an invocation only reads, so that running it again

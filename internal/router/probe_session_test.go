@@ -245,3 +245,29 @@ func main() {
 	}
 	return b
 }
+
+// Two provider processes of different builds on one router: one places its
+// probe while the other's session runs the old one. The copy succeeds (the
+// file is replaced, not written into) and the running session still answers.
+func TestProbeReplacedWhileServingRealHAProxy(t *testing.T) {
+	engine, id := realRouter(t)
+	ctx := context.Background()
+	serving := &Controller{Docker: engine}
+	t.Cleanup(serving.Close)
+	if _, err := serving.Files(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if n := serveProcesses(t, engine, id); n != 1 {
+		t.Fatalf("%d sessions serve, want 1", n)
+	}
+	if err := engine.CopyFiles(ctx, id, filepath.Dir(probe.Path), []docker.File{{Path: filepath.Base(probe.Path), Mode: 0o755, Content: buildStubProbe(t)}}); err != nil {
+		t.Fatalf("placing another probe while one serves: %v", err)
+	}
+	files, err := serving.Files(ctx, id)
+	if err != nil || len(files[BaseFile]) == 0 {
+		t.Fatalf("the running session's read after the probe was replaced: %d files, %v", len(files), err)
+	}
+	if n := len(serving.pool(id).idle); n != 1 {
+		t.Errorf("%d idle sessions after the read, want the running one (1)", n)
+	}
+}

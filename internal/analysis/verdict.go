@@ -62,11 +62,29 @@ type Counts struct {
 	Errors   int // 5xx
 	// MeanLatency in seconds; NaN when unknown.
 	MeanLatency float64
+	// Latencies counts requests by response time: Latencies[i] is how many
+	// took at most LatencyBounds[i] seconds and more than the bound before;
+	// the last holds those slower than every bound. Nil when unknown.
+	Latencies []int
+}
+
+// LatencyBounds are the response-time buckets (seconds) a collector counts
+// requests into (Counts.Latencies): the latency checks judge the share of
+// requests slower than bounds picked from these.
+var LatencyBounds = []float64{
+	0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+	0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 30, 60,
 }
 
 // Sample is what one analysis sees: cumulative counts, error types, metric values.
 type Sample struct {
 	Canary, Baseline Counts
+	// Stable counts the stable servers since the canary began; with no
+	// baseline it is the comparison, and Baseline holds the same counts.
+	Stable Counts
+	// StableBefore is how many requests stable served, as far as is known,
+	// before the canary began: exposure in which no new error type appeared.
+	StableBefore int
 	// ErrorTypes holds cumulative counts of each known error type per track.
 	ErrorTypes map[string]TypeCounts
 	// Values of range metrics by name; missing means no data.

@@ -21,6 +21,10 @@ const (
 	DefaultInconclusiveLimit = 3
 	// DefaultBaseline says whether a baseline of the stable version runs beside the canary.
 	DefaultBaseline = true
+	// DefaultFalseAlarmRate is the chance a canary no worse than its baseline is aborted, at most.
+	DefaultFalseAlarmRate = 0.01
+	// DefaultOnUnderpowered is what a step whose test could not have caught must_catch does.
+	DefaultOnUnderpowered = "abort"
 	// DefaultOnInterrupt is what the next apply does with a canary an interrupted apply left mid-way.
 	DefaultOnInterrupt = "abort"
 )

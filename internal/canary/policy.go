@@ -74,6 +74,16 @@ type Analysis struct {
 	Errors            *Errors     `json:"errors,omitempty"`
 	FailureLimit      int         `json:"failure_limit"`
 	InconclusiveLimit int         `json:"inconclusive_limit"`
+	// FalseAlarmRate is the whole canary's false-alarm budget, shared by
+	// every check (0: DefaultFalseAlarmRate).
+	FalseAlarmRate float64 `json:"false_alarm_rate,omitempty"`
+	// MustCatch is the canary 5xx rate each step's test must have had the
+	// power to catch (0: the smaller of 3× the baseline's rate and the
+	// baseline's rate plus 1 point).
+	MustCatch float64 `json:"must_catch,omitempty"`
+	// OnUnderpowered is what a step whose test had too little power does:
+	// "abort", "extend" or "promote" ("": DefaultOnUnderpowered).
+	OnUnderpowered string `json:"on_underpowered,omitempty"`
 }
 
 // Prometheus is the server queries and error metrics are read from. Its

@@ -51,6 +51,11 @@ type CanaryAbortedError struct {
 	Weight         int
 	// Why says in a sentence what stopped it.
 	Why string
+	// Underpowered is set when no check failed but the step's test could
+	// not have caught the policy's must_catch: RequestsNeeded more canary
+	// requests (about) would have given it the power.
+	Underpowered   bool
+	RequestsNeeded int
 	// Last is the analysis that decided.
 	Last analysis.Result
 	// Report holds every analysis, as Markdown.

@@ -113,3 +113,9 @@ func PlannedPower(alpha, rho, baseRate, canaryRate float64, plan []Exposure, sca
 	}
 	return crossed
 }
+
+// Totals are the requests the analysis has counted on the canary, the
+// comparison and stable, across resumes.
+func (a *Analyzer) Totals() (canary, comparison, stable int) {
+	return a.canary.Requests, a.comparison.Requests, a.stable.Requests
+}

@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -11,14 +12,16 @@ import (
 func TestJudgmentMapsEveryField(t *testing.T) {
 	low, high := 0.5, 2.0
 	p := Policy{
-		// 1m/30s + 1 retry, then 2m/30s + 1 retry: 8 looks.
-		Steps: []Step{{Weight: 5, Pause: Duration(time.Minute)}, {Weight: 50, Pause: Duration(2 * time.Minute)}},
+		Baseline: true,
+		Steps:    []Step{{Weight: 5, Pause: Duration(time.Minute)}, {Weight: 50, Pause: Duration(2 * time.Minute)}},
 		Analysis: Analysis{
 			Interval:          Duration(30 * time.Second),
 			MinRequests:       100,
 			MaxErrorRate:      0.01,
 			MaxLatency:        Duration(250 * time.Millisecond),
 			InconclusiveLimit: 1,
+			FalseAlarmRate:    0.02,
+			MustCatch:         0.03,
 			Queries: []Query{
 				{Name: "p99", Query: "histogram_quantile(0.99, …)", Max: &high},
 				{Name: "throughput", Query: "sum(rate(…))", Min: &low},
@@ -27,12 +30,14 @@ func TestJudgmentMapsEveryField(t *testing.T) {
 		},
 	}
 	want := analysis.Policy{
-		MinRequests:       100,
-		MaxErrorRate:      0.01,
-		MaxLatency:        0.25,
-		Looks:             8,
-		NewErrorIntervals: 3,
-		DetectDecrease:    true,
+		MinRequests:    100,
+		MaxErrorRate:   0.01,
+		MaxLatency:     0.25,
+		Alpha:          0.02,
+		MustCatch:      0.03,
+		HasBaseline:    true,
+		ErrorTypes:     true,
+		DetectDecrease: true,
 		Ranges: []analysis.Range{
 			{Name: "p99", Max: &high},
 			{Name: "throughput", Min: &low},
@@ -41,9 +46,6 @@ func TestJudgmentMapsEveryField(t *testing.T) {
 	if got := p.Judgment(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Judgment() =\n%+v\nwant\n%+v", got, want)
 	}
-	if p.Judgment().Looks != p.Looks() {
-		t.Error("the judgment's looks differ from the policy's")
-	}
 }
 
 func TestJudgmentWithoutErrorsOrQueries(t *testing.T) {
@@ -51,8 +53,35 @@ func TestJudgmentWithoutErrorsOrQueries(t *testing.T) {
 		Steps:    []Step{{Weight: 20, Pause: Duration(time.Minute)}},
 		Analysis: Analysis{Interval: Duration(30 * time.Second), MinRequests: 50},
 	}
-	want := analysis.Policy{MinRequests: 50, Looks: 2}
+	want := analysis.Policy{MinRequests: 50}
 	if got := p.Judgment(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Judgment() = %+v, want %+v: no error monitoring, no ranges, no thresholds", got, want)
+	}
+}
+
+// The budget is spent by the canary's planned weight × time: 5% for 1m is
+// 300 of 6,300 weighted seconds, so the first step ends at t = 1/21.
+func TestExposure(t *testing.T) {
+	p := Policy{Steps: []Step{{Weight: 5, Pause: Duration(time.Minute)}, {Weight: 25, Pause: Duration(2 * time.Minute)}, {Weight: 50, Pause: Duration(1 * time.Minute)}}}
+	cases := []struct {
+		step    int
+		elapsed time.Duration
+		want    float64
+	}{
+		{0, 30 * time.Second, 150.0 / 6300},
+		{0, time.Minute, 300.0 / 6300},
+		{0, 5 * time.Minute, 300.0 / 6300}, // retries beyond the pause spend nothing new
+		{1, time.Minute, (300.0 + 1500) / 6300},
+		{2, time.Minute, 1},
+		{2, time.Hour, 1},
+	}
+	for _, c := range cases {
+		if got := p.Exposure(c.step, c.elapsed); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("Exposure(%d, %s) = %g, want %g", c.step, c.elapsed, got, c.want)
+		}
+	}
+	manual := Policy{Steps: []Step{{Weight: 10, Manual: true}}}
+	if got := manual.Exposure(0, time.Minute); got != 1 {
+		t.Errorf("manual steps only: %g, want 1", got)
 	}
 }

@@ -207,6 +207,17 @@ func (p Policy) Validate() []Problem {
 	if a.InconclusiveLimit < 1 {
 		add("analysis.inconclusive_limit", "inconclusive_limit must be at least 1")
 	}
+	if a.FalseAlarmRate < 0 || a.FalseAlarmRate > 0.2 {
+		add("analysis.false_alarm_rate", "false_alarm_rate %g is not a fraction between 0 and 0.2, such as 0.01 for at most 1%% of good canaries aborted", a.FalseAlarmRate)
+	}
+	if a.MustCatch < 0 || a.MustCatch >= 1 {
+		add("analysis.must_catch", "must_catch %g is not a 5xx rate between 0 and 1, such as 0.02 for 2%%", a.MustCatch)
+	}
+	switch a.OnUnderpowered {
+	case "", "abort", "extend", "promote":
+	default:
+		add("analysis.on_underpowered", "%q: use \"abort\", \"extend\" or \"promote\"", a.OnUnderpowered)
+	}
 	if (len(a.Queries) > 0 || a.Errors != nil) && a.Prometheus == nil {
 		add("analysis.prometheus", "queries and errors are read from Prometheus: set analysis.prometheus.url")
 	}
@@ -273,8 +284,7 @@ func RenderQuery(text string, d QueryData) (string, error) {
 }
 
 // Looks is how many analyses a canary may take at most: the planned ones
-// and, at each step, the inconclusive retries. The judgment spends its
-// false-alarm budget over this many.
+// and, at each step, the inconclusive retries.
 func (p Policy) Looks() int {
 	n := 0
 	for _, s := range p.Steps {

@@ -26,6 +26,10 @@ const (
 	// LabelCommand is what an action asks of a canary in flight (abort,
 	// promote, hold), on a KindCommand marker.
 	LabelCommand = "release.command"
+	// LabelJudgment holds a canary's analysis so far (its intervals,
+	// compressed), on a KindJudgment marker; LabelLook numbers the marker.
+	LabelJudgment = "release.judgment"
+	LabelLook     = "release.look"
 )
 
 // Kind is what a managed object is, in LabelKind.
@@ -41,6 +45,9 @@ const (
 	// KindCommand is an action's command to the apply running a canary: a
 	// container created and never started, read at every analysis.
 	KindCommand Kind = "command"
+	// KindJudgment keeps a canary's analysis with it, so a resumed canary
+	// continues the same test: a container created and never started.
+	KindJudgment Kind = "judgment"
 )
 
 // Track is the part an application container plays in a rollout, in LabelTrack.

@@ -66,6 +66,12 @@ func ServedRecordName(environment, service string, revision int) string {
 	return fmt.Sprintf("release-served-%s-%s-r%d", environment, service, revision)
 }
 
+// JudgmentMarkerName is the container that keeps a canary's analysis after
+// its look-th analysis; the newest look is the one that counts.
+func JudgmentMarkerName(environment, service string, look int) string {
+	return fmt.Sprintf("release-judgment-%s-%s-%d", environment, service, look)
+}
+
 // CommandMarkerName is the container that carries an action's command to
 // the canary of an environment's service (one at a time).
 func CommandMarkerName(environment, service string) string {

@@ -28,6 +28,8 @@ type canaryState struct {
 	route []byte
 	// before is what ran when the apply started.
 	before Status
+	// resumed: an earlier apply analysed this canary; its analysis goes on.
+	resumed bool
 }
 
 // startCanary starts a new revision as a canary beside the serving one and
@@ -36,6 +38,10 @@ func (d *Deployer) startCanary(ctx context.Context, spec Spec, before Status, ro
 	healthy, healthyAfter, err := d.startServing(ctx, spec, before, dec, naming.TrackCanary)
 	if err != nil {
 		return Result{}, err
+	}
+	// An analysis kept by an earlier canary of this service is not this one's.
+	if err := removeJudgments(ctx, d.Host, spec.Environment, spec.Service, func(int, int) bool { return true }); err != nil {
+		d.log("removing an earlier canary's kept analysis", "error", err.Error())
 	}
 	res, err := d.runCanary(ctx, spec, canaryState{
 		policy: *dec.Policy, stable: runningOf(before, before.Revision), canary: healthy,
@@ -75,6 +81,9 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 	}
 
 	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(st.policy.Judgment()), cleanup: cleanup}
+	if st.resumed {
+		run.resumeAnalysis(ctx)
+	}
 	// A command left by an action is for this canary only; a canary held at
 	// a manual step keeps the marker that says so.
 	defer func() {
@@ -137,7 +146,17 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 	}
 	res, err := d.promote(ctx, spec, st.before, st.canary, st.canaryRev, st.route, append(st.before.Containers, st.baseline...), false)
 	res.CanaryReport = report
+	if err == nil {
+		run.forgetAnalysis(ctx)
+	}
 	return res, err
+}
+
+// forgetAnalysis removes the kept analysis of a canary that was decided.
+func (r *canaryRun) forgetAnalysis(ctx context.Context) {
+	if err := removeJudgments(context.WithoutCancel(ctx), r.d.Host, r.spec.Environment, r.spec.Service, func(int, int) bool { return true }); err != nil {
+		r.d.log("removing the canary's kept analysis", "error", err.Error())
+	}
 }
 
 // canaryRun is one canary's steps in progress.
@@ -149,6 +168,7 @@ type canaryRun struct {
 	analyzer *analysis.Analyzer
 	cleanup  []docker.Container
 	begun    bool
+	begunAt  time.Time
 	failures int
 	// requests is the canary's request count at the last look.
 	requests int
@@ -237,7 +257,7 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 		if err := r.metrics.Begin(ctx); err != nil {
 			return r.abort(ctx, i, "its metrics cannot be read: "+err.Error(), analysis.Result{})
 		}
-		r.begun = true
+		r.begun, r.begunAt = true, d.Clock.Now()
 	}
 
 	interval := time.Duration(policy.Analysis.Interval)
@@ -259,7 +279,7 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 		if err := r.obey(ctx, i); err != nil {
 			return err
 		}
-		res := r.look(ctx)
+		res := r.look(ctx, policy.Exposure(i, time.Duration(look)*interval))
 		res.Step = i + 1
 		r.results = append(r.results, res)
 		last = res.Verdict
@@ -279,6 +299,9 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 			why = "the last analysis of the step failed: " + checksWith(lastRes, analysis.Fail)
 		}
 		return r.abort(ctx, i, why, lastRes)
+	}
+	if err := r.checkPower(ctx, i, stepStart, planned); err != nil {
+		return err
 	}
 	// What is left of the pause after the last look.
 	if rest := stepStart.Add(time.Duration(step.Pause)).Sub(d.Clock.Now()); rest > 0 {
@@ -311,13 +334,18 @@ func (r *canaryRun) routerCheck(ctx context.Context) string {
 	return ""
 }
 
-// look takes one analysis; metrics that cannot be read make it inconclusive.
-func (r *canaryRun) look(ctx context.Context) analysis.Result {
+// look takes one analysis at planned exposure t; metrics that cannot be
+// read make it inconclusive. The analysis so far is kept with the canary.
+func (r *canaryRun) look(ctx context.Context, t float64) analysis.Result {
 	sample, err := r.metrics.Sample(ctx)
 	if err != nil {
-		return analysis.Result{Verdict: analysis.Inconclusive, Checks: []analysis.Check{{Name: "metrics", Canary: "no data", Verdict: analysis.Inconclusive, Reason: err.Error()}}}
+		return analysis.Result{Verdict: analysis.Inconclusive, Progress: t, Checks: []analysis.Check{{Name: "metrics", Canary: "no data", Verdict: analysis.Inconclusive, Reason: err.Error()}}}
 	}
-	res := r.analyzer.Judge(sample)
+	res := r.analyzer.Judge(sample, t)
+	image := r.st.canary[0].Labels[naming.LabelImage]
+	if err := saveJudgment(ctx, r.d.Host, r.spec.Environment, r.spec.Service, r.st.canaryRev, r.analyzer.Looks(), image, r.analyzer.State()); err != nil {
+		r.d.log("the canary's analysis could not be kept; a resumed canary would start a new one", "error", err.Error())
+	}
 	// Counts are cumulative: a canary that stopped answering (hung, cut
 	// off) would pass again and again on what it did before.
 	if sample.Canary.Requests <= r.requests {
@@ -359,6 +387,7 @@ func (r *canaryRun) abort(ctx context.Context, step int, why string, last analys
 	}
 	r.report += fmt.Sprintf("\nAborted at step %d of %d (%d%%): %s. Every user was back on revision %d %s after the decision.\n",
 		step+1, len(policy.Steps), policy.Steps[step].Weight, why, st.stableRev, restored.Round(time.Millisecond))
+	r.forgetAnalysis(ctx)
 	return &CanaryAbortedError{
 		Revision: st.canaryRev, StableRevision: st.stableRev,
 		Step: step + 1, Steps: len(policy.Steps), Weight: policy.Steps[step].Weight,

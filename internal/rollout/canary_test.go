@@ -64,7 +64,9 @@ func testPolicy(baseline bool) canary.Policy {
 	return canary.Policy{
 		Steps:    []canary.Step{{Weight: 10, Pause: canary.Duration(30 * time.Second)}, {Weight: 25, Pause: canary.Duration(30 * time.Second)}, {Weight: 50, Pause: canary.Duration(30 * time.Second)}},
 		Baseline: baseline,
-		Analysis: canary.Analysis{Interval: canary.Duration(10 * time.Second), MinRequests: 100, FailureLimit: 1, InconclusiveLimit: 2},
+		// Power is tested on its own (canary_power_test.go): these canaries
+		// are too small to have it.
+		Analysis: canary.Analysis{Interval: canary.Duration(10 * time.Second), MinRequests: 100, FailureLimit: 1, InconclusiveLimit: 2, OnUnderpowered: "promote"},
 		// resume or abort is set per test
 		OnInterrupt: "abort",
 	}

@@ -28,7 +28,7 @@ func (d *Deployer) Destroy(ctx context.Context, environment, service, routerID s
 		return err
 	}
 	for _, c := range managed {
-		if c.Labels[naming.LabelEnvironment] == environment && c.Labels[naming.LabelService] == service && (naming.KindApp.Is(c.Labels) || naming.KindServed.Is(c.Labels) || naming.KindCommand.Is(c.Labels)) {
+		if c.Labels[naming.LabelEnvironment] == environment && c.Labels[naming.LabelService] == service && (naming.KindApp.Is(c.Labels) || naming.KindServed.Is(c.Labels) || naming.KindCommand.Is(c.Labels) || naming.KindJudgment.Is(c.Labels)) {
 			if c.Running() {
 				_ = d.Host.Stop(ctx, c.ID, stopTimeout)
 			}

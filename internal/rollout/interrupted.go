@@ -11,7 +11,7 @@ func (d *Deployer) resumeCanary(ctx context.Context, spec Spec, before Status, r
 	return d.runCanary(ctx, spec, canaryState{
 		policy: *dec.Policy, stable: runningOf(before, before.Revision), canary: containersOf(before, dec.Revision),
 		baseline: before.Baseline, stableRev: before.Revision, canaryRev: dec.Revision, stableDigest: before.Digest,
-		firstStep: dec.FirstStep, continued: dec.Continue, route: route, before: before,
+		firstStep: dec.FirstStep, continued: dec.Continue, route: route, before: before, resumed: true,
 	})
 }
 
@@ -22,6 +22,9 @@ func (d *Deployer) abortInterrupted(ctx context.Context, spec Spec, before Statu
 	remove := append(containersOf(before, dec.Revision), before.Baseline...)
 	if _, err := d.restoreStable(ctx, spec, runningOf(before, before.Revision), route, remove); err != nil {
 		return err // a LeftoverError says users are on stable; the next apply removes the rest
+	}
+	if err := removeJudgments(ctx, d.Host, spec.Environment, spec.Service, func(int, int) bool { return true }); err != nil {
+		d.log("removing the interrupted canary's kept analysis", "error", err.Error())
 	}
 	return &InterruptedCanaryError{Revision: dec.Revision, Weight: before.Canary.Weight, StableRevision: before.Revision}
 }

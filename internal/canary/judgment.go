@@ -1,6 +1,9 @@
 package canary
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
@@ -59,4 +62,90 @@ func (p Policy) UnderpoweredAction() string {
 		return DefaultOnUnderpowered
 	}
 	return p.Analysis.OnUnderpowered
+}
+
+// RequestsNeeded is about how many canary requests, spread over the
+// schedule by the steps' weights, give the 5xx comparison 80% power
+// against must_catch when the baseline's 5xx rate is baseRate: what the
+// plan tells a reviewer this policy needs. 0 when the schedule has no
+// timed step.
+func (p Policy) RequestsNeeded(baseRate float64) int {
+	interval := time.Duration(p.Analysis.Interval)
+	if interval <= 0 {
+		return 0
+	}
+	var plan []analysis.Exposure
+	weightSeconds := 0.0
+	for s, step := range p.Steps {
+		if step.Manual {
+			continue
+		}
+		w := float64(step.Weight) / 100
+		for k := 1; k <= int(time.Duration(step.Pause)/interval); k++ {
+			other := w
+			if !p.Baseline {
+				other = 1 - w
+			}
+			plan = append(plan, analysis.Exposure{T: p.Exposure(s, time.Duration(k)*interval), Canary: w, Comparison: other})
+			weightSeconds += w
+		}
+	}
+	if len(plan) == 0 {
+		return 0
+	}
+	j := p.Judgment()
+	alpha := j.Alpha
+	if alpha <= 0 {
+		alpha = DefaultFalseAlarmRate
+	}
+	target := j.MustCatch
+	if target <= 0 {
+		target = analysis.MustCatchFor(baseRate)
+	}
+	if target <= baseRate {
+		return 0
+	}
+	power := func(canaryRequests float64) float64 {
+		return analysis.PlannedPower(alpha, analysis.DefaultRho, baseRate, target, plan, canaryRequests/weightSeconds)
+	}
+	lo, hi := 0.0, 1000.0
+	for power(hi) < analysis.RequiredPower {
+		if lo, hi = hi, hi*2; hi > 1e9 {
+			return 0
+		}
+	}
+	for hi-lo > max(10, hi/200) {
+		if mid := (lo + hi) / 2; power(mid) < analysis.RequiredPower {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return int(hi)
+}
+
+// NeedsText says, for the plan, how many canary requests the policy needs.
+func (p Policy) NeedsText() string {
+	var parts []string
+	for _, base := range []float64{0.001, 0.01} {
+		target := p.Analysis.MustCatch
+		if target <= 0 {
+			target = analysis.MustCatchFor(base)
+		}
+		n := p.RequestsNeeded(base)
+		if n == 0 {
+			parts = append(parts, fmt.Sprintf("must_catch %.2f%% is not above a %.1f%% baseline", 100*target, 100*base))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("about %s canary requests to catch %.2f%% against a %.1f%% baseline", thousands(n), 100*target, 100*base))
+	}
+	return strings.Join(parts, "; ") + " (80% power over this schedule)"
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

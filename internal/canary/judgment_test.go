@@ -3,6 +3,7 @@ package canary
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,22 @@ func TestExposure(t *testing.T) {
 	manual := Policy{Steps: []Step{{Weight: 10, Manual: true}}}
 	if got := manual.Exposure(0, time.Minute); got != 1 {
 		t.Errorf("manual steps only: %g, want 1", got)
+	}
+}
+
+// The requests a schedule needs give the test its power, and fewer do not.
+func TestRequestsNeeded(t *testing.T) {
+	p := Policy{Baseline: true, Steps: []Step{{Weight: 5, Pause: Duration(5 * time.Minute)}, {Weight: 25, Pause: Duration(5 * time.Minute)}, {Weight: 50, Pause: Duration(5 * time.Minute)}},
+		Analysis: Analysis{Interval: Duration(30 * time.Second)}}
+	low, high := p.RequestsNeeded(0.001), p.RequestsNeeded(0.01)
+	if low <= high || high < 1000 {
+		t.Fatalf("needed %d at 0.1%% and %d at 1%%: a rarer error needs more requests", low, high)
+	}
+	p.Analysis.MustCatch = 0.05
+	if n := p.RequestsNeeded(0.01); n >= high {
+		t.Errorf("must_catch 5%% needs %d, more than the default's %d", n, high)
+	}
+	if got := p.NeedsText(); !strings.Contains(got, "canary requests to catch 5.00% against a 1.0% baseline") {
+		t.Errorf("NeedsText() = %q", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/float64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
@@ -48,6 +49,7 @@ type canaryModel struct {
 	ReportPath       types.String `tfsdk:"report_path"`
 	Schedule         types.String `tfsdk:"schedule"`
 	ShortestDuration types.String `tfsdk:"shortest_duration"`
+	RequestsNeeded   types.String `tfsdk:"requests_needed"`
 	LongestDuration  types.String `tfsdk:"longest_duration"`
 	Policy           types.Object `tfsdk:"policy"`
 }
@@ -67,6 +69,9 @@ type analysisModel struct {
 	Errors            types.Object  `tfsdk:"errors"`
 	FailureLimit      types.Int64   `tfsdk:"failure_limit"`
 	InconclusiveLimit types.Int64   `tfsdk:"inconclusive_limit"`
+	FalseAlarmRate    types.Float64 `tfsdk:"false_alarm_rate"`
+	MustCatch         types.Float64 `tfsdk:"must_catch"`
+	OnUnderpowered    types.String  `tfsdk:"on_underpowered"`
 }
 
 type prometheusModel struct {
@@ -97,6 +102,7 @@ var (
 		"interval": types.StringType, "min_requests": types.Int64Type, "max_error_rate": types.Float64Type, "max_latency": types.StringType,
 		"prometheus": types.ObjectType{AttrTypes: prometheusTypes}, "queries": types.ListType{ElemType: types.ObjectType{AttrTypes: queryTypes}},
 		"errors": types.ObjectType{AttrTypes: errorsTypes}, "failure_limit": types.Int64Type, "inconclusive_limit": types.Int64Type,
+		"false_alarm_rate": types.Float64Type, "must_catch": types.Float64Type, "on_underpowered": types.StringType,
 	}
 )
 
@@ -127,14 +133,17 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				}},
 			},
 			"analysis": schema.SingleNestedAttribute{
-				Description: "How each step is judged. A check with fewer than `min_requests` on a side is inconclusive, never a pass; error rates are compared, " +
-					"canary against baseline, with an exact test whose false-alarm budget is spread over every analysis of the canary.",
+				Description: "How each step is judged. Every check (the 5xx comparison with the baseline, the 5xx ceiling, known and new error types, " +
+					"the share of slow requests) is an exact sequential test with a share of one false-alarm budget, `false_alarm_rate`, for the whole canary: " +
+					"a canary no worse than its baseline is aborted in at most that share of runs, however many looks and checks. A look with fewer than " +
+					"`min_requests` on a side is inconclusive, never a pass; a canary whose test could not have caught `must_catch` is underpowered, never promoted silently.",
 				Optional: true, Computed: true,
 				Default: objectdefault.StaticValue(types.ObjectValueMust(analysisTypes, map[string]attr.Value{
 					"interval": types.StringValue(canary.Format(canary.DefaultInterval)), "min_requests": types.Int64Value(canary.DefaultMinRequests), "max_error_rate": types.Float64Null(),
 					"max_latency": types.StringNull(), "prometheus": types.ObjectNull(prometheusTypes),
 					"queries": types.ListNull(types.ObjectType{AttrTypes: queryTypes}), "errors": types.ObjectNull(errorsTypes),
 					"failure_limit": types.Int64Value(canary.DefaultFailureLimit), "inconclusive_limit": types.Int64Value(canary.DefaultInconclusiveLimit),
+					"false_alarm_rate": types.Float64Value(canary.DefaultFalseAlarmRate), "must_catch": types.Float64Null(), "on_underpowered": types.StringValue(canary.DefaultOnUnderpowered),
 				})),
 				Attributes: map[string]schema.Attribute{
 					"interval": schema.StringAttribute{Description: "Time between analyses. Defaults to `30s`.",
@@ -167,24 +176,41 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 						}},
 					},
 					"errors": schema.SingleNestedAttribute{
-						Description: "Error monitoring from the application's error counter: a new error type that appears in the canary in " +
-							"`new_type_intervals` consecutive intervals but never in baseline or stable fails it, and so does a significant increase " +
-							"(and, with `detect_decrease`, decrease) of a known error's rate.",
+						Description: "Error monitoring from the application's error counter. A new error type, seen on the canary but never on baseline " +
+							"or stable, fails it once all its occurrences falling on the canary by chance is less likely than its share of the budget, given " +
+							"the canary's share of the traffic (stable's requests before the canary count as exposure). A significant increase (and, with " +
+							"`detect_decrease`, decrease) of a known error's rate fails it too; every type has its share of the budget.",
 						Optional: true,
 						Attributes: map[string]schema.Attribute{
 							"metric": schema.StringAttribute{Description: "Counter of errors, such as `app_errors_total`.", Required: true},
 							"label": schema.StringAttribute{Description: "Label that holds the error type. Defaults to `type`.",
 								Optional: true, Computed: true, Default: stringdefault.StaticString(canary.DefaultErrorLabel)},
-							"new_type_intervals": schema.Int64Attribute{Description: "Consecutive intervals a new type must appear in. Defaults to 2.",
-								Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultNewTypeIntervals)},
+							"new_type_intervals": schema.Int64Attribute{Description: "No longer used: a new type is judged by the exact occurrence test, " +
+								"whatever the intervals it appears in. Defaults to 2.",
+								DeprecationMessage: "new_type_intervals no longer changes the judgment: new error types are judged by an exact occurrence test. Remove it.",
+								Optional:           true, Computed: true, Default: int64default.StaticInt64(canary.DefaultNewTypeIntervals)},
 							"detect_decrease": schema.BoolAttribute{Description: "Also fail on a significant decrease of a known error's rate.",
 								Optional: true, Computed: true, Default: booldefault.StaticBool(canary.DefaultDetectDecrease)},
 						},
 					},
 					"failure_limit": schema.Int64Attribute{Description: "Failed analyses before the canary is aborted. Defaults to 1.",
 						Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultFailureLimit)},
-					"inconclusive_limit": schema.Int64Attribute{Description: "Inconclusive analyses in a row at the end of a step before the canary is aborted; no data never promotes. Defaults to 3.",
+					"inconclusive_limit": schema.Int64Attribute{Description: "Inconclusive analyses in a row at the end of a step before the canary is aborted; no data never promotes. " +
+						"Also how many intervals `on_underpowered = \"extend\"` adds to a step. Defaults to 3.",
 						Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultInconclusiveLimit)},
+					"false_alarm_rate": schema.Float64Attribute{Description: "The whole canary's false-alarm budget: the largest share of canaries no worse than their " +
+						"baseline that are aborted, over every look and every check together (the report shows each check's share). Defaults to 0.01.",
+						Optional: true, Computed: true, Default: float64default.StaticFloat64(canary.DefaultFalseAlarmRate)},
+					"must_catch": schema.Float64Attribute{Description: "The canary 5xx rate its test must be able to catch with 80% power, such as `0.02`. " +
+						"At the end of each step the provider computes the power the 5xx comparison has against it by the end of the schedule, at the traffic seen; " +
+						"below 80% the canary is underpowered and `on_underpowered` decides. Defaults to the smaller of 3× the baseline's 5xx rate and that rate plus " +
+						"1 point (the baseline's rate taken as at least 0.1%). Raise it for a low-traffic service whose canaries are too small to catch less.",
+						Optional: true},
+					"on_underpowered": schema.StringAttribute{Description: "What a canary whose test could not catch `must_catch` does: `abort` (every user back on stable; " +
+						"the error says about how many more requests it needed), `extend` (analyse the step up to `inconclusive_limit` more intervals, then abort) " +
+						"or `promote` (go on, with a warning in the report). Defaults to `abort`.",
+						Optional: true, Computed: true, Default: stringdefault.StaticString(canary.DefaultOnUnderpowered),
+						Validators: []validator.String{stringvalidator.OneOf("abort", "extend", "promote")}},
 				},
 			},
 			"baseline": schema.BoolAttribute{
@@ -202,6 +228,10 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			},
 			"schedule": schema.StringAttribute{
 				Description: "The schedule in one line, as a reviewer reads it in the plan.", Computed: true,
+			},
+			"requests_needed": schema.StringAttribute{
+				Description: "About how many canary requests this schedule needs for its 5xx comparison to catch `must_catch` with 80% power, " +
+					"at a 0.1% and a 1% baseline 5xx rate: a canary that gets fewer is underpowered (see `analysis.on_underpowered`).", Computed: true,
 			},
 			"shortest_duration": schema.StringAttribute{
 				Description: "How long a canary that passes every analysis takes.", Computed: true,
@@ -354,6 +384,7 @@ func setComputed(m *canaryModel, p canary.Policy) {
 	m.ID = types.StringValue(p.ID())
 	m.Schedule = types.StringValue(p.Schedule())
 	m.ShortestDuration = types.StringValue(canary.Format(p.Shortest()))
+	m.RequestsNeeded = types.StringValue(p.NeedsText())
 	m.LongestDuration = types.StringValue(canary.Format(p.Longest()))
 }
 
@@ -387,7 +418,8 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 	}
 	var a analysisModel
 	diags.Append(m.Analysis.As(ctx, &a, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true})...)
-	for _, v := range []attr.Value{a.Interval, a.MinRequests, a.MaxErrorRate, a.MaxLatency, a.Prometheus, a.Queries, a.Errors, a.FailureLimit, a.InconclusiveLimit} {
+	for _, v := range []attr.Value{a.Interval, a.MinRequests, a.MaxErrorRate, a.MaxLatency, a.Prometheus, a.Queries, a.Errors, a.FailureLimit, a.InconclusiveLimit,
+		a.FalseAlarmRate, a.MustCatch, a.OnUnderpowered} {
 		if v.IsUnknown() {
 			known = false
 		}
@@ -409,6 +441,15 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 	}
 	if !a.InconclusiveLimit.IsNull() {
 		p.Analysis.InconclusiveLimit = int(a.InconclusiveLimit.ValueInt64())
+	}
+	p.Analysis.FalseAlarmRate = canary.DefaultFalseAlarmRate
+	if !a.FalseAlarmRate.IsNull() {
+		p.Analysis.FalseAlarmRate = a.FalseAlarmRate.ValueFloat64()
+	}
+	p.Analysis.MustCatch = a.MustCatch.ValueFloat64()
+	p.Analysis.OnUnderpowered = canary.DefaultOnUnderpowered
+	if !a.OnUnderpowered.IsNull() {
+		p.Analysis.OnUnderpowered = a.OnUnderpowered.ValueString()
 	}
 	if !a.Prometheus.IsNull() && !a.Prometheus.IsUnknown() {
 		var pm prometheusModel
@@ -468,6 +509,13 @@ func policySettings(p canary.Policy) canaryModel {
 		"max_error_rate": types.Float64Null(), "max_latency": types.StringNull(), "prometheus": types.ObjectNull(prometheusTypes),
 		"queries": types.ListNull(types.ObjectType{AttrTypes: queryTypes}), "errors": types.ObjectNull(errorsTypes),
 		"failure_limit": types.Int64Value(int64(a.FailureLimit)), "inconclusive_limit": types.Int64Value(int64(a.InconclusiveLimit)),
+		"false_alarm_rate": types.Float64Value(a.FalseAlarmRate), "must_catch": types.Float64Null(), "on_underpowered": types.StringValue(p.UnderpoweredAction()),
+	}
+	if a.FalseAlarmRate <= 0 {
+		vals["false_alarm_rate"] = types.Float64Value(canary.DefaultFalseAlarmRate)
+	}
+	if a.MustCatch > 0 {
+		vals["must_catch"] = types.Float64Value(a.MustCatch)
 	}
 	if a.MaxErrorRate > 0 {
 		vals["max_error_rate"] = types.Float64Value(a.MaxErrorRate)

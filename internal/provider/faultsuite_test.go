@@ -752,6 +752,9 @@ resource "release_canary" "c" {
     max_error_rate     = 0.02
     failure_limit      = 1
     inconclusive_limit = 3
+    # These canaries are for kills and restarts, not statistics: too
+    # small to have the power to catch anything, they go on regardless.
+    on_underpowered    = "promote"
   }
   on_interrupt = %q
 }

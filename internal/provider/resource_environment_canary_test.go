@@ -59,6 +59,7 @@ resource "release_canary" "c" {
     max_error_rate     = 0.01
     failure_limit      = 1
     inconclusive_limit = 2
+    must_catch         = 0.1
     prometheus         = { url = %q }
     errors             = { metric = "app_errors_total", label = "type", new_type_intervals = 2 }
   }
@@ -209,7 +210,7 @@ func TestAccEnvironmentCanary_badVersionsAbort(t *testing.T) {
 			{
 				PreConfig:   f.startLoad,
 				Config:      f.config(f.v2, `env = { ERROR_RATE = "0.05" }`),
-				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3 \(20% of traffic\).*error rate.*Every user was back on revision 1 [0-9.]+m?s after the decision.*\| check \| canary \| baseline \|`),
+				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step [12] of 3 \([23]0% of traffic\).*error rate.*Every user was back on revision 1 [0-9.]+m?s after the decision.*\| check \| canary \| baseline \|`),
 			},
 			{
 				// The state is still on v1: the plan is empty.
@@ -227,7 +228,7 @@ func TestAccEnvironmentCanary_badVersionsAbort(t *testing.T) {
 				Check: resource.ComposeTestCheckFunc(
 					f.checkServes("1.0.0"),
 					f.checkOnly("1"),
-					f.checkReport(`aborted`, `\| 1 \| \d+ \| (max )?error rate \| [0-9.]+% \(\d+/\d+\) \| [^|]+ \| [^|]+ \| FAIL \|`),
+					f.checkReport(`aborted`, `\| [12] \| \d+ \| (max )?error rate \| [0-9.]+% \(\d+/\d+\) \| [^|]+ \| [^|]+ \| FAIL \|`),
 				),
 			},
 			{

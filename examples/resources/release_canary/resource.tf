@@ -26,6 +26,14 @@ resource "release_canary" "standard" {
 
     failure_limit      = 1 # failed analyses before the abort
     inconclusive_limit = 3 # extra analyses at the end of a step before "no data" aborts
+
+    # Every check shares one false-alarm budget: at most 1% of canaries no
+    # worse than their baseline are aborted, however many looks and checks.
+    false_alarm_rate = 0.01
+    # The 5xx rate each canary must be able to catch (80% power); unset, 3x
+    # the baseline's rate or +1 point, whichever is smaller.
+    must_catch      = 0.02
+    on_underpowered = "abort" # or "extend" the step, or "promote" with a warning
   }
 
   baseline     = true               # fresh containers of the stable version, judged against
@@ -35,6 +43,11 @@ resource "release_canary" "standard" {
 
 output "canary_schedule" {
   value = release_canary.standard.schedule
+}
+
+# About how many canary requests the schedule needs to catch must_catch.
+output "canary_requests_needed" {
+  value = release_canary.standard.requests_needed
 }
 
 output "canary_policy" {

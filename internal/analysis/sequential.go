@@ -50,6 +50,7 @@ const tiny = 1e-15
 // fraction reached. It returns whether the test crossed its boundary now.
 func (s *Sequential) Look(nullPMF []float64, observed int, t float64) bool {
 	if s.Crossed {
+		s.Sum += observed // for the report; the test has decided
 		return true
 	}
 	if len(nullPMF) > 1 {

@@ -226,9 +226,14 @@ func addCanaryError(diags *diag.Diagnostics, spec rollout.Spec, p canary.Policy,
 		} else {
 			b.WriteString("Set report_path on the release_canary to keep every analysis as Markdown. ")
 		}
-		if aborted.Why == rollout.AbortedByAction {
+		switch {
+		case aborted.Why == rollout.AbortedByAction:
 			b.WriteString("The release_canary_abort action stopped it. The configuration still asks for this image: the next apply starts the canary again; revert the change of image to stay on the stable revision.")
-		} else {
+		case aborted.Underpowered:
+			fmt.Fprintf(&b, "No check failed, but at this traffic the canary's test could not have caught analysis.must_catch: it needed about %d more canary requests. "+
+				"Give the canary more traffic or time (longer steps), raise must_catch to the error rate this service's canaries can catch, or set "+
+				"on_underpowered to \"extend\" or \"promote\"; then apply again.", aborted.RequestsNeeded)
+		default:
 			b.WriteString("Fix the release and apply again (the next plan shows the same change), or revert the change of image.")
 		}
 		diags.AddAttributeError(path.Root("image"), "Canary Aborted", b.String())

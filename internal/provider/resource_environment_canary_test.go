@@ -420,3 +420,45 @@ func TestAccEnvironmentCanary_policyAsAttributes(t *testing.T) {
 		t.Errorf("the canary report (%v):\n%s", err, report)
 	}
 }
+
+// A healthy canary with too little traffic for its test to catch the
+// default must_catch (3× the baseline's rate; with no errors on the
+// baseline, 0.3%) is not promoted: it ends "underpowered" at the first
+// step, saying about how many requests it needed, every user back on v1.
+func TestAccEnvironmentCanary_lowTrafficIsUnderpowered(t *testing.T) {
+	f := newCanaryFixture(t)
+	defaultMustCatch := func(digest string) string {
+		return strings.Replace(f.config(digest, ""), "    must_catch         = 0.1\n", "", 1)
+	}
+	var light *loadgen.Run
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             f.checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: defaultMustCatch(f.v1),
+				Check:  f.checkServes("1.0.0"),
+			},
+			{
+				// 20 requests a second: about 70 a side in the first step, enough
+				// for min_requests (40), far too few to catch 0.3% against 0.1%.
+				PreConfig: func() {
+					light = loadgen.Start(loadgen.Config{URL: f.url(), Rate: 20, Workers: 2, KeepAlive: true, MaxDuration: 2 * time.Minute})
+				},
+				Config:      defaultMustCatch(f.v2),
+				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3.*underpowered: \d+% power to catch a 0\.30% 5xx rate against 0\.10%; about \d+ more canary requests needed.*No check failed.*needed about \d+ more canary requests`),
+			},
+			{
+				PreConfig: func() {
+					s := light.Stop()
+					t.Logf("light load: %s", s)
+					if s.Failed() > 0 || s.ByVersion["2.0.0"] == 0 {
+						t.Fatalf("light load: %d failed, %d answered by the canary (want some)", s.Failed(), s.ByVersion["2.0.0"])
+					}
+				},
+				Config: defaultMustCatch(f.v1),
+				Check:  resource.ComposeTestCheckFunc(f.checkServes("1.0.0"), f.checkOnly("1"), f.checkReport(`aborted`, `\| power \| \d+% \|`, `underpowered`)),
+			},
+		},
+	})
+}

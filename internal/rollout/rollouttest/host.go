@@ -23,6 +23,7 @@ type Host struct {
 	containers map[string]*docker.Container
 	networks   map[string]bool
 	nextID     int
+	nextIP     int
 }
 
 // NewHost is an empty host.
@@ -123,8 +124,9 @@ func (h *Host) Start(_ context.Context, id string) error {
 	}
 	if c.State != "running" {
 		c.State = "running"
+		h.nextIP++
 		for _, n := range c.Networks {
-			c.IPs[n] = fmt.Sprintf("10.%d.%d.%d", h.nextID>>16&255, h.nextID>>8&255, h.nextID&255)
+			c.IPs[n] = fmt.Sprintf("10.%d.%d.%d", h.nextIP>>16&255, h.nextIP>>8&255, h.nextIP&255)
 		}
 	}
 	return nil

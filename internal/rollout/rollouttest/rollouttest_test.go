@@ -45,7 +45,7 @@ func TestACanaryThroughTheDeployer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Deploy: %v", err)
 	}
-	if res.Status.Digest != CanaryDigest || res.Status.Canary != nil {
+	if res.Status.Digest != CanaryDigest || res.Status.Canary != nil || len(res.Status.Drift) != 0 {
 		t.Errorf("after the canary: %+v", res.Status)
 	}
 	if tr.Samples() != 8 {

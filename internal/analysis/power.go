@@ -34,41 +34,48 @@ func (p Power) String() string {
 	return s
 }
 
-// Power is the chance the 5xx comparison, run over the looks observed so
-// far and the projected ones (future, at the exposure fractions the rest of
-// the schedule reaches), fails a canary whose rate is the policy's
-// must_catch, judged against the comparison's rate seen so far.
+// easiestBase is the baseline rate at which the default must_catch is
+// easiest to catch: below it must_catch is 3× the rate (fewer events),
+// above it the rate plus 1 point (a smaller ratio).
+const easiestBase = 0.005
+
+// Power is about the chance the 5xx comparison, over the looks observed
+// so far and the projected ones (future: the rest of the schedule at the
+// traffic seen), fails a canary whose rate is the policy's must_catch. The
+// baseline's rate is estimated from both sides (under the hypothesis the
+// test checks they share it: twice the data), and the canary is given the
+// benefit of the doubt: within the estimate's 80% interval, the rate the
+// default must_catch is easiest to catch at (easiestBase). A canary is
+// underpowered only when no rate consistent with what was seen gives its
+// test the power.
 func (a *Analyzer) Power(future []Exposure) Power {
 	base := MinBaseRate
-	if a.comparison.Requests > 0 {
-		base = max(base, float64(a.comparison.Errors)/float64(a.comparison.Requests))
+	if n, k := a.canary.Requests+a.comparison.Requests, a.canary.Errors+a.comparison.Errors; n > 0 {
+		lo, hi := clopperPearson(k, n, 0.2)
+		base = max(base, min(max(easiestBase, lo), hi))
 	}
 	target := a.Policy.MustCatch
 	if target <= 0 {
 		target = MustCatchFor(base)
 	}
-	plan := make([]Exposure, 0, len(a.intervals)+len(future))
-	for _, iv := range a.intervals {
-		plan = append(plan, Exposure{T: iv.T, Canary: float64(iv.Canary.Requests), Comparison: float64(iv.Baseline.Requests)})
+	canary, comparison := float64(a.canary.Requests), float64(a.comparison.Requests)
+	for _, e := range future {
+		canary += e.Canary
+		comparison += e.Comparison
 	}
-	plan = append(plan, future...)
-	alpha := a.Policy.Alpha * weightErrorRate / (weightErrorRate + 1e-9)
+	alpha := a.Policy.Alpha
 	if a.family != nil {
 		alpha = a.family.errorRate
 	}
-	out := Power{MustCatch: target, BaseRate: base, Power: PlannedPower(alpha, a.Policy.Rho, base, target, plan, 1)}
-	if out.Underpowered() {
-		canary := 0.0
-		for _, e := range plan {
-			canary += e.Canary
-		}
+	out := Power{MustCatch: target, BaseRate: base, Power: FinalPower(alpha, base, target, canary, comparison)}
+	if out.Underpowered() && target > base {
 		lo, hi := 1.0, 2.0
-		for PlannedPower(alpha, a.Policy.Rho, base, target, plan, hi) < RequiredPower && hi < 1e4 {
+		for FinalPower(alpha, base, target, canary*hi, comparison*hi) < RequiredPower && hi < 1e6 {
 			lo, hi = hi, hi*2
 		}
-		for range 20 {
+		for hi/lo > 1.01 {
 			mid := (lo + hi) / 2
-			if PlannedPower(alpha, a.Policy.Rho, base, target, plan, mid) < RequiredPower {
+			if FinalPower(alpha, base, target, canary*mid, comparison*mid) < RequiredPower {
 				lo = mid
 			} else {
 				hi = mid
@@ -79,39 +86,52 @@ func (a *Analyzer) Power(future []Exposure) Power {
 	return out
 }
 
-// PlannedPower is the chance the exact sequential comparison at budget
-// alpha crosses its boundary by the last look of plan (its exposures
-// multiplied by scale) when the canary's 5xx rate is canaryRate and the
-// comparison's baseRate. Each look's total of 5xx is taken at its expected
-// value (cumulated, then rounded, so small looks are not lost); the
-// canary's share of them is binomial.
-func PlannedPower(alpha, rho, baseRate, canaryRate float64, plan []Exposure, scale float64) float64 {
-	null := NewSequential(alpha, rho)
-	alt := []float64{1}
-	crossed, cum := 0.0, 0.0
-	done := 0
-	for _, e := range plan {
-		nc, nb := e.Canary*scale, e.Comparison*scale
-		ec, eb := nc*canaryRate, nb*baseRate
-		cum += ec + eb
-		k := int(math.Round(cum)) - done
-		done += k
-		share := 0.0
-		if ec+eb > 0 {
-			share = ec / (ec + eb)
+// FinalPower is the chance that the exact conditional comparison, judged
+// once on all the requests (canary and comparison) at budget alpha, fails
+// a canary at canaryRate against a comparison at baseRate: averaged over
+// the Poisson number of 5xx both sides have together. The sequential test
+// spends a little of its budget on earlier looks, so its power is about a
+// point lower when the canary is near must_catch.
+func FinalPower(alpha, baseRate, canaryRate, canary, comparison float64) float64 {
+	if canary <= 0 || comparison <= 0 || canaryRate <= baseRate {
+		return 0
+	}
+	q := canary / (canary + comparison)
+	lambda := canary*canaryRate + comparison*baseRate
+	share := canary * canaryRate / lambda
+	power := 0.0
+	// b is the smallest count with P(X >= b | k, q) <= alpha; it never
+	// falls as k grows, so it is found by stepping up from the last one.
+	b := 1
+	for k, w := range poissonPMF(lambda) {
+		if k == 0 || w < 1e-12 {
+			continue
 		}
-		null.Look(HypergeometricPMF(k, int(math.Round(nc)), int(math.Round(nc+nb))), 0, e.T)
-		if k > 0 {
-			alt = convolve(alt, BinomialPMF(k, share))
+		b = max(b, 1)
+		for b <= k && regIncBeta(float64(b), float64(k-b+1), q) > alpha {
+			b++
 		}
-		if b := null.Boundary; b > 0 && b < len(alt) {
-			for _, v := range alt[b:] {
-				crossed += v
-			}
-			alt = alt[:b]
+		if b <= k {
+			power += w * regIncBeta(float64(b), float64(k-b+1), share)
 		}
 	}
-	return crossed
+	return power
+}
+
+// poissonPMF is the Poisson distribution of mean lambda, cut where it is negligible.
+func poissonPMF(lambda float64) []float64 {
+	n := int(lambda + 10*math.Sqrt(lambda) + 10)
+	out := make([]float64, n+1)
+	mode := int(lambda)
+	lg, _ := math.Lgamma(float64(mode + 1))
+	out[mode] = math.Exp(float64(mode)*math.Log(lambda) - lambda - lg)
+	for k := mode + 1; k <= n; k++ {
+		out[k] = out[k-1] * lambda / float64(k)
+	}
+	for k := mode - 1; k >= 0; k-- {
+		out[k] = out[k+1] * float64(k+1) / lambda
+	}
+	return out
 }
 
 // Totals are the requests the analysis has counted on the canary, the

@@ -64,50 +64,36 @@ func (p Policy) UnderpoweredAction() string {
 	return p.Analysis.OnUnderpowered
 }
 
-// RequestsNeeded is about how many canary requests, spread over the
-// schedule by the steps' weights, give the 5xx comparison 80% power
-// against must_catch when the baseline's 5xx rate is baseRate: what the
-// plan tells a reviewer this policy needs. 0 when the schedule has no
-// timed step.
+// RequestsNeeded is about how many canary requests over the schedule give
+// the 5xx comparison 80% power against must_catch when the baseline's 5xx
+// rate is baseRate: what the plan tells a reviewer this policy needs.
+// 0 when must_catch is not above baseRate.
 func (p Policy) RequestsNeeded(baseRate float64) int {
-	interval := time.Duration(p.Analysis.Interval)
-	if interval <= 0 {
-		return 0
-	}
-	var plan []analysis.Exposure
-	weightSeconds := 0.0
-	for s, step := range p.Steps {
-		if step.Manual {
-			continue
-		}
-		w := float64(step.Weight) / 100
-		for k := 1; k <= int(time.Duration(step.Pause)/interval); k++ {
-			other := w
-			if !p.Baseline {
-				other = 1 - w
-			}
-			plan = append(plan, analysis.Exposure{T: p.Exposure(s, time.Duration(k)*interval), Canary: w, Comparison: other})
-			weightSeconds += w
-		}
-	}
-	if len(plan) == 0 {
-		return 0
-	}
-	j := p.Judgment()
-	alpha := j.Alpha
-	if alpha <= 0 {
-		alpha = DefaultFalseAlarmRate
-	}
-	target := j.MustCatch
+	target := p.Analysis.MustCatch
 	if target <= 0 {
 		target = analysis.MustCatchFor(baseRate)
 	}
 	if target <= baseRate {
 		return 0
 	}
-	power := func(canaryRequests float64) float64 {
-		return analysis.PlannedPower(alpha, analysis.DefaultRho, baseRate, target, plan, canaryRequests/weightSeconds)
+	alpha := p.Analysis.FalseAlarmRate
+	if alpha <= 0 {
+		alpha = DefaultFalseAlarmRate
 	}
+	// The comparison's requests per canary request: as many with a
+	// baseline; without one, stable's share over the schedule.
+	other := 1.0
+	if !p.Baseline {
+		canary, rest := 0.0, 0.0
+		for _, s := range p.Steps {
+			canary += float64(s.Weight) * time.Duration(s.Pause).Seconds()
+			rest += float64(100-s.Weight) * time.Duration(s.Pause).Seconds()
+		}
+		if canary > 0 {
+			other = rest / canary
+		}
+	}
+	power := func(n float64) float64 { return analysis.FinalPower(alpha, baseRate, target, n, n*other) }
 	lo, hi := 0.0, 1000.0
 	for power(hi) < analysis.RequiredPower {
 		if lo, hi = hi, hi*2; hi > 1e9 {

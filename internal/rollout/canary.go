@@ -169,6 +169,9 @@ type canaryRun struct {
 	cleanup  []docker.Container
 	begun    bool
 	begunAt  time.Time
+	// weightSeconds and restSeconds add up, look by look, the canary's
+	// weight (and the rest's) times time: the traffic the power projects.
+	weightSeconds, restSeconds float64
 	failures int
 	// requests is the canary's request count at the last look.
 	requests int
@@ -279,6 +282,7 @@ func (r *canaryRun) step(ctx context.Context, i int) error {
 		if err := r.obey(ctx, i); err != nil {
 			return err
 		}
+		r.exposed(i)
 		res := r.look(ctx, policy.Exposure(i, time.Duration(look)*interval))
 		res.Step = i + 1
 		r.results = append(r.results, res)

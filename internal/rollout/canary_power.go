@@ -27,12 +27,13 @@ func (r *canaryRun) resumeAnalysis(ctx context.Context) {
 	}
 }
 
-// checkPower asks, at the end of step i, whether the 5xx comparison could
-// catch must_catch by the end of the schedule at the traffic seen so far.
-// Below RequiredPower the policy's on_underpowered decides: abort (a
-// canary that could not have failed is never promoted on that basis),
-// extend the step by up to inconclusive_limit intervals, or promote with a
-// warning in the report. A promote action skips it.
+// checkPower asks, at the end of step i, whether the 5xx comparison can
+// catch must_catch by the end of the schedule: projected at the traffic
+// seen so far before the last step (shown in the report), as it is after
+// the last. Below RequiredPower there, the policy's on_underpowered
+// decides: abort (a canary that could not have failed is never promoted on
+// that basis), extend the last step by up to inconclusive_limit intervals,
+// or promote with a warning in the report. A promote action skips it.
 func (r *canaryRun) checkPower(ctx context.Context, i int, stepStart time.Time, planned int) error {
 	d, policy := r.d, r.st.policy
 	if r.promotedByAction > 0 || len(r.results) == 0 {
@@ -40,7 +41,9 @@ func (r *canaryRun) checkPower(ctx context.Context, i int, stepStart time.Time, 
 	}
 	pw := r.analyzer.Power(r.projection(i))
 	r.notePower(pw, i)
-	if !pw.Underpowered() {
+	if !pw.Underpowered() || i < len(policy.Steps)-1 {
+		// Before the last step the power is a projection from a few hundred
+		// requests: the report shows it, the last step decides.
 		return nil
 	}
 	action := policy.UnderpoweredAction()
@@ -52,6 +55,7 @@ func (r *canaryRun) checkPower(ctx context.Context, i int, stepStart time.Time, 
 			if err := d.Clock.Sleep(ctx, stepStart.Add(time.Duration(look)*interval).Sub(d.Clock.Now())); err != nil {
 				return r.abort(ctx, i, "the apply was cancelled ("+err.Error()+")", analysis.Result{})
 			}
+			r.exposed(i)
 			res := r.look(ctx, policy.Exposure(i, time.Duration(look)*interval))
 			res.Step = i + 1
 			r.results = append(r.results, res)
@@ -94,19 +98,20 @@ func (r *canaryRun) notePower(pw analysis.Power, step int) {
 }
 
 // projection is the exposure the steps after step i would add at the
-// traffic seen since the canary began: the analyses they would take.
+// traffic seen so far: the canary's requests per percent of weight and
+// second (and, without a baseline, stable's per percent of the rest), times
+// the weights and pauses of the steps left.
 func (r *canaryRun) projection(i int) []analysis.Exposure {
 	policy := r.st.policy
-	elapsed := r.d.Clock.Now().Sub(r.begunAt).Seconds()
-	canary, comparison, stable := r.analyzer.Totals()
-	total := float64(canary + comparison)
-	if policy.Baseline {
-		total += float64(stable)
-	}
-	if elapsed <= 0 || total <= 0 {
+	canary, comparison, _ := r.analyzer.Totals()
+	if r.weightSeconds <= 0 || canary <= 0 {
 		return nil
 	}
-	perSecond := total / elapsed
+	perCanary := float64(canary) / r.weightSeconds
+	perOther := perCanary
+	if !policy.Baseline && r.restSeconds > 0 {
+		perOther = float64(comparison) / r.restSeconds
+	}
 	interval := time.Duration(policy.Analysis.Interval)
 	var out []analysis.Exposure
 	for s := i + 1; s < len(policy.Steps); s++ {
@@ -114,11 +119,11 @@ func (r *canaryRun) projection(i int) []analysis.Exposure {
 		if step.Manual {
 			continue
 		}
-		w := float64(step.Weight) / 100
-		c := perSecond * w * interval.Seconds()
+		w := float64(step.Weight)
+		c := perCanary * w * interval.Seconds()
 		cmp := c
 		if !policy.Baseline {
-			cmp = perSecond * (1 - w) * interval.Seconds()
+			cmp = perOther * (100 - w) * interval.Seconds()
 		}
 		for k := 1; k <= int(time.Duration(step.Pause)/interval); k++ {
 			out = append(out, analysis.Exposure{T: policy.Exposure(s, time.Duration(k)*interval), Canary: c, Comparison: cmp})
@@ -126,3 +131,13 @@ func (r *canaryRun) projection(i int) []analysis.Exposure {
 	}
 	return out
 }
+
+// exposed adds the weight × time of a look's interval at step i.
+func (r *canaryRun) exposed(i int) {
+	policy := r.st.policy
+	w := float64(policy.Steps[i].Weight)
+	secs := time.Duration(policy.Analysis.Interval).Seconds()
+	r.weightSeconds += w * secs
+	r.restSeconds += (100 - w) * secs
+}
+

@@ -19,8 +19,9 @@ func steadySample(n int) func(int) (analysis.Sample, error) {
 }
 
 // A healthy canary with too little traffic for its test to catch
-// must_catch is not promoted: by default it is aborted as underpowered at
-// the first step, with the requests it would have needed, and nobody stays on it.
+// must_catch is not promoted: by default it is aborted as underpowered
+// after its last step, with the requests it would have needed, and nobody
+// stays on it. Earlier steps show the projected power in the report.
 func TestCanaryWithTooLittleTrafficIsUnderpowered(t *testing.T) {
 	h := newHarness(t)
 	h.deploy(webSpec("production", digest1))
@@ -32,10 +33,10 @@ func TestCanaryWithTooLittleTrafficIsUnderpowered(t *testing.T) {
 	if !errors.As(err, &aborted) {
 		t.Fatalf("Deploy = %v, want an underpowered abort", err)
 	}
-	if !aborted.Underpowered || aborted.RequestsNeeded < 1000 || aborted.Step != 1 || !strings.Contains(aborted.Why, "underpowered") {
+	if !aborted.Underpowered || aborted.RequestsNeeded < 1000 || aborted.Step != 3 || !strings.Contains(aborted.Why, "underpowered") {
 		t.Fatalf("aborted = %+v", aborted)
 	}
-	if !strings.Contains(aborted.Report, "| power |") || !strings.Contains(aborted.Report, "more canary requests needed") {
+	if strings.Count(aborted.Report, "| power |") != 3 || !strings.Contains(aborted.Report, "more canary requests needed") {
 		t.Errorf("the report does not show the power:\n%s", aborted.Report)
 	}
 	if st := h.observe("production"); st.Revision != 1 || st.Canary != nil {
@@ -75,9 +76,9 @@ func TestCanaryUnderpoweredExtendsOrPromotes(t *testing.T) {
 	if !errors.As(err, &aborted) || !aborted.Underpowered {
 		t.Fatalf("Deploy = %v, want an underpowered abort after the extension", err)
 	}
-	// Step 1: 3 planned looks and 2 extended ones.
-	if m.looks != 3+p.Analysis.InconclusiveLimit {
-		t.Errorf("%d looks, want %d", m.looks, 3+p.Analysis.InconclusiveLimit)
+	// 3 planned looks a step, and 2 more at the last.
+	if m.looks != 9+p.Analysis.InconclusiveLimit {
+		t.Errorf("%d looks, want %d", m.looks, 9+p.Analysis.InconclusiveLimit)
 	}
 
 	p.Analysis.OnUnderpowered = "promote"

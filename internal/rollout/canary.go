@@ -172,7 +172,7 @@ type canaryRun struct {
 	// weightSeconds and restSeconds add up, look by look, the canary's
 	// weight (and the rest's) times time: the traffic the power projects.
 	weightSeconds, restSeconds float64
-	failures int
+	failures                   int
 	// requests is the canary's request count at the last look.
 	requests int
 	results  []analysis.Result

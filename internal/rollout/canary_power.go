@@ -140,4 +140,3 @@ func (r *canaryRun) exposed(i int) {
 	r.weightSeconds += w * secs
 	r.restSeconds += (100 - w) * secs
 }
-

@@ -27,6 +27,9 @@
 // invocations read from stdin one after another: the provider keeps one
 // exec per router open and reads and changes the router through it.
 //
+// With -scrape it does what -body does and names the HAProxy worker that
+// answered, read from the runtime API before and after (see scrape.go).
+//
 // With -tally it counts the requests a canary's route logs to a UDP socket
 // it binds on the router's loopback, and answers a request for the counts
 // per line of stdin (see tally.go).
@@ -43,6 +46,7 @@
 //	release-probe -place <dst> <base64 content> [-cli <socket> <command>]
 //	release-probe -read <dir>
 //	release-probe -serve
+//	release-probe -scrape <socket> <port> <path> [timeout]
 //	release-probe -tally <latency bounds>
 package main
 
@@ -90,6 +94,8 @@ func run(args []string) int {
 			return read(args[1:])
 		case "-serve":
 			return serve(os.Stdin, os.Stdout)
+		case "-scrape":
+			return scrape(args[1:])
 		case "-tally":
 			return tally(args[1:], os.Stdin, os.Stdout)
 		}

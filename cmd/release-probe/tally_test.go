@@ -110,3 +110,63 @@ func TestTallyMode(t *testing.T) {
 		t.Errorf("exit code %d when the input ended", code)
 	}
 }
+
+// -scrape names the worker that served the metrics when the runtime API
+// names the same one before and after.
+func TestScrapeNamesTheWorker(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "s.sock")
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	pids := make(chan string, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = bufio.NewReader(c).ReadString('\n')
+			fmt.Fprintf(c, "Name: HAProxy\nPid: %s\nUptime_sec: 3\n", <-pids)
+			c.Close()
+		}
+	}()
+	web, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	go func() {
+		for {
+			c, err := web.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = bufio.NewReader(c).ReadString('\n')
+			fmt.Fprint(c, "HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nm 1\n")
+			c.Close()
+		}
+	}()
+	port := fmt.Sprint(web.Addr().(*net.TCPAddr).Port)
+	var out strings.Builder
+	stdout = &out
+	defer func() { stdout = os.Stdout }()
+	for _, c := range []struct {
+		pids []string
+		want string
+	}{
+		{[]string{"7", "7"}, "# worker 7\nm 1\n"},
+		{[]string{"7", "9", "9", "9"}, "# worker 9\nm 1\n"}, // a reload between: tried again
+		{[]string{"1", "2", "3", "4", "5", "6"}, "m 1\n"},   // never sure: no worker named
+	} {
+		for _, p := range c.pids {
+			pids <- p
+		}
+		out.Reset()
+		if code := scrape([]string{socket, port, "/metrics"}); code != 0 || out.String() != c.want {
+			t.Errorf("pids %v: exit %d, output %q, want %q", c.pids, code, out.String(), c.want)
+		}
+	}
+}

@@ -85,6 +85,9 @@ type Sample struct {
 	// StableBefore is how many requests stable served, as far as is known,
 	// before the canary began: exposure in which no new error type appeared.
 	StableBefore int
+	// CountsNote says how the request counts may fall short of every
+	// request served ("" when they are exact): a report shows it.
+	CountsNote string
 	// ErrorTypes holds cumulative counts of each known error type per track.
 	ErrorTypes map[string]TypeCounts
 	// Values of range metrics by name; missing means no data.

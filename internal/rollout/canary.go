@@ -28,6 +28,8 @@ type canaryState struct {
 	route []byte
 	// before is what ran when the apply started.
 	before Status
+	// requestLog is where the canary's route logs requests ("" for nowhere).
+	requestLog string
 }
 
 // startCanary starts a new revision as a canary beside the serving one and
@@ -73,6 +75,8 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 		}
 		return Result{}, metricsErr
 	}
+	defer closeMetrics(ctx, metrics)
+	st.requestLog = requestLogOf(metrics)
 
 	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(st.policy.Judgment()), cleanup: cleanup}
 	// A command left by an action is for this canary only; a canary held at
@@ -318,6 +322,7 @@ func (r *canaryRun) look(ctx context.Context) analysis.Result {
 		return analysis.Result{Verdict: analysis.Inconclusive, Checks: []analysis.Check{{Name: "metrics", Canary: "no data", Verdict: analysis.Inconclusive, Reason: err.Error()}}}
 	}
 	res := r.analyzer.Judge(sample)
+	res.Checks = append(res.Checks, countsCheck(sample)...)
 	// Counts are cumulative: a canary that stopped answering (hung, cut
 	// off) would pass again and again on what it did before.
 	if sample.Canary.Requests <= r.requests {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
@@ -66,4 +67,37 @@ type CanaryMetrics interface {
 	Begin(ctx context.Context) error
 	// Sample returns the counts since Begin.
 	Sample(ctx context.Context) (analysis.Sample, error)
+}
+
+// requestLogger is a CanaryMetrics that counts the requests the canary's
+// route logs (canary.Collector with a tally): the route names its address.
+type requestLogger interface{ RequestLog() string }
+
+// requestLogOf is where the canary's route logs its requests, "" for nowhere.
+func requestLogOf(m CanaryMetrics) string {
+	if l, ok := m.(requestLogger); ok {
+		return l.RequestLog()
+	}
+	return ""
+}
+
+// closeMetrics ends what a CanaryMetrics keeps open (the tally in the
+// router), when it keeps anything.
+func closeMetrics(ctx context.Context, m CanaryMetrics) {
+	if c, ok := m.(interface{ Close(context.Context) error }); ok {
+		_ = c.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// countsCheck shows where a look's request counts came from when they may
+// fall short of every request (analysis.Sample.CountsNote), with the
+// totals: it informs, and changes no verdict.
+func countsCheck(s analysis.Sample) []analysis.Check {
+	if s.CountsNote == "" {
+		return nil
+	}
+	return []analysis.Check{{Name: "request counts", Verdict: analysis.Inconclusive,
+		Canary:   fmt.Sprintf("%d requests, %d 5xx", s.Canary.Requests, s.Canary.Errors),
+		Baseline: fmt.Sprintf("%d requests, %d 5xx", s.Baseline.Requests, s.Baseline.Errors),
+		Reason:   s.CountsNote}}
 }

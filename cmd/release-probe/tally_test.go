@@ -16,7 +16,7 @@ func TestTallyCountsLines(t *testing.T) {
 	tl := newTallies([]float64{0.001, 0.01, 0.1})
 	for _, line := range []string{
 		"be_prod_web c2-1 200 0 1",
-		"be_prod_web c2-1 503 -1 7",   // no response: its whole time counts
+		"be_prod_web c2-1 503 -1 7",    // no response: its whole time counts
 		"be_prod_web c2-1 500 250 251", // slower than every bound
 		"be_prod_web r1-1 200 5 5\n",
 		"be_prod_web r1-1 -1 -1 -1", // aborted: a request, in the last bucket

@@ -96,8 +96,8 @@ type Run struct {
 	// finish stops the workers between requests (Finish).
 	finish   chan struct{}
 	finishMu sync.Once
-	mu     sync.Mutex
-	stats  Stats
+	mu       sync.Mutex
+	stats    Stats
 }
 
 // Start begins sending traffic.

@@ -189,6 +189,7 @@ func (a *Accumulator) AddScrape(s ServerScrape) {
 		a.Reloads++
 	}
 }
+
 // Totals are the counts since each server first appeared: canary and
 // baseline servers are new with the canary, so all of theirs count.
 func (a *Accumulator) Totals() map[string]ServerCounts {

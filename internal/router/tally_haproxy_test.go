@@ -57,7 +57,7 @@ func TestTallyCountsEveryRequestAcrossReloadsRealHAProxy(t *testing.T) {
 	defer tally.Close()
 	route := Route{Environment: "prod", Service: "web", ListenPort: 8080, HealthPath: "/healthz", CheckInterval: time.Second,
 		RequestLog: tally.Addr(),
-		Servers: []Server{{Name: "c2-1", Address: "127.0.0.1:18090", Weight: 128}, {Name: "r1-1", Address: "127.0.0.1:18091", Weight: 128}}}
+		Servers:    []Server{{Name: "c2-1", Address: "127.0.0.1:18090", Weight: 128}, {Name: "r1-1", Address: "127.0.0.1:18091", Weight: 128}}}
 	if err := c.Apply(ctx, id, map[string][]byte{countedAppFile: []byte(countedApp), route.FileName(): mustRenderRoute(t, route)}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
@@ -53,7 +54,14 @@ type Collector struct {
 	// was tried): the samples' note gives it.
 	NoTally string
 
+	// Stop, when set, is called by Close (the provider ends the router's
+	// calls of ScrapeNow with it).
+	Stop func()
+
 	begun bool
+	// mu guards servers and counting: ScrapeNow comes from other goroutines.
+	mu       sync.Mutex
+	counting bool // Begin took the counters' zero point
 	// tallyAtBegin is the tally's counts of the route's backend at Begin,
 	// droppedAtBegin its drops then; tallyLost says why the tally's counts
 	// stopped being used ("" while they are).
@@ -79,9 +87,12 @@ func (c *Collector) Begin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the router's counters: %w", err)
 	}
+	c.mu.Lock()
 	c.servers = router.Accumulator{}
 	c.servers.AddScrape(scrape)
 	c.serversAtBegin = c.servers.Totals()
+	c.counting = true
+	c.mu.Unlock()
 	c.stableBefore = 0
 	for name, counts := range scrape.Servers {
 		if server, ok := naming.ParseServerName(name); ok && server.Track == naming.TrackStable {
@@ -122,7 +133,9 @@ func (c *Collector) Sample(ctx context.Context) (analysis.Sample, error) {
 	if err != nil {
 		return analysis.Sample{}, fmt.Errorf("the router's counters: %w", err)
 	}
+	c.mu.Lock()
 	c.servers.AddScrape(scrape)
+	c.mu.Unlock()
 	s := analysis.Sample{Values: map[string]float64{}, StableBefore: int(math.Round(c.stableBefore))}
 	c.counts(ctx, &s)
 	if c.Policy.Analysis.Errors != nil {
@@ -155,9 +168,32 @@ func (c *Collector) RequestLog() string {
 	return c.Tally.Addr()
 }
 
+// ScrapeNow reads the router's counters between samples: right before a
+// reload, so that the counters' fallback loses only what old workers
+// answer after it. Safe to call from any goroutine; failures are left to
+// the next sample.
+func (c *Collector) ScrapeNow(ctx context.Context) {
+	c.mu.Lock()
+	counting := c.counting
+	c.mu.Unlock()
+	if !counting {
+		return
+	}
+	scrape, err := c.Router(ctx)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.servers.AddScrape(scrape)
+}
+
 // Close ends the tally. The counts end with it; the route may still log
 // to its address until the route without the canary replaces it.
 func (c *Collector) Close(context.Context) error {
+	if c.Stop != nil {
+		c.Stop()
+	}
 	if c.Tally != nil {
 		c.Tally.Close()
 	}
@@ -216,7 +252,10 @@ func (c *Collector) counts(ctx context.Context, s *analysis.Sample) {
 		c.tallyLost = err.Error()
 	}
 	var canarySum, baselineSum, stableSum trackSum
-	for name, total := range c.servers.Totals() {
+	c.mu.Lock()
+	totals, reloads := c.servers.Totals(), c.servers.Reloads
+	c.mu.Unlock()
+	for name, total := range totals {
 		// Servers first seen after Begin have no zero point: all of theirs counts.
 		at := c.serversAtBegin[name]
 		since := router.ServerCounts{Requests: total.Requests - at.Requests, Errors: total.Errors - at.Errors, MeanLatency: total.MeanLatency}
@@ -229,7 +268,7 @@ func (c *Collector) counts(ctx context.Context, s *analysis.Sample) {
 		s.Baseline = s.Stable
 	}
 	s.CountsNote = "counted from the router's counters (" + c.tallyLost + ")"
-	if n := c.servers.Reloads; n > 0 {
+	if n := reloads; n > 0 {
 		s.CountsNote += fmt.Sprintf("; the router reloaded %d times since the canary began, and what its old workers served after each reload is not counted", n)
 	}
 }

@@ -377,3 +377,31 @@ func TestSelectorQuotesLabelValues(t *testing.T) {
 		t.Errorf("selector %s, want %s", got, want)
 	}
 }
+
+// A scrape between samples (before a reload) keeps what the old worker
+// counted since the last sample, and does nothing before Begin.
+func TestCollectorScrapeNow(t *testing.T) {
+	c := &Collector{Policy: standard(), Target: target(true), Router: replay(
+		map[string]router.ServerCounts{"c2-1": {Requests: 10}},
+		map[string]router.ServerCounts{"c2-1": {Requests: 50, Errors: 2}}, // right before a reload
+		map[string]router.ServerCounts{"c2-1": {Requests: 5}},             // the new worker
+	)}
+	stopped := false
+	c.Stop = func() { stopped = true }
+	ctx := context.Background()
+	c.ScrapeNow(ctx) // before Begin: no scrape taken
+	if err := c.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.ScrapeNow(ctx)
+	s, err := c.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Canary.Requests != 45 || s.Canary.Errors != 2 || !strings.Contains(s.CountsNote, "reloaded 1 times") {
+		t.Errorf("canary %+v, note %q; want 40+5 requests, 2 errors, a reload noted", s.Canary, s.CountsNote)
+	}
+	if err := c.Close(ctx); err != nil || !stopped {
+		t.Errorf("Close: %v, stopped %t", err, stopped)
+	}
+}

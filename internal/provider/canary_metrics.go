@@ -35,6 +35,9 @@ func (s canaryMetricsSource) Open(ctx context.Context, p canary.Policy, t canary
 		c.Tally = tally
 	} else {
 		c.NoTally = "the request tally could not start: " + err.Error()
+		// The counters, then, are read right before each reload this
+		// provider makes too: only what old workers answer after it is lost.
+		c.Stop = s.data.routes.BeforeReload(r.ContainerID, c.ScrapeNow)
 	}
 	if p.Analysis.Prometheus != nil {
 		prom, err := canary.NewPrometheus(*p.Analysis.Prometheus)

@@ -66,11 +66,11 @@ func TestCanaryRoutesLogToTheTallyWhileItRuns(t *testing.T) {
 // A look whose counts may fall short says so, with the totals, without
 // changing its verdict.
 func TestCountsCheck(t *testing.T) {
-	if got := countsCheck(analysis.Sample{}); got != nil {
+	if got := countsCheck(analysis.Sample{Canary: analysis.Counts{Requests: 7}}); len(got) != 1 || got[0].Verdict != analysis.Pass || got[0].Canary != "7 requests, 0 5xx" {
 		t.Errorf("exact counts: %+v", got)
 	}
 	got := countsCheck(analysis.Sample{Canary: analysis.Counts{Requests: 120, Errors: 3}, Baseline: analysis.Counts{Requests: 118}, CountsNote: "counted from the router's counters"})
-	if len(got) != 1 || got[0].Canary != "120 requests, 3 5xx" || got[0].Baseline != "118 requests, 0 5xx" || got[0].Reason != "counted from the router's counters" {
+	if len(got) != 1 || got[0].Verdict != analysis.Inconclusive || got[0].Canary != "120 requests, 3 5xx" || got[0].Baseline != "118 requests, 0 5xx" || got[0].Reason != "counted from the router's counters" {
 		t.Errorf("countsCheck = %+v", got)
 	}
 }

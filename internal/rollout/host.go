@@ -89,15 +89,16 @@ func closeMetrics(ctx context.Context, m CanaryMetrics) {
 	}
 }
 
-// countsCheck shows where a look's request counts came from when they may
-// fall short of every request (analysis.Sample.CountsNote), with the
-// totals: it informs, and changes no verdict.
+// countsCheck shows a look's request counts and where they came from: a
+// row that informs and changes no verdict. Counts that may fall short of
+// every request (analysis.Sample.CountsNote) are inconclusive, and say why.
 func countsCheck(s analysis.Sample) []analysis.Check {
-	if s.CountsNote == "" {
-		return nil
-	}
-	return []analysis.Check{{Name: "request counts", Verdict: analysis.Inconclusive,
+	c := analysis.Check{Name: "request counts", Verdict: analysis.Pass,
 		Canary:   fmt.Sprintf("%d requests, %d 5xx", s.Canary.Requests, s.Canary.Errors),
 		Baseline: fmt.Sprintf("%d requests, %d 5xx", s.Baseline.Requests, s.Baseline.Errors),
-		Reason:   s.CountsNote}}
+		Reason:   "every request counted"}
+	if s.CountsNote != "" {
+		c.Verdict, c.Reason = analysis.Inconclusive, s.CountsNote
+	}
+	return []analysis.Check{c}
 }

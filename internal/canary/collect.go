@@ -269,7 +269,7 @@ func (c *Collector) counts(ctx context.Context, s *analysis.Sample) {
 	}
 	s.CountsNote = "counted from the router's counters (" + c.tallyLost + ")"
 	if n := reloads; n > 0 {
-		s.CountsNote += fmt.Sprintf("; the router reloaded %d times since the canary began, and what its old workers served after each reload is not counted", n)
+		s.CountsNote += fmt.Sprintf("; the router reloaded at least %d times since the canary began, and what its old workers served after each reload is not counted", n)
 	}
 }
 

@@ -512,6 +512,12 @@ func TestRenderRouteRequestLog(t *testing.T) {
 	if _, ok := PlanRuntime(plain, logged); ok {
 		t.Error("adding a request log was planned without a reload")
 	}
+	// Dropping it (the canary ends) needs none, with its servers gone too.
+	ended := r
+	ended.RequestLog, ended.Servers = "", r.Servers[:1]
+	if plan, ok := PlanRuntime(logged, mustRenderRoute(t, ended)); !ok || len(plan.Remove) != 1 {
+		t.Errorf("dropping the request log and the canary: ok %t, plan %+v; want a runtime change", ok, plan)
+	}
 	r.RequestLog = "127.0.0.1:40124"
 	if _, ok := PlanRuntime(logged, mustRenderRoute(t, r)); ok {
 		t.Error("moving the request log was planned without a reload")

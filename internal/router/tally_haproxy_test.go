@@ -14,10 +14,12 @@ import (
 
 // countedApp is two fake applications in the router itself that name
 // their version: the canary answers 5xx to about one request in eight, and
-// drags its answers out a little, so that workers a reload stops are still
+// holds each request 50ms, so that workers a reload stops are still
 // answering when the next reload comes.
 const countedApp = `frontend counted_canary
     bind 127.0.0.1:18090
+    tcp-request inspect-delay 50ms
+    tcp-request content accept if WAIT_END
     http-request return status 204 if { path /healthz }
     http-request return status 500 hdr X-App-Version canary if { rand(8) eq 0 }
     http-request return status 200 hdr X-App-Version canary
@@ -80,11 +82,28 @@ func TestTallyCountsEveryRequestAcrossReloadsRealHAProxy(t *testing.T) {
 	run := loadgen.Start(loadgen.Config{URL: fmt.Sprintf("http://127.0.0.1:%d/", port), Rate: 300, Workers: 6, KeepAlive: true, MaxDuration: time.Minute})
 	const reloads = 10
 	mostProcesses := 0 // HAProxy's master and workers, old ones included
+	extra := 0         // reloads beyond one per round
 	for i := 0; i < reloads; i++ {
 		time.Sleep(250 * time.Millisecond)
-		route.CheckInterval = time.Duration(i+2) * time.Second // a setting: the apply reloads
-		if err := c.Apply(ctx, id, map[string][]byte{route.FileName(): mustRenderRoute(t, route)}); err != nil {
-			t.Fatal(err)
+		if i%2 == 0 {
+			// A setting of the route changes: the apply reloads, and waits
+			// for the old workers.
+			route.CheckInterval = time.Duration(i+2) * time.Second
+			if err := c.Apply(ctx, id, map[string][]byte{route.FileName(): mustRenderRoute(t, route)}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// Two reloads one after the other, waiting for nothing: the worker the
+			// first starts is stopped while it serves, beside the one before.
+			for range 2 {
+				if err := engine.Signal(ctx, id, "SIGUSR2"); err != nil {
+					t.Fatal(err)
+				}
+				if procs, err := engine.Processes(ctx, id); err == nil {
+					mostProcesses = max(mostProcesses, countHAProxy(procs))
+				}
+			}
+			extra++
 		}
 		if procs, err := engine.Processes(ctx, id); err == nil {
 			mostProcesses = max(mostProcesses, countHAProxy(procs))
@@ -116,7 +135,7 @@ func TestTallyCountsEveryRequestAcrossReloadsRealHAProxy(t *testing.T) {
 		"r1-1": {int64(stats.ByVersion["stable"] + stats.AppErrors["stable"]), int64(stats.AppErrors["stable"])},
 	}
 	t.Logf("load generator %s, app 5xx %v; tally %v over %d reloads (%d seen by the counters' scrapes, which counted %.0f canary requests); up to %d HAProxy processes at once",
-		stats, stats.AppErrors, got, reloads, counters.Reloads, counters.Totals()["c2-1"].Requests, mostProcesses)
+		stats, stats.AppErrors, got, reloads+extra, counters.Reloads, counters.Totals()["c2-1"].Requests, mostProcesses)
 	if mostProcesses < 3 {
 		t.Errorf("at most %d HAProxy processes after a reload: no old worker was still finishing its connections", mostProcesses)
 	}

@@ -27,6 +27,13 @@
 // invocations read from stdin one after another: the provider keeps one
 // exec per router open and reads and changes the router through it.
 //
+// With -scrape it does what -body does and names the HAProxy worker that
+// answered, read from the runtime API before and after (see scrape.go).
+//
+// With -tally it counts the requests a canary's route logs to a UDP socket
+// it binds on the router's loopback, and answers a request for the counts
+// per line of stdin (see tally.go).
+//
 // Given host:port instead of a port, it checks another container: the
 // provider gates a new container from the router this way.
 //
@@ -39,6 +46,8 @@
 //	release-probe -place <dst> <base64 content> [-cli <socket> <command>]
 //	release-probe -read <dir>
 //	release-probe -serve
+//	release-probe -scrape <socket> <port> <path> [timeout]
+//	release-probe -tally <latency bounds>
 package main
 
 import (
@@ -85,6 +94,10 @@ func run(args []string) int {
 			return read(args[1:])
 		case "-serve":
 			return serve(os.Stdin, os.Stdout)
+		case "-scrape":
+			return scrape(args[1:])
+		case "-tally":
+			return tally(args[1:], os.Stdin, os.Stdout)
 		}
 	}
 	if len(args) < 2 {
@@ -315,8 +328,8 @@ func serve(in io.Reader, out io.Writer) int {
 		}
 		var buf bytes.Buffer
 		code := 2
-		if len(args) == 0 || args[0] == "-serve" {
-			fmt.Fprintln(&buf, "usage: a request names an invocation other than -serve")
+		if len(args) == 0 || args[0] == "-serve" || args[0] == "-tally" {
+			fmt.Fprintln(&buf, "usage: a request names an invocation other than -serve or -tally")
 		} else {
 			stdout, stderr = &buf, &buf
 			code = run(args)

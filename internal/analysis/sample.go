@@ -29,6 +29,9 @@ type Policy struct {
 	// MustCatch is the canary 5xx rate the test must have the power to
 	// catch (0: MustCatchFor the baseline's rate).
 	MustCatch float64
+	// SlowRequests judges the canary's share of slow requests, where the
+	// samples carry latency buckets, with a share of the budget.
+	SlowRequests bool
 	// Ranges are metric values that must stay within bounds (Prometheus
 	// queries): guard rails outside the budget.
 	Ranges []Range
@@ -69,6 +72,9 @@ type Sample struct {
 	// StableBefore is how many requests stable served, as far as is known,
 	// before the canary began: exposure in which no new error type appeared.
 	StableBefore int
+	// CountsNote says how the request counts may fall short of every
+	// request served ("" when they are exact): a report shows it.
+	CountsNote string
 	// ErrorTypes holds cumulative counts of each known error type per track.
 	ErrorTypes map[string]TypeCounts
 	// Values of range metrics by name; missing means no data.

@@ -254,7 +254,7 @@ func TestAnalyzerLatencyCounts(t *testing.T) {
 		l[bucket(0.05)] += n - n/2 - int(float64(n)*slow)
 		return l
 	}
-	a := NewAnalyzer(Policy{MinRequests: 100, HasBaseline: true})
+	a := NewAnalyzer(Policy{MinRequests: 100, HasBaseline: true, SlowRequests: true})
 	var cc, bc Counts
 	var r Result
 	for look := 1; look <= 4; look++ {

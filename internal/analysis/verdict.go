@@ -225,7 +225,7 @@ func (a *Analyzer) judgeInterval(iv Interval) Result {
 	a.intervals = append(a.intervals, iv)
 	p := a.Policy
 	if a.family == nil {
-		a.family = newFamily(p, iv.Canary.Latencies != nil && iv.Baseline.Latencies != nil)
+		a.family = newFamily(p, p.SlowRequests && iv.Canary.Latencies != nil && iv.Baseline.Latencies != nil)
 		a.errorRate = NewSequential(a.family.errorRate, p.Rho)
 		if p.MaxErrorRate > 0 {
 			a.ceiling = NewSequential(a.family.ceiling, p.Rho)

@@ -10,19 +10,110 @@ import (
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
 
 // replay returns one scrape per call; a nil scrape is a failed one.
 func replay(scrapes ...map[string]router.ServerCounts) RouterScraper {
 	n := 0
-	return func(context.Context) (map[string]router.ServerCounts, error) {
+	return func(context.Context) (router.ServerScrape, error) {
 		s := scrapes[n]
 		n++
 		if s == nil {
-			return nil, errors.New("connection refused")
+			return router.ServerScrape{}, errors.New("connection refused")
 		}
-		return s, nil
+		return router.ServerScrape{Servers: s}, nil
+	}
+}
+
+// fakeTally answers reads from a list, the last repeating; a nil entry fails.
+type fakeTally struct {
+	reads  []*probe.Tally
+	n      int
+	closed bool
+}
+
+func (f *fakeTally) Addr() string { return "127.0.0.1:40123" }
+func (f *fakeTally) Close()       { f.closed = true }
+func (f *fakeTally) Read(context.Context) (probe.Tally, error) {
+	t := f.reads[min(f.n, len(f.reads)-1)]
+	f.n++
+	if t == nil {
+		return probe.Tally{}, errors.New("the request tally stopped answering")
+	}
+	return *t, nil
+}
+
+func buckets(fast, slow int64) []int64 {
+	b := make([]int64, len(analysis.LatencyBounds)+1)
+	b[0], b[len(b)-1] = fast, slow
+	return b
+}
+
+// The canary's counts come from the tally while it answers, since Begin,
+// whatever the router's counters say (here: a reload that reset them);
+// stable's counts before Begin are StableBefore; a tally that stops
+// answering hands over to the counters, and the sample says so.
+func TestCollectorCountsFromTally(t *testing.T) {
+	be := "be_prod_web"
+	tally := &fakeTally{reads: []*probe.Tally{
+		{Dropped: 0, Servers: map[string]map[string]probe.ServerTally{be: {
+			"r1-1": {Requests: 40, Errors: 1, LatencyMs: 400, Buckets: buckets(40, 0)},
+		}}},
+		{Dropped: 0, Servers: map[string]map[string]probe.ServerTally{
+			be: {
+				"r1-1": {Requests: 940, Errors: 10, LatencyMs: 9400, Buckets: buckets(900, 40)},
+				"c2-1": {Requests: 100, Errors: 7, LatencyMs: 3000, Buckets: buckets(90, 10)},
+				"b1-1": {Requests: 98, Errors: 1, LatencyMs: 980, Buckets: buckets(98, 0)},
+			},
+			"be_other_web": {"c2-1": {Requests: 5000, Buckets: buckets(5000, 0)}},
+		}},
+		{Dropped: 3, Servers: map[string]map[string]probe.ServerTally{be: {
+			"c2-1": {Requests: 200, Errors: 9, LatencyMs: 6000, Buckets: buckets(190, 10)},
+		}}},
+		nil,
+	}}
+	c := &Collector{Policy: standard(), Target: target(true), Tally: tally, Router: replay(
+		map[string]router.ServerCounts{"r1-1": {Requests: 5000}},
+		map[string]router.ServerCounts{"r1-1": {Requests: 20}, "c2-1": {Requests: 3}}, // reloaded
+		map[string]router.ServerCounts{"r1-1": {Requests: 30}, "c2-1": {Requests: 13}},
+		map[string]router.ServerCounts{"r1-1": {Requests: 40}, "c2-1": {Requests: 23, Errors: 1}},
+	)}
+	ctx := context.Background()
+	if err := c.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RequestLog(); got != "127.0.0.1:40123" {
+		t.Errorf("RequestLog = %q", got)
+	}
+	s, err := c.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Canary.Requests != 100 || s.Canary.Errors != 7 || !near(s.Canary.MeanLatency, 0.03) || s.Canary.Latencies[0] != 90 || s.Canary.Latencies[len(analysis.LatencyBounds)] != 10 {
+		t.Errorf("canary %+v, want the tally's 100 requests, 7 errors, 30ms, 90 fast and 10 slow", s.Canary)
+	}
+	if s.Baseline.Requests != 98 || s.Baseline.Errors != 1 {
+		t.Errorf("baseline %+v, want 98/1", s.Baseline)
+	}
+	if s.Stable.Requests != 900 || s.Stable.Errors != 9 || s.Stable.Latencies[0] != 860 {
+		t.Errorf("stable %+v, want 900/9 since Begin, 860 fast", s.Stable)
+	}
+	if s.StableBefore != 5000 || s.CountsNote != "" {
+		t.Errorf("StableBefore %d, note %q; want 5000 and none", s.StableBefore, s.CountsNote)
+	}
+	s, _ = c.Sample(ctx)
+	if s.Canary.Requests != 200 || !strings.Contains(s.CountsNote, "lost 3 lines") {
+		t.Errorf("with drops: canary %d, note %q", s.Canary.Requests, s.CountsNote)
+	}
+	s, _ = c.Sample(ctx)
+	if s.Canary.Requests != 23 || s.Canary.Errors != 1 || !strings.Contains(s.CountsNote, "router's counters (the request tally stopped answering)") ||
+		!strings.Contains(s.CountsNote, "reloaded at least 1 times") {
+		t.Errorf("after the tally ended: canary %+v, note %q", s.Canary, s.CountsNote)
+	}
+	if err := c.Close(ctx); err != nil || !tally.closed {
+		t.Errorf("Close: %v, tally closed %t", err, tally.closed)
 	}
 }
 
@@ -284,5 +375,33 @@ func TestSelectorQuotesLabelValues(t *testing.T) {
 	want := `{environment="a\"b",service="c\\d",revision="3",track!="baseline"}`
 	if got := c.stableSelector(); got != want {
 		t.Errorf("selector %s, want %s", got, want)
+	}
+}
+
+// A scrape between samples (before a reload) keeps what the old worker
+// counted since the last sample, and does nothing before Begin.
+func TestCollectorScrapeNow(t *testing.T) {
+	c := &Collector{Policy: standard(), Target: target(true), Router: replay(
+		map[string]router.ServerCounts{"c2-1": {Requests: 10}},
+		map[string]router.ServerCounts{"c2-1": {Requests: 50, Errors: 2}}, // right before a reload
+		map[string]router.ServerCounts{"c2-1": {Requests: 5}},             // the new worker
+	)}
+	stopped := false
+	c.Stop = func() { stopped = true }
+	ctx := context.Background()
+	c.ScrapeNow(ctx) // before Begin: no scrape taken
+	if err := c.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.ScrapeNow(ctx)
+	s, err := c.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Canary.Requests != 45 || s.Canary.Errors != 2 || !strings.Contains(s.CountsNote, "reloaded at least 1 times") {
+		t.Errorf("canary %+v, note %q; want 40+5 requests, 2 errors, a reload noted", s.Canary, s.CountsNote)
+	}
+	if err := c.Close(ctx); err != nil || !stopped {
+		t.Errorf("Close: %v, stopped %t", err, stopped)
 	}
 }

@@ -20,6 +20,7 @@ func (p Policy) Judgment() analysis.Policy {
 		Alpha:        a.FalseAlarmRate,
 		HasBaseline:  p.Baseline,
 		MustCatch:    a.MustCatch,
+		SlowRequests: a.SlowRequests,
 	}
 	if a.Errors != nil {
 		out.ErrorTypes = true

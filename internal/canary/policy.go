@@ -81,6 +81,9 @@ type Analysis struct {
 	// power to catch (0: the smaller of 3× the baseline's rate and the
 	// baseline's rate plus 1 point).
 	MustCatch float64 `json:"must_catch,omitempty"`
+	// SlowRequests judges the canary's share of slow requests (where the
+	// router reports response times) with a share of the budget.
+	SlowRequests bool `json:"slow_requests,omitempty"`
 	// OnUnderpowered is what a step whose test had too little power does:
 	// "abort", "extend" or "promote" ("": DefaultOnUnderpowered).
 	OnUnderpowered string `json:"on_underpowered,omitempty"`

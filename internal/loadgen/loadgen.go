@@ -93,8 +93,11 @@ func (s Stats) String() string {
 type Run struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	mu     sync.Mutex
-	stats  Stats
+	// finish stops the workers between requests (Finish).
+	finish   chan struct{}
+	finishMu sync.Once
+	mu       sync.Mutex
+	stats    Stats
 }
 
 // Start begins sending traffic.
@@ -112,7 +115,7 @@ func Start(cfg Config) *Run {
 		cfg.Timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
-	r := &Run{cancel: cancel, done: make(chan struct{}), stats: Stats{ByVersion: map[string]int{}, AppErrors: map[string]int{}}}
+	r := &Run{cancel: cancel, done: make(chan struct{}), finish: make(chan struct{}), stats: Stats{ByVersion: map[string]int{}, AppErrors: map[string]int{}}}
 	interval := time.Duration(int64(time.Second) * int64(cfg.Workers) / int64(cfg.Rate))
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Workers; w++ {
@@ -130,6 +133,8 @@ func Start(cfg Config) *Run {
 			for {
 				select {
 				case <-ctx.Done():
+					return
+				case <-r.finish:
 					return
 				case <-t.C:
 				}
@@ -224,6 +229,16 @@ func (r *Run) Snapshot() Stats {
 	s.ErrorTimes = append([]time.Time(nil), r.stats.ErrorTimes...)
 	s.RouterNon2xxTimes = append([]time.Time(nil), r.stats.RouterNon2xxTimes...)
 	return s
+}
+
+// Finish ends the run after the requests under way are answered and
+// counted, and returns the totals: every request sent is in them, as a
+// count the target keeps of its own can be compared with.
+func (r *Run) Finish() Stats {
+	r.finishMu.Do(func() { close(r.finish) })
+	<-r.done
+	r.cancel()
+	return r.Snapshot()
 }
 
 // Stop ends the run and returns the totals.

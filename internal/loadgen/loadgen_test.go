@@ -32,3 +32,20 @@ func TestCountsAnswers(t *testing.T) {
 		t.Errorf("Failed() = %d", s.Failed())
 	}
 }
+
+// Finish counts every request the server answered, the slow last ones too:
+// Stop would drop those under way.
+func TestFinishCountsRequestsUnderWay(t *testing.T) {
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(30 * time.Millisecond)
+		served.Add(1)
+	}))
+	defer srv.Close()
+	run := Start(Config{URL: srv.URL, Rate: 400, Workers: 8, KeepAlive: true})
+	time.Sleep(200 * time.Millisecond)
+	s := run.Finish()
+	if s.Requests == 0 || int64(s.Requests) != served.Load() {
+		t.Errorf("counted %d requests, the server answered %d", s.Requests, served.Load())
+	}
+}

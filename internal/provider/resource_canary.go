@@ -72,6 +72,7 @@ type analysisModel struct {
 	FalseAlarmRate    types.Float64 `tfsdk:"false_alarm_rate"`
 	MustCatch         types.Float64 `tfsdk:"must_catch"`
 	OnUnderpowered    types.String  `tfsdk:"on_underpowered"`
+	SlowRequests      types.Bool    `tfsdk:"slow_requests"`
 }
 
 type prometheusModel struct {
@@ -103,6 +104,7 @@ var (
 		"prometheus": types.ObjectType{AttrTypes: prometheusTypes}, "queries": types.ListType{ElemType: types.ObjectType{AttrTypes: queryTypes}},
 		"errors": types.ObjectType{AttrTypes: errorsTypes}, "failure_limit": types.Int64Type, "inconclusive_limit": types.Int64Type,
 		"false_alarm_rate": types.Float64Type, "must_catch": types.Float64Type, "on_underpowered": types.StringType,
+		"slow_requests": types.BoolType,
 	}
 )
 
@@ -144,6 +146,7 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"queries": types.ListNull(types.ObjectType{AttrTypes: queryTypes}), "errors": types.ObjectNull(errorsTypes),
 					"failure_limit": types.Int64Value(canary.DefaultFailureLimit), "inconclusive_limit": types.Int64Value(canary.DefaultInconclusiveLimit),
 					"false_alarm_rate": types.Float64Value(canary.DefaultFalseAlarmRate), "must_catch": types.Float64Null(), "on_underpowered": types.StringValue(canary.DefaultOnUnderpowered),
+					"slow_requests": types.BoolValue(false),
 				})),
 				Attributes: map[string]schema.Attribute{
 					"interval": schema.StringAttribute{Description: "Time between analyses. Defaults to `30s`.",
@@ -206,6 +209,11 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 						"below 80% the canary is underpowered and `on_underpowered` decides. Defaults to the smaller of 3× the baseline's 5xx rate and that rate plus " +
 						"1 point (the baseline's rate taken as at least 0.1%). Raise it for a low-traffic service whose canaries are too small to catch less.",
 						Optional: true},
+					"slow_requests": schema.BoolAttribute{Description: "Also judge the canary's share of slow requests: bounds near the median, the 90th and the " +
+						"99th percentile of the baseline's first `min_requests` response times (from the router's request log) are fixed, and a canary whose share " +
+						"of requests slower than any of them is significantly higher fails. The check takes 1.5 parts in 7.5 of the false-alarm budget from the " +
+						"5xx comparison. Defaults to false.",
+						Optional: true, Computed: true, Default: booldefault.StaticBool(false)},
 					"on_underpowered": schema.StringAttribute{Description: "What a canary whose test could not catch `must_catch` does: `abort` (every user back on stable; " +
 						"the error says about how many more requests it needed), `extend` (analyse the step up to `inconclusive_limit` more intervals, then abort) " +
 						"or `promote` (go on, with a warning in the report). Defaults to `abort`.",
@@ -419,7 +427,7 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 	var a analysisModel
 	diags.Append(m.Analysis.As(ctx, &a, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true})...)
 	for _, v := range []attr.Value{a.Interval, a.MinRequests, a.MaxErrorRate, a.MaxLatency, a.Prometheus, a.Queries, a.Errors, a.FailureLimit, a.InconclusiveLimit,
-		a.FalseAlarmRate, a.MustCatch, a.OnUnderpowered} {
+		a.FalseAlarmRate, a.MustCatch, a.OnUnderpowered, a.SlowRequests} {
 		if v.IsUnknown() {
 			known = false
 		}
@@ -447,6 +455,7 @@ func canaryPolicy(ctx context.Context, m canaryModel) (canary.Policy, bool, diag
 		p.Analysis.FalseAlarmRate = a.FalseAlarmRate.ValueFloat64()
 	}
 	p.Analysis.MustCatch = a.MustCatch.ValueFloat64()
+	p.Analysis.SlowRequests = a.SlowRequests.ValueBool()
 	p.Analysis.OnUnderpowered = canary.DefaultOnUnderpowered
 	if !a.OnUnderpowered.IsNull() {
 		p.Analysis.OnUnderpowered = a.OnUnderpowered.ValueString()
@@ -510,6 +519,7 @@ func policySettings(p canary.Policy) canaryModel {
 		"queries": types.ListNull(types.ObjectType{AttrTypes: queryTypes}), "errors": types.ObjectNull(errorsTypes),
 		"failure_limit": types.Int64Value(int64(a.FailureLimit)), "inconclusive_limit": types.Int64Value(int64(a.InconclusiveLimit)),
 		"false_alarm_rate": types.Float64Value(a.FalseAlarmRate), "must_catch": types.Float64Null(), "on_underpowered": types.StringValue(p.UnderpoweredAction()),
+		"slow_requests": types.BoolValue(a.SlowRequests),
 	}
 	if a.FalseAlarmRate <= 0 {
 		vals["false_alarm_rate"] = types.Float64Value(canary.DefaultFalseAlarmRate)

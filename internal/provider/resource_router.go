@@ -142,7 +142,7 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			},
 			"hard_stop_after": schema.StringAttribute{
 				Description: "How long HAProxy's previous worker may keep the connections it has after a reload (HAProxy's `hard-stop-after`), such as `5m`; " +
-					"a reload happens only when a route's settings change (its health check, its listener), for a new or removed route, or when the runtime API does not confirm a change; releases, canaries and rollbacks change servers without one. " +
+					"a reload happens only when a route's settings change (its health check, its listener), for a new or removed route, or when the runtime API does not confirm a change; releases and rollbacks change servers without one, and a canary takes one as it starts, before it has traffic (while it runs, its route logs each request to the count the provider keeps in the router). " +
 					"Set it no shorter than the longest `stop_timeout` of the environments on this router, so that a reload never cuts a connection " +
 					"(a WebSocket, an event stream, a long download) that the retirement of its revision would still let finish. " +
 					"Defaults to `" + defaultHardStopAfter + "`; 1s to 24h. Changing it rewrites the router's base configuration with a hitless reload.",

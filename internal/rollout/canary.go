@@ -30,6 +30,8 @@ type canaryState struct {
 	before Status
 	// resumed: an earlier apply analysed this canary; its analysis goes on.
 	resumed bool
+	// requestLog is where the canary's route logs requests ("" for nowhere).
+	requestLog string
 }
 
 // startCanary starts a new revision as a canary beside the serving one and
@@ -79,6 +81,8 @@ func (d *Deployer) runCanary(ctx context.Context, spec Spec, st canaryState) (Re
 		}
 		return Result{}, metricsErr
 	}
+	defer closeMetrics(ctx, metrics)
+	st.requestLog = requestLogOf(metrics)
 
 	run := &canaryRun{d: d, spec: spec, st: &st, metrics: metrics, analyzer: analysis.NewAnalyzer(st.policy.Judgment()), cleanup: cleanup}
 	if st.resumed {
@@ -350,6 +354,7 @@ func (r *canaryRun) look(ctx context.Context, t float64) analysis.Result {
 	if err := saveJudgment(ctx, r.d.Host, r.spec.Environment, r.spec.Service, r.st.canaryRev, r.analyzer.Looks(), image, r.analyzer.State()); err != nil {
 		r.d.log("the canary's analysis could not be kept; a resumed canary would start a new one", "error", err.Error())
 	}
+	res.Checks = append(res.Checks, countsCheck(sample)...)
 	// Counts are cumulative: a canary that stopped answering (hung, cut
 	// off) would pass again and again on what it did before.
 	if sample.Canary.Requests <= r.requests {

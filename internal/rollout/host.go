@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
@@ -66,4 +67,38 @@ type CanaryMetrics interface {
 	Begin(ctx context.Context) error
 	// Sample returns the counts since Begin.
 	Sample(ctx context.Context) (analysis.Sample, error)
+}
+
+// requestLogger is a CanaryMetrics that counts the requests the canary's
+// route logs (canary.Collector with a tally): the route names its address.
+type requestLogger interface{ RequestLog() string }
+
+// requestLogOf is where the canary's route logs its requests, "" for nowhere.
+func requestLogOf(m CanaryMetrics) string {
+	if l, ok := m.(requestLogger); ok {
+		return l.RequestLog()
+	}
+	return ""
+}
+
+// closeMetrics ends what a CanaryMetrics keeps open (the tally in the
+// router), when it keeps anything.
+func closeMetrics(ctx context.Context, m CanaryMetrics) {
+	if c, ok := m.(interface{ Close(context.Context) error }); ok {
+		_ = c.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// countsCheck shows a look's request counts and where they came from: a
+// row that informs and changes no verdict. Counts that may fall short of
+// every request (analysis.Sample.CountsNote) are inconclusive, and say why.
+func countsCheck(s analysis.Sample) []analysis.Check {
+	c := analysis.Check{Name: "request counts", Verdict: analysis.Pass,
+		Canary:   fmt.Sprintf("%d requests, %d 5xx", s.Canary.Requests, s.Canary.Errors),
+		Baseline: fmt.Sprintf("%d requests, %d 5xx", s.Baseline.Requests, s.Baseline.Errors),
+		Reason:   "every request counted"}
+	if s.CountsNote != "" {
+		c.Verdict, c.Reason = analysis.Inconclusive, s.CountsNote
+	}
+	return []analysis.Check{c}
 }

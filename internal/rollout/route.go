@@ -37,7 +37,9 @@ func renderRouteSticky(spec Spec, sticky bool, groups ...share) (string, []byte,
 // connections they have. Beside the route it came from (the same servers,
 // the same stickiness) only weights change, which the router applies
 // without a reload.
-func drainRoute(spec Spec, sticky bool, serving share, drained ...share) (string, []byte, error) {
+// The route keeps its request log (a canary's tally counts the requests
+// the drained servers still answer).
+func drainRoute(spec Spec, sticky bool, requestLog string, serving share, drained ...share) (string, []byte, error) {
 	serving.percent = 100
 	groups := []share{serving}
 	for _, g := range drained {
@@ -45,6 +47,7 @@ func drainRoute(spec Spec, sticky bool, serving share, drained ...share) (string
 		groups = append(groups, g)
 	}
 	r := buildRoute(spec, sticky, groups...)
+	r.RequestLog = requestLog
 	for i := range r.Servers {
 		if i >= len(serving.containers) {
 			r.Servers[i].Drain = true
@@ -108,10 +111,16 @@ func canaryRoute(spec Spec, st canaryState, weight int) (string, []byte, error) 
 	if len(st.baseline) > 0 {
 		baseline = weight
 	}
-	return renderRoute(spec,
-		share{st.stable, naming.TrackStable, 100 - weight - baseline},
-		share{st.canary, naming.TrackCanary, weight},
-		share{st.baseline, naming.TrackBaseline, baseline})
+	groups := []share{
+		{st.stable, naming.TrackStable, 100 - weight - baseline},
+		{st.canary, naming.TrackCanary, weight},
+		{st.baseline, naming.TrackBaseline, baseline}}
+	r := buildRoute(spec, len(groups) > 1, groups...)
+	// While the canary runs, its route logs each request to the canary's
+	// tally; the routes before and after it do not.
+	r.RequestLog = st.requestLog
+	cfg, err := router.RenderRoute(r)
+	return r.FileName(), cfg, err
 }
 
 // portOf is the port a container serves on: its own label, else the spec's
@@ -181,7 +190,7 @@ type drainer interface {
 // itself and none when the drain would be more than a change of weights
 // (the route has other servers).
 func (d *Deployer) drain(ctx context.Context, spec Spec, live []byte, serving share, drained ...share) ([]byte, []string, error) {
-	name, cfg, err := drainRoute(spec, isSticky(live), serving, drained...)
+	name, cfg, err := drainRoute(spec, isSticky(live), router.RouteRequestLog(live), serving, drained...)
 	if err != nil {
 		return live, nil, err
 	}

@@ -140,7 +140,18 @@ type Route struct {
 	// Sticky keeps each user on the server that first answered them (a
 	// cookie), so a user on the canary stays there as its weight grows.
 	Sticky bool
+	// RequestLog, when set (127.0.0.1:port in the router), makes the route
+	// log one line per request there in RequestLogFormat: a canary's tally
+	// (Controller.OpenTally) counts them. Set only while a canary runs; a
+	// route without it renders as it always did.
+	RequestLog string
 }
+
+// RequestLogFormat is the line a route with a RequestLog sends per request:
+// backend, server, status, the server's response time and the request's
+// whole time, in ms (-1 when there was none). cmd/release-probe's tally
+// reads it.
+const RequestLogFormat = "%b %s %ST %Tr %Ta"
 
 // FileName is the route's file in ConfigDir.
 func (r Route) FileName() string { return RouteFileName(r.Environment, r.Service) }
@@ -169,6 +180,9 @@ func (r Route) Validate() error {
 	if err := ValidateHealthPath(r.HealthPath); err != nil {
 		return fmt.Errorf("health check path: %w", err)
 	}
+	if r.RequestLog != "" && !loopbackPattern.MatchString(r.RequestLog) {
+		return fmt.Errorf("request log %q is not 127.0.0.1:port", r.RequestLog)
+	}
 	seen := map[string]bool{}
 	for _, s := range r.Servers {
 		if !serverNamePattern.MatchString(s.Name) || seen[s.Name] {
@@ -188,6 +202,7 @@ func (r Route) Validate() error {
 var (
 	serverNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	addressPattern    = regexp.MustCompile(`^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$`)
+	loopbackPattern   = regexp.MustCompile(`^127\.0\.0\.1:[1-9]\d{0,4}$`)
 )
 
 // RenderRoute renders a route's frontend and backend.
@@ -210,7 +225,13 @@ func RenderRoute(r Route) ([]byte, error) {
 	fe := "fe_" + r.Environment + "_" + r.Service
 	be := BackendName(r.Environment, r.Service)
 	fmt.Fprintf(&buf, "# Route of environment %s, service %s. Written by terraform-provider-release.\n", r.Environment, r.Service)
-	fmt.Fprintf(&buf, "frontend %s\n    bind :%d\n    default_backend %s\n\n", fe, r.ListenPort, be)
+	fmt.Fprintf(&buf, "frontend %s\n    bind :%d\n", fe, r.ListenPort)
+	if r.RequestLog != "" {
+		// raw: the line alone, no syslog header. Workers a reload stops
+		// keep logging to the same address until their last request.
+		fmt.Fprintf(&buf, "    log %s format raw local0\n    log-format \"%s\"\n", r.RequestLog, RequestLogFormat)
+	}
+	fmt.Fprintf(&buf, "    default_backend %s\n\n", be)
 	// Any 2xx passes, as the environment's health gate (release-probe) passes it.
 	fmt.Fprintf(&buf, "backend %s\n    balance roundrobin\n    option httpchk GET %s\n    http-check expect rstatus ^2[0-9][0-9]$\n", be, r.HealthPath)
 	fmt.Fprintf(&buf, "    timeout check %s\n", haproxyDuration(timeout))
@@ -378,6 +399,18 @@ func ParseRouteServers(cfg []byte) []Server {
 		out = append(out, s)
 	}
 	return out
+}
+
+// RouteRequestLog is where a rendered route logs its requests
+// (Route.RequestLog); "" when it does not.
+func RouteRequestLog(route []byte) string {
+	for _, line := range strings.Split(string(route), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 5 && f[0] == "log" && f[2] == "format" && f[3] == "raw" && loopbackPattern.MatchString(f[1]) {
+			return f[1]
+		}
+	}
+	return ""
 }
 
 // RouteListenPort is the listener a rendered route binds (its frontend's

@@ -485,3 +485,47 @@ func TestRouteListenPort(t *testing.T) {
 		}
 	}
 }
+
+// A canary's route logs each request to its tally; the same route without
+// a RequestLog is the route as it always was, line for line.
+func TestRenderRouteRequestLog(t *testing.T) {
+	r := Route{Environment: "prod", Service: "web", ListenPort: 8080, HealthPath: "/healthz",
+		Servers: []Server{{Name: "r1-1", Address: "10.0.0.2:8080", Weight: 200}, {Name: "c2-1", Address: "10.0.0.3:8080", Weight: 56}}}
+	plain := mustRenderRoute(t, r)
+	r.RequestLog = "127.0.0.1:40123"
+	logged := mustRenderRoute(t, r)
+	lines := "    log 127.0.0.1:40123 format raw local0\n    log-format \"%b %s %ST %Tr %Ta\"\n"
+	if want := strings.Replace(string(plain), "    default_backend", lines+"    default_backend", 1); string(logged) != want {
+		t.Errorf("route with a request log:\n%s\nwant:\n%s", logged, want)
+	}
+	if got := RouteRequestLog(logged); got != "127.0.0.1:40123" {
+		t.Errorf("RouteRequestLog = %q", got)
+	}
+	if got := RouteRequestLog(plain); got != "" {
+		t.Errorf("RouteRequestLog of a route without one = %q", got)
+	}
+	// Weights change at runtime under a request log; adding or moving it reloads.
+	r.Servers[1].Weight = 128
+	if _, changes, ok := WeightChanges(logged, mustRenderRoute(t, r)); !ok || len(changes) != 1 {
+		t.Errorf("a change of weights under a request log: ok %t, %d changes", ok, len(changes))
+	}
+	if _, ok := PlanRuntime(plain, logged); ok {
+		t.Error("adding a request log was planned without a reload")
+	}
+	// Dropping it (the canary ends) needs none, with its servers gone too.
+	ended := r
+	ended.RequestLog, ended.Servers = "", r.Servers[:1]
+	if plan, ok := PlanRuntime(logged, mustRenderRoute(t, ended)); !ok || len(plan.Remove) != 1 {
+		t.Errorf("dropping the request log and the canary: ok %t, plan %+v; want a runtime change", ok, plan)
+	}
+	r.RequestLog = "127.0.0.1:40124"
+	if _, ok := PlanRuntime(logged, mustRenderRoute(t, r)); ok {
+		t.Error("moving the request log was planned without a reload")
+	}
+	for _, bad := range []string{"10.0.0.1:514", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:1 x"} {
+		r.RequestLog = bad
+		if _, err := RenderRoute(r); err == nil {
+			t.Errorf("request log %q accepted", bad)
+		}
+	}
+}

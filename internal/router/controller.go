@@ -56,6 +56,45 @@ type Controller struct {
 
 	basesMu sync.Mutex
 	bases   map[string][]byte // routers' base files as last read
+
+	hooksMu     sync.Mutex
+	reloadHooks map[string]map[int]func(context.Context) // by router, then by registration
+	hookSeq     int
+}
+
+// BeforeReload registers fn to run right before each reload this
+// Controller signals to the router (a canary whose counts come from the
+// router's counters reads them then); remove ends it. Reloads by another
+// process, or by a restart, run nothing.
+func (c *Controller) BeforeReload(routerID string, fn func(ctx context.Context)) (remove func()) {
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	if c.reloadHooks == nil {
+		c.reloadHooks = map[string]map[int]func(context.Context){}
+	}
+	if c.reloadHooks[routerID] == nil {
+		c.reloadHooks[routerID] = map[int]func(context.Context){}
+	}
+	c.hookSeq++
+	id := c.hookSeq
+	c.reloadHooks[routerID][id] = fn
+	return func() {
+		c.hooksMu.Lock()
+		defer c.hooksMu.Unlock()
+		delete(c.reloadHooks[routerID], id)
+	}
+}
+
+func (c *Controller) beforeReload(ctx context.Context, routerID string) {
+	c.hooksMu.Lock()
+	fns := make([]func(context.Context), 0, len(c.reloadHooks[routerID]))
+	for _, fn := range c.reloadHooks[routerID] {
+		fns = append(fns, fn)
+	}
+	c.hooksMu.Unlock()
+	for _, fn := range fns {
+		fn(ctx)
+	}
 }
 
 func (c *Controller) clock() clock.Clock {

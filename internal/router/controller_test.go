@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -926,5 +927,33 @@ func TestApplyWeightsFallsBackToAReload(t *testing.T) {
 				t.Errorf("the route file was not written")
 			}
 		})
+	}
+}
+
+// A hook registered for a router runs right before each reload signal to
+// it, and no more once removed.
+func TestBeforeReloadRunsBeforeTheSignal(t *testing.T) {
+	f := newFakeRouter(t)
+	f.afterSignal = []string{reloading + success}
+	f.procs = [][]string{haproxyProcs(2)}
+	c, _ := controller(f)
+	calls := 0
+	remove := c.BeforeReload("router-1", func(context.Context) {
+		calls++
+		f.event("hook")
+	})
+	other := c.BeforeReload("router-2", func(context.Context) { t.Error("another router's hook ran") })
+	defer other()
+	ctx := context.Background()
+	if err := c.Apply(ctx, "router-1", map[string][]byte{"route_production_web.cfg": []byte(routeV2)}); err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.Index(f.events, "hook"); calls != 1 || i < 0 || i+1 >= len(f.events) || f.events[i+1] != "signal" {
+		t.Errorf("hook ran %d times; events %v, want the hook right before the signal", calls, f.events)
+	}
+	remove()
+	c.beforeReload(ctx, "router-1")
+	if calls != 1 {
+		t.Errorf("a removed hook ran: %d calls", calls)
 	}
 }

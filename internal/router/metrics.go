@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -109,24 +110,71 @@ func value(t dto.MetricType, m *dto.Metric) float64 {
 	}
 }
 
-// Accumulator adds up counters across reloads: each reload starts new
-// workers whose counters begin at zero, so a value lower than the last one
-// is a restart, not a decrease.
-type Accumulator struct {
-	last  map[string]ServerCounts
-	total map[string]ServerCounts
+// ServerScrape is one read of a backend's counters, with the HAProxy worker
+// that served them.
+type ServerScrape struct {
+	// Worker names the worker process ("" when unknown): each reload starts
+	// a new one whose counters begin at zero.
+	Worker  string
+	Servers map[string]ServerCounts
 }
 
-// Add takes one scrape.
+// ParseWorker reads the worker that served a scrape, from the line
+// "# worker <pid>" the probe's -scrape writes first; "" when absent.
+func ParseWorker(text string) string {
+	line, _, _ := strings.Cut(text, "\n")
+	if w, ok := strings.CutPrefix(line, "# worker "); ok && w != "" && !strings.ContainsAny(w, " \t") {
+		return w
+	}
+	return ""
+}
+
+// Accumulator adds up counters across reloads: each reload starts new
+// workers whose counters begin at zero. A scrape that names its worker
+// tells a reload for sure, however far the new worker has counted; one
+// that does not is taken for a reload when a counter went down (a new
+// worker that counted past the old one's total is then missed, and its
+// fresh counts lose the old total). Either way, what an old worker served
+// between the last scrape before a reload and its exit is not counted:
+// Reloads says how often that may have happened. The request log's tally
+// (TallySession) has neither loss.
+type Accumulator struct {
+	worker string
+	last   map[string]ServerCounts
+	total  map[string]ServerCounts
+	// Reloads counts the new workers seen after the first scrape.
+	Reloads int
+}
+
+// Add takes one scrape whose worker is unknown.
 func (a *Accumulator) Add(sample map[string]ServerCounts) {
+	a.AddScrape(ServerScrape{Servers: sample})
+}
+
+// AddScrape takes one scrape.
+func (a *Accumulator) AddScrape(s ServerScrape) {
 	if a.last == nil {
 		a.last, a.total = map[string]ServerCounts{}, map[string]ServerCounts{}
 	}
-	for server, now := range sample {
+	newWorker := s.Worker != "" && a.worker != "" && s.Worker != a.worker
+	if newWorker {
+		a.Reloads++
+		a.last = map[string]ServerCounts{}
+	}
+	if s.Worker != "" {
+		a.worker = s.Worker
+	}
+	decreased := false
+	for server, now := range s.Servers {
 		prev, seen := a.last[server]
 		t := a.total[server]
 		switch {
-		case !seen, now.Requests < prev.Requests || now.Errors < prev.Errors:
+		case !seen:
+			t.Requests += now.Requests
+			t.Errors += now.Errors
+		case now.Requests < prev.Requests || now.Errors < prev.Errors:
+			// A reload not named, or a server deleted and added again at runtime.
+			decreased = true
 			t.Requests += now.Requests
 			t.Errors += now.Errors
 		default:
@@ -136,6 +184,9 @@ func (a *Accumulator) Add(sample map[string]ServerCounts) {
 		t.MeanLatency = now.MeanLatency
 		a.total[server] = t
 		a.last[server] = now
+	}
+	if decreased && s.Worker == "" {
+		a.Reloads++
 	}
 }
 

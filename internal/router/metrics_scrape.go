@@ -28,6 +28,29 @@ func (c *Controller) ScrapeServers(ctx context.Context, routerID string, metrics
 	return ParseServerMetrics(strings.NewReader(out), backend)
 }
 
+// ScrapeWorker reads the per-server counters of one backend as
+// ScrapeServers does, with the worker that served them (ServerScrape.Worker,
+// "" when the probe could not tell): Accumulator tells reloads by it.
+func (c *Controller) ScrapeWorker(ctx context.Context, routerID string, metricsPort int, backend string) (ServerScrape, error) {
+	code, out, err := c.execProbe(ctx, routerID, "-scrape", RuntimeSocket, strconv.Itoa(metricsPort), "/metrics?scope=server", "5s")
+	if err == nil && code != 0 && (strings.HasPrefix(out, "usage:") || strings.HasPrefix(out, "unhealthy:")) {
+		// A probe from before -scrape takes it for a port: no worker then.
+		servers, err := c.ScrapeServers(ctx, routerID, metricsPort, backend)
+		return ServerScrape{Servers: servers}, err
+	}
+	if err != nil {
+		return ServerScrape{}, fmt.Errorf("reading the router's metrics in container %s: %w", routerID, err)
+	}
+	if code != 0 {
+		return ServerScrape{}, fmt.Errorf("reading the router's metrics in container %s: %s exited with %d: %s", routerID, probe.Path, code, strings.TrimSpace(out))
+	}
+	if len(out) >= execOutputLimit || (out != "" && !strings.HasSuffix(out, "\n")) {
+		return ServerScrape{}, fmt.Errorf("reading the router's metrics in container %s: the output was cut at %d bytes", routerID, len(out))
+	}
+	servers, err := ParseServerMetrics(strings.NewReader(out), backend)
+	return ServerScrape{Worker: ParseWorker(out), Servers: servers}, err
+}
+
 // ServerStates reads HAProxy's own view of each server of one backend (status,
 // last check, live weight), the way ScrapeServers reads its counters. A
 // backend the running worker does not have gives an empty map.

@@ -47,6 +47,53 @@ func TestAccumulatorSurvivesReloads(t *testing.T) {
 	}
 }
 
+// A new worker that counted past the old one's total before the next
+// scrape: without the worker's name the step up looks like more of the
+// same, and the old total is taken off the fresh counts; with it, the
+// fresh counts all count.
+func TestAccumulatorUpwardStepAcrossReload(t *testing.T) {
+	scrapes := []ServerScrape{
+		{Worker: "10", Servers: map[string]ServerCounts{"c2-1": {Requests: 100, Errors: 4}}},
+		{Worker: "10", Servers: map[string]ServerCounts{"c2-1": {Requests: 120, Errors: 5}}},
+		{Worker: "31", Servers: map[string]ServerCounts{"c2-1": {Requests: 200, Errors: 9}}}, // reloaded, past 120
+		{Worker: "31", Servers: map[string]ServerCounts{"c2-1": {Requests: 210, Errors: 9}}},
+		{Worker: "44", Servers: map[string]ServerCounts{"c2-1": {Requests: 3}, "c2-2": {Requests: 7, Errors: 1}}}, // reloaded, below
+	}
+	var named, unnamed Accumulator
+	for _, s := range scrapes {
+		named.AddScrape(s)
+		unnamed.Add(s.Servers)
+	}
+	got := named.Totals()
+	if c := got["c2-1"]; c.Requests != 120+210+3 || c.Errors != 5+9 {
+		t.Errorf("with workers named: c2-1 %+v, want 333 requests, 14 errors", c)
+	}
+	if c := got["c2-2"]; c.Requests != 7 || c.Errors != 1 {
+		t.Errorf("with workers named: c2-2 %+v", c)
+	}
+	if named.Reloads != 2 {
+		t.Errorf("named reloads %d, want 2", named.Reloads)
+	}
+	// The inference loses the step up (200-120 counted instead of 200) and
+	// sees one reload of the two.
+	if c := unnamed.Totals()["c2-1"]; c.Requests != 120+80+10+3 || unnamed.Reloads != 1 {
+		t.Errorf("inferred: c2-1 %+v, %d reloads; want the old 213 and 1", c, unnamed.Reloads)
+	}
+}
+
+func TestParseWorker(t *testing.T) {
+	for text, want := range map[string]string{
+		"# worker 4711\n# HELP x\n": "4711",
+		"# HELP x\n# worker 4711\n": "",
+		"# worker \n":               "",
+		"":                          "",
+	} {
+		if got := ParseWorker(text); got != want {
+			t.Errorf("ParseWorker(%q) = %q, want %q", text, got, want)
+		}
+	}
+}
+
 // exporterStates is real HAProxy 2.6 exporter output, with servers in every
 // state a check leaves them in (see the comment at its top).
 func exporterStates(t *testing.T) string {

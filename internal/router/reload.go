@@ -59,6 +59,9 @@ func (c *Controller) signalAndConfirm(ctx context.Context, routerID string, w re
 		drain = 30 * time.Second
 	}
 	clk := c.clock()
+	// Readers of the counters read them right before: the old workers'
+	// counts, up to what they answer after the signal.
+	c.beforeReload(ctx, routerID)
 	if err := c.Docker.Signal(ctx, routerID, "SIGUSR2"); err != nil {
 		// The daemon may have delivered it before the answer was lost.
 		return &ReloadUnconfirmedError{Err: fmt.Errorf("signalling the router to reload: %w", err)}

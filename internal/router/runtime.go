@@ -59,7 +59,16 @@ func (p RuntimePlan) Empty() bool {
 // false when anything else differs (a setting, a server moved to another
 // address, a route from an earlier version): only a reload applies that.
 // Two identical routes give ok with an empty plan.
+//
+// A request log that next drops (a canary's, as it ends) is no reason to
+// reload: the running workers go on logging to an address where nothing
+// listens any more (each line a datagram nobody reads) until the next
+// reload by anyone loads the file, as it is, without it. Adding or moving
+// a request log takes a reload: nothing else makes HAProxy log there.
 func PlanRuntime(previous, next []byte) (plan RuntimePlan, ok bool) {
+	if RouteRequestLog(next) == "" {
+		previous = withoutRequestLog(previous)
+	}
 	if len(previous) == 0 || len(next) == 0 || shape(previous) != shape(next) {
 		return RuntimePlan{}, false
 	}
@@ -119,6 +128,16 @@ var (
 	weightField  = regexp.MustCompile(` weight \d+( disabled)?`)
 	switchServer = regexp.MustCompile(`(?m)^(    server ` + stickySwitch + ` \S+ weight 1) disabled$`)
 )
+
+// withoutRequestLog is a route with its request log's lines taken out.
+func withoutRequestLog(cfg []byte) []byte {
+	addr := RouteRequestLog(cfg)
+	if addr == "" {
+		return cfg
+	}
+	lines := fmt.Sprintf("    log %s format raw local0\n    log-format \"%s\"\n", addr, RequestLogFormat)
+	return []byte(strings.Replace(string(cfg), lines, "", 1))
+}
 
 // shape is a route without the server lines of its backend and with its
 // sticky switch off: what must stay the same for the runtime API to apply a

@@ -201,6 +201,20 @@ func reloadPower(maxPoints float64) func(*Result) []Figure {
 	}
 }
 
+// reloadPowerReference is reloadPower with every figure for reference:
+// the counters' fallback is not the path a canary takes when the router
+// can run its tally.
+func reloadPowerReference() func(*Result) []Figure {
+	figures := reloadPower(1)
+	return func(r *Result) []Figure {
+		out := figures(r)
+		for i := range out {
+			out[i].Target, out[i].Pass = "(for reference)", true
+		}
+		return out
+	}
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -337,15 +351,23 @@ func Cells() []*Cell {
 	{
 		p, rate := documented(2000, true)
 		sc := scenario(rate, 0.02)
-		sc.ViaCollector = true
+		sc.ViaCollector, sc.ViaTally = true, true
 		without := sc
 		sc.Reloads, sc.ExtraReload = true, true
 		add(&Cell{Name: "router reloads, documented 5/25/50%, 2% vs 0.5%", Setup: fmt.Sprintf(
-			"the documented schedule, counts through canary.Collector from per-server counters that restart at 0 at every route applied (each step change) and at another environment's reload at a random time; against the same seeds without reloads; %.1f requests/s", rate),
+			"the documented schedule, counts through canary.Collector from the route's request log (the tally the provider opens in the router), with a reload at every route applied (each step change) and another environment's reload at a random time; against the same seeds without reloads; %.1f requests/s", rate),
 			Runs: powerRuns, Policy: p, Scenario: sc, Paired: &without, Figures: reloadPower(0.005)})
+		fb := sc
+		fb.ViaTally = false
+		fbWithout := without
+		fbWithout.ViaTally = false
+		add(&Cell{Name: "router reloads, counters fallback (no tally)", Setup: fmt.Sprintf(
+			"as above, but the Collector reads HAProxy's per-server counters, which restart at 0 in each new worker (each scrape names its worker): what a router that cannot run the tally gives; %.1f requests/s", rate),
+			Runs: powerRuns, Policy: p, Scenario: fb, Paired: &fbWithout, Figures: reloadPowerReference()})
 	}
 	{
 		p, rate := oneStep(20, 2000, true)
+		p.Analysis.SlowRequests = true
 		lat := &rollouttest.Latency{Median: 0.05, Sigma: 0.5, CanaryMedian: 0.05, CanarySigma: 0.5 + math.Log(1.5)/2.3263}
 		setup := oneStepSetup(20, 2000) + "; lognormal response times, median 50ms, p99 160ms (canary 240ms: p99 +50%, p50 unchanged), counted into analysis.LatencyBounds; 5xx 0.5% on both sides"
 		sc := scenario(rate, baseRate)

@@ -16,7 +16,8 @@ import (
 
 func policy(baseline bool, weights ...int) canary.Policy {
 	p := canary.Policy{Baseline: baseline, OnInterrupt: "abort",
-		Analysis: canary.Analysis{Interval: canary.Duration(30 * time.Second), MinRequests: 100, FailureLimit: 1, InconclusiveLimit: 1}}
+		// These canaries test the fakes, not the power: they go on regardless.
+		Analysis: canary.Analysis{Interval: canary.Duration(30 * time.Second), MinRequests: 100, FailureLimit: 1, InconclusiveLimit: 1, OnUnderpowered: "promote"}}
 	for _, w := range weights {
 		p.Steps = append(p.Steps, canary.Step{Weight: w, Pause: canary.Duration(2 * time.Minute)})
 	}

@@ -6,11 +6,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/releasekit/terraform-provider-release/internal/analysis"
 	"github.com/releasekit/terraform-provider-release/internal/canary"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
+	"github.com/releasekit/terraform-provider-release/internal/probe"
 	"github.com/releasekit/terraform-provider-release/internal/rollout"
 	"github.com/releasekit/terraform-provider-release/internal/router"
 )
@@ -45,6 +47,12 @@ type Scenario struct {
 	// per-server counters (RouterScraper) the way HAProxy keeps them;
 	// error types and latency buckets are then not read.
 	ViaCollector bool
+	// ViaTally gives that Collector a request tally, as the provider does
+	// when the router can run one: every request the servers answered,
+	// whatever the reloads (the route's request log; see router.OpenTally).
+	// Without it the Collector reads the counters, with the worker that
+	// served each scrape.
+	ViaTally bool
 	// Reloads restarts every server's counters at zero (a new HAProxy
 	// worker) at every route applied (every step change) and at
 	// ExtraReload. The split points of the traffic are the same with
@@ -208,7 +216,11 @@ func (t *Traffic) Open(_ context.Context, p canary.Policy, target canary.Target,
 		if p.Analysis.Errors != nil || len(p.Analysis.Queries) > 0 {
 			return nil, errors.New("rollouttest: a Traffic via the Collector reads no Prometheus")
 		}
-		return &collected{Collector: &canary.Collector{Policy: p, Target: target, Router: t.Scrape}, t: t}, nil
+		c := &canary.Collector{Policy: p, Target: target, Router: t.Scrape}
+		if t.Scenario.ViaTally {
+			c.Tally = tally{t}
+		}
+		return &collected{Collector: c, t: t}, nil
 	}
 	return t, nil
 }
@@ -483,13 +495,34 @@ func (t *Traffic) counts(c *counts) analysis.Counts {
 
 // Scrape is the router's per-server counters now, since the last reload:
 // a canary.RouterScraper.
-func (t *Traffic) Scrape(context.Context) (map[string]router.ServerCounts, error) {
+func (t *Traffic) Scrape(context.Context) (router.ServerScrape, error) {
 	t.advance(t.now())
 	out := make(map[string]router.ServerCounts, len(t.servers))
 	for _, s := range t.servers {
 		out[s.name] = router.ServerCounts{Requests: float64(s.worker.requests), Errors: float64(s.worker.errors), MeanLatency: s.meanLatency}
 	}
-	return out, nil
+	return router.ServerScrape{Worker: strconv.Itoa(t.reloads), Servers: out}, nil
+}
+
+// tally is the route's request log, counted: every request each server
+// answered since the metrics were opened, whatever the reloads.
+type tally struct{ t *Traffic }
+
+func (tally) Addr() string { return "127.0.0.1:1" }
+func (tally) Close()       {}
+
+func (ta tally) Read(context.Context) (probe.Tally, error) {
+	t := ta.t
+	t.advance(t.now())
+	servers := map[string]probe.ServerTally{}
+	for _, s := range t.servers {
+		st := probe.ServerTally{Requests: int64(s.total.requests), Errors: int64(s.total.errors), LatencyMs: int64(s.total.latencySum * 1000)}
+		for _, v := range s.total.latencies {
+			st.Buckets = append(st.Buckets, int64(v))
+		}
+		servers[s.name] = st
+	}
+	return probe.Tally{Dropped: 0, Servers: map[string]map[string]probe.ServerTally{router.BackendName(t.target.Environment, t.target.Service): servers}}, nil
 }
 
 // LastSample is the sample the loop judged last (at a decision, the deciding one).

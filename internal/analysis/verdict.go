@@ -66,7 +66,12 @@ type Analyzer struct {
 	prev      Sample
 	havePrev  bool
 	intervals []Interval
-	family    *family
+	// state is the intervals as JSON, without the brackets.
+	state  []byte
+	family *family
+	// intervalsCP caches Clopper-Pearson intervals by (events, total):
+	// the same counts come back look after look.
+	intervalsCP map[[2]int][2]float64
 
 	// cumulative over every interval, across resumes
 	canary, comparison, stable IntervalCounts
@@ -118,8 +123,7 @@ func NewAnalyzer(p Policy) *Analyzer {
 
 // State is the analysis so far, to be kept with the canary.
 func (a *Analyzer) State() []byte {
-	b, _ := json.Marshal(a.intervals)
-	return b
+	return append(append([]byte("["), a.state...), ']')
 }
 
 // Resume replays the intervals of an earlier analysis of the same canary:
@@ -223,6 +227,12 @@ func (c IntervalCounts) slowerThan(bound int) int {
 func (a *Analyzer) judgeInterval(iv Interval) Result {
 	a.look++
 	a.intervals = append(a.intervals, iv)
+	// The state grows by one interval a look: marshal only that one.
+	b, _ := json.Marshal(iv)
+	if len(a.state) > 0 {
+		a.state = append(a.state, ',')
+	}
+	a.state = append(a.state, b...)
 	p := a.Policy
 	if a.family == nil {
 		a.family = newFamily(p, p.SlowRequests && iv.Canary.Latencies != nil && iv.Baseline.Latencies != nil)
@@ -344,7 +354,7 @@ func (a *Analyzer) judgeRanges(res *Result, values map[string]float64) {
 // comparisonCheck describes a test of the canary's share of some events.
 func (a *Analyzer) comparisonCheck(name string, s *Sequential, canary, other int, budget float64, versus string) Check {
 	c := Check{Name: name, Budget: percent(budget), Boundary: boundaryOf(s, canary+other)}
-	ratio := ratioText(canary, other, a.canary.Requests, a.comparison.Requests)
+	ratio := a.ratioText(canary, other, a.canary.Requests, a.comparison.Requests)
 	if s.Crossed {
 		c.Verdict, c.Reason = Fail, fmt.Sprintf("significantly higher than the %s's: %d of the %d on the canary reached the boundary of %d; rate ratio %s", versus, canary, canary+other, s.Boundary, ratio)
 	} else {
@@ -369,7 +379,7 @@ func boundaryText(s *Sequential, what string) string {
 
 // ratioText is the canary's rate over the comparison's with the exact
 // conditional 95% interval: Clopper-Pearson on the canary's share of the events.
-func ratioText(canary, other, canaryRequests, otherRequests int) string {
+func (a *Analyzer) ratioText(canary, other, canaryRequests, otherRequests int) string {
 	k := canary + other
 	if k == 0 || canaryRequests == 0 || otherRequests == 0 {
 		return "n/a (no events)"
@@ -381,7 +391,16 @@ func ratioText(canary, other, canaryRequests, otherRequests int) string {
 		}
 		return pi / (1 - pi) * (1 - q) / q
 	}
-	lo, hi := clopperPearson(canary, k, 0.05)
+	key := [2]int{canary, k}
+	ci, ok := a.intervalsCP[key]
+	if !ok {
+		if a.intervalsCP == nil {
+			a.intervalsCP = map[[2]int][2]float64{}
+		}
+		ci[0], ci[1] = clopperPearson(canary, k, 0.05)
+		a.intervalsCP[key] = ci
+	}
+	lo, hi := ci[0], ci[1]
 	return fmt.Sprintf("%s (95%%: %s–%s)", ratioNumber(toRatio(float64(canary)/float64(k))), ratioNumber(toRatio(lo)), ratioNumber(toRatio(hi)))
 }
 
@@ -396,7 +415,7 @@ func ratioNumber(r float64) string {
 func clopperPearson(x, n int, level float64) (lo, hi float64) {
 	solve := func(f func(p float64) float64) float64 {
 		a, b := 0.0, 1.0
-		for range 40 {
+		for range 30 {
 			m := (a + b) / 2
 			if f(m) < 0 {
 				a = m

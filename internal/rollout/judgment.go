@@ -9,19 +9,28 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
+
+// gzipWriters are reused: a writer's buffers cost more than compressing a look's state.
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return w
+}}
 
 // saveJudgment keeps a canary's analysis so far with it: a marker per look,
 // the newest one written before the older ones are removed, so a kill at
 // any moment leaves the last complete state.
 func saveJudgment(ctx context.Context, host Host, environment, service string, revision, look int, image string, state []byte) error {
 	var z bytes.Buffer
-	w := gzip.NewWriter(&z)
+	w := gzipWriters.Get().(*gzip.Writer)
+	w.Reset(&z)
 	_, _ = w.Write(state)
 	_ = w.Close()
+	gzipWriters.Put(w)
 	_, err := host.Create(ctx, docker.ContainerSpec{
 		Name:  naming.JudgmentMarkerName(environment, service, look),
 		Image: image,

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -45,6 +46,9 @@ func TestAccCanary_scheduleInPlanAndImport(t *testing.T) {
 					plancheck.ExpectKnownValue("release_canary.standard", tfjsonpath.New("schedule"), knownvalue.StringExact(schedule)),
 					plancheck.ExpectKnownValue("release_canary.standard", tfjsonpath.New("shortest_duration"), knownvalue.StringExact("5m")),
 					plancheck.ExpectKnownValue("release_canary.standard", tfjsonpath.New("longest_duration"), knownvalue.StringExact("9m30s")),
+					// What the schedule needs to catch the default must_catch.
+					plancheck.ExpectKnownValue("release_canary.standard", tfjsonpath.New("requests_needed"), knownvalue.StringRegexp(regexp.MustCompile(
+						`^about [0-9,]+ canary requests to catch 0\.30% against a 0\.1% baseline; about [0-9,]+ canary requests to catch 2\.00% against a 1\.0% baseline \(80% power over this schedule\)$`))),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("release_canary.standard", tfjsonpath.New("analysis").AtMapKey("errors").AtMapKey("label"), knownvalue.StringExact("type")),

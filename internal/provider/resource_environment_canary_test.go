@@ -422,8 +422,9 @@ func TestAccEnvironmentCanary_policyAsAttributes(t *testing.T) {
 }
 
 // A healthy canary with too little traffic for its test to catch the
-// default must_catch (3× the baseline's rate, or +1 point) is not promoted: it ends "underpowered" at the first
-// step, saying about how many requests it needed, every user back on v1.
+// default must_catch (3× the baseline's rate, or +1 point) is not promoted:
+// it ends "underpowered" after its last step, saying about how many
+// requests it needed, every user back on v1.
 func TestAccEnvironmentCanary_lowTrafficIsUnderpowered(t *testing.T) {
 	f := newCanaryFixture(t)
 	defaultMustCatch := func(digest string) string {
@@ -446,7 +447,7 @@ func TestAccEnvironmentCanary_lowTrafficIsUnderpowered(t *testing.T) {
 					light = loadgen.Start(loadgen.Config{URL: f.url(), Rate: 20, Workers: 2, KeepAlive: true, MaxDuration: 2 * time.Minute})
 				},
 				Config:      defaultMustCatch(f.v2),
-				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 1 of 3.*underpowered: \d+% power to catch a [0-9.]+% 5xx rate against [0-9.]+%; about \d+ more canary requests needed.*No check failed.*needed about \d+ more canary requests`),
+				ExpectError: expectDiag(`(?s)Canary Aborted.*aborted at step 3 of 3.*underpowered: \d+% power to catch a [0-9.]+% 5xx rate against [0-9.]+%; about \d+ more canary requests needed.*No check failed.*needed about \d+ more canary requests`),
 			},
 			{
 				PreConfig: func() {

@@ -58,13 +58,7 @@ func (s *Sequential) Look(nullPMF []float64, observed int, t float64) bool {
 	}
 	s.Max += len(nullPMF) - 1
 	s.Sum += observed
-	allowed := s.Alpha*math.Pow(math.Min(math.Max(t, 0), 1), s.Rho) - s.spent
-	// The smallest b with P(sum >= b, uncrossed) <= allowed.
-	b, tail := len(s.uncrossed), 0.0
-	for b > 0 && tail+s.uncrossed[b-1] <= allowed {
-		tail += s.uncrossed[b-1]
-		b--
-	}
+	b, tail := s.boundary(t)
 	if b == 0 {
 		// Everything left is within the budget: a sum of 0 never fails.
 		b = 1
@@ -94,19 +88,17 @@ func (s *Sequential) trim() {
 	s.uncrossed = s.uncrossed[:n]
 }
 
-// BoundaryAt is the smallest sum that would cross at the next look if it
-// carried no new counts; -1 when none would.
-func (s *Sequential) BoundaryAt(t float64) int {
+// boundary is the smallest sum b whose crossing probability, tail =
+// P(sum >= b, not crossed before), keeps the spent total within
+// Alpha·t^Rho.
+func (s *Sequential) boundary(t float64) (b int, tail float64) {
 	allowed := s.Alpha*math.Pow(math.Min(math.Max(t, 0), 1), s.Rho) - s.spent
-	b, tail := len(s.uncrossed), 0.0
+	b = len(s.uncrossed)
 	for b > 0 && tail+s.uncrossed[b-1] <= allowed {
 		tail += s.uncrossed[b-1]
 		b--
 	}
-	if tail == 0 {
-		return -1
-	}
-	return max(b, 1)
+	return b, tail
 }
 
 func convolve(a, b []float64) []float64 {

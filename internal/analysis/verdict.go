@@ -3,8 +3,9 @@ package analysis
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -496,11 +497,7 @@ func quantileBound(c IntervalCounts, q float64) int {
 // the traffic.
 func (a *Analyzer) errorTypes(iv Interval, versus string) []Check {
 	p := a.Policy
-	names := make([]string, 0, len(iv.Types))
-	for n := range iv.Types {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(iv.Types))
 	initial := a.look == 1
 	if initial {
 		known := 0
@@ -534,12 +531,7 @@ func (a *Analyzer) errorTypes(iv Interval, versus string) []Check {
 		}
 	}
 	var out []Check
-	all := make([]string, 0, len(a.types))
-	for n := range a.types {
-		all = append(all, n)
-	}
-	sort.Strings(all)
-	for _, name := range all {
+	for _, name := range slices.Sorted(maps.Keys(a.types)) {
 		t := a.types[name]
 		ti := iv.Types[name]
 		t.c += ti.Canary
@@ -558,12 +550,7 @@ func (a *Analyzer) errorTypes(iv Interval, versus string) []Check {
 		}
 		out = append(out, c)
 	}
-	newNames := make([]string, 0, len(a.newTypes))
-	for n := range a.newTypes {
-		newNames = append(newNames, n)
-	}
-	sort.Strings(newNames)
-	for _, name := range newNames {
+	for _, name := range slices.Sorted(maps.Keys(a.newTypes)) {
 		nt := a.newTypes[name]
 		nt.count += iv.Types[name].Canary
 		if a.maxShare <= 0 || a.maxShare >= 1 {

@@ -199,14 +199,14 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"failure_limit": schema.Int64Attribute{Description: "Failed analyses before the canary is aborted. Defaults to 1.",
 						Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultFailureLimit)},
 					"inconclusive_limit": schema.Int64Attribute{Description: "Inconclusive analyses in a row at the end of a step before the canary is aborted; no data never promotes. " +
-						"Also how many intervals `on_underpowered = \"extend\"` adds to a step. Defaults to 3.",
+						"Also how many intervals `on_underpowered = \"extend\"` adds to the last step. Defaults to 3.",
 						Optional: true, Computed: true, Default: int64default.StaticInt64(canary.DefaultInconclusiveLimit)},
 					"false_alarm_rate": schema.Float64Attribute{Description: "The whole canary's false-alarm budget: the largest share of canaries no worse than their " +
 						"baseline that are aborted, over every look and every check together (the report shows each check's share). Defaults to 0.01.",
 						Optional: true, Computed: true, Default: float64default.StaticFloat64(canary.DefaultFalseAlarmRate)},
 					"must_catch": schema.Float64Attribute{Description: "The canary 5xx rate its test must be able to catch with 80% power, such as `0.02`. " +
-						"At the end of each step the provider computes the power the 5xx comparison has against it by the end of the schedule, at the traffic seen; " +
-						"below 80% the canary is underpowered and `on_underpowered` decides. Defaults to the smaller of 3× the baseline's 5xx rate and that rate plus " +
+						"At the end of each step the report shows the power the 5xx comparison has against it by the end of the schedule, at the traffic seen; " +
+						"after the last step, below 80% the canary is underpowered and `on_underpowered` decides. Defaults to the smaller of 3× the baseline's 5xx rate and that rate plus " +
 						"1 point (the baseline's rate taken as at least 0.1%). Raise it for a low-traffic service whose canaries are too small to catch less.",
 						Optional: true},
 					"slow_requests": schema.BoolAttribute{Description: "Also judge the canary's share of slow requests: bounds near the median, the 90th and the " +
@@ -215,7 +215,7 @@ func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 						"5xx comparison. Defaults to false.",
 						Optional: true, Computed: true, Default: booldefault.StaticBool(false)},
 					"on_underpowered": schema.StringAttribute{Description: "What a canary whose test could not catch `must_catch` does: `abort` (every user back on stable; " +
-						"the error says about how many more requests it needed), `extend` (analyse the step up to `inconclusive_limit` more intervals, then abort) " +
+						"the error says about how many more requests it needed), `extend` (analyse the last step up to `inconclusive_limit` more intervals, then abort) " +
 						"or `promote` (go on, with a warning in the report). Defaults to `abort`.",
 						Optional: true, Computed: true, Default: stringdefault.StaticString(canary.DefaultOnUnderpowered),
 						Validators: []validator.String{stringvalidator.OneOf("abort", "extend", "promote")}},

@@ -76,6 +76,9 @@ type Collector struct {
 	// that started before the canary (stable's).
 	serversAtBegin      map[string]router.ServerCounts
 	stableErrorsAtBegin map[string]float64
+	// canaryErrors, baselineErrors and stableErrors add up the error
+	// counter per series, across resets, when Prometheus is a SeriesQuerier.
+	canaryErrors, baselineErrors, stableErrors counterSet
 }
 
 // Begin takes the first scrape: the zero point for every count.
@@ -114,7 +117,15 @@ func (c *Collector) Begin(ctx context.Context) error {
 		c.tallyLost = "no request log was set up"
 	}
 	c.stableErrorsAtBegin = nil
-	if c.Policy.Analysis.Errors != nil && !c.Target.Baseline {
+	c.canaryErrors, c.baselineErrors, c.stableErrors = counterSet{}, counterSet{}, counterSet{}
+	if sq, ok := c.Prometheus.(SeriesQuerier); ok && c.Policy.Analysis.Errors != nil {
+		// Stable's zero point, per series.
+		series, err := sq.Series(ctx, c.Policy.Analysis.Errors.Metric+c.stableSelector())
+		if err != nil {
+			return fmt.Errorf("the error types: %w", err)
+		}
+		c.stableErrors.add(series, c.Policy.Analysis.Errors.Label, false)
+	} else if c.Policy.Analysis.Errors != nil && !c.Target.Baseline {
 		// Without a baseline, stable's errors since now are the comparison.
 		if c.stableErrorsAtBegin, err = c.errorTypes(ctx, c.stableSelector()); err != nil {
 			return err
@@ -364,6 +375,9 @@ func (t trackSum) counts() analysis.Counts {
 // baseline containers are new with the canary, so their counters count
 // from zero; stable's started long before.
 func (c *Collector) errorTypeCounts(ctx context.Context) (map[string]analysis.TypeCounts, error) {
+	if sq, ok := c.Prometheus.(SeriesQuerier); ok {
+		return c.errorTypeCountsBySeries(ctx, sq)
+	}
 	canary, err := c.errorTypes(ctx, c.selector(c.Target.CanaryRevision, ""))
 	if err != nil {
 		return nil, err

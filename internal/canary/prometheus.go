@@ -94,6 +94,29 @@ func (c *PrometheusClient) Vector(ctx context.Context, query, by string) (map[st
 	return out, nil
 }
 
+// Series returns every series of an instant vector query.
+func (c *PrometheusClient) Series(ctx context.Context, query string) ([]Series, error) {
+	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
+	value, _, _, err := c.api.Query(ctx, query, time.Now(), v1.WithTimeout(QueryTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("querying Prometheus at %s for %s: %w", c.where, query, err)
+	}
+	v, ok := value.(model.Vector)
+	if !ok && value != nil {
+		return nil, fmt.Errorf("querying Prometheus at %s for %s: the query returned a %s, not an instant vector", c.where, query, value.Type())
+	}
+	out := make([]Series, 0, len(v))
+	for _, s := range v {
+		labels := map[string]string{}
+		for k, val := range s.Metric {
+			labels[string(k)] = string(val)
+		}
+		out = append(out, Series{Labels: labels, Value: float64(s.Value)})
+	}
+	return out, nil
+}
+
 func byLabel(value model.Value, by string) (map[string]float64, error) {
 	out := map[string]float64{}
 	switch v := value.(type) {

@@ -103,3 +103,23 @@ func TestRequestsNeeded(t *testing.T) {
 		t.Errorf("NeedsText() = %q", got)
 	}
 }
+
+// A policy whose judgment settings are at their defaults keeps the id it
+// had before they existed: environments that take the id see no change.
+func TestIDLeavesDefaultsOut(t *testing.T) {
+	p := Policy{Steps: []Step{{Weight: 10, Pause: Duration(time.Minute)}}, Analysis: Analysis{Interval: Duration(30 * time.Second), MinRequests: 100}, OnInterrupt: "abort"}
+	withDefaults := p
+	withDefaults.Analysis.FalseAlarmRate, withDefaults.Analysis.OnUnderpowered = DefaultFalseAlarmRate, DefaultOnUnderpowered
+	if p.ID() != withDefaults.ID() {
+		t.Error("the defaults change the id")
+	}
+	set := withDefaults
+	set.Analysis.OnUnderpowered = "extend"
+	if set.ID() == p.ID() {
+		t.Error("a setting that is not the default must change the id")
+	}
+	back, err := Decode(set.ID())
+	if err != nil || back.UnderpoweredAction() != "extend" || back.Judgment().Alpha != 0 {
+		t.Errorf("decoded %+v, %v", back.Analysis, err)
+	}
+}

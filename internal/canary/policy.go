@@ -334,6 +334,14 @@ const idPrefix = "rc1."
 // ID encodes the policy, so an environment that takes the id carries the
 // whole policy: the id changes exactly when the policy does.
 func (p Policy) ID() string {
+	// Settings at their defaults are left out, as the JSON of the policies
+	// written before they existed left them: such a policy keeps its id.
+	if p.Analysis.FalseAlarmRate == DefaultFalseAlarmRate {
+		p.Analysis.FalseAlarmRate = 0
+	}
+	if p.Analysis.OnUnderpowered == DefaultOnUnderpowered {
+		p.Analysis.OnUnderpowered = ""
+	}
 	b, _ := json.Marshal(p)
 	var z bytes.Buffer
 	w, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)

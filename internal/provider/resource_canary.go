@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,6 +31,7 @@ var (
 	_ resource.ResourceWithModifyPlan     = (*canaryResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*canaryResource)(nil)
 	_ resource.ResourceWithImportState    = (*canaryResource)(nil)
+	_ resource.ResourceWithUpgradeState   = (*canaryResource)(nil)
 )
 
 // NewCanaryResource returns the release_canary resource.
@@ -115,6 +118,9 @@ func (r *canaryResource) Metadata(_ context.Context, req resource.MetadataReques
 func (r *canaryResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	duration := []validator.String{durationValidator(time.Second)}
 	resp.Schema = schema.Schema{
+		// Version 1 added the judgment's settings (false_alarm_rate, must_catch,
+		// on_underpowered, slow_requests) and requests_needed.
+		Version: 1,
 		Description: "A canary release policy, reusable across environments and modules: the steps of traffic a new release gets, " +
 			"and how each step is judged on live metrics before the next. It creates nothing on a host; `release_environment.canary` " +
 			"takes its `id`, which carries the whole policy. The plan shows the schedule and how long a canary takes.",
@@ -325,6 +331,29 @@ func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, res
 }
 
 func (r *canaryResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {}
+
+// UpgradeState rebuilds a state written before the judgment's settings
+// existed from its id, which carries the whole policy: the new settings
+// take their defaults, the id stays the same, and the next plan is empty.
+func (r *canaryResource) UpgradeState(context.Context) map[int64]resource.StateUpgrader {
+	return map[int64]resource.StateUpgrader{
+		0: {StateUpgrader: func(ctx context.Context, req resource.UpgradeStateRequest, resp *resource.UpgradeStateResponse) {
+			var prior struct {
+				ID string `json:"id"`
+			}
+			if req.RawState == nil || json.Unmarshal(req.RawState.JSON, &prior) != nil {
+				resp.Diagnostics.AddError("Unreadable Canary Policy State", "The state of this release_canary, written by an earlier version of the provider, cannot be read. Remove it with terraform state rm and import it again with its id.")
+				return
+			}
+			p, err := canary.Decode(prior.ID)
+			if err != nil {
+				resp.Diagnostics.AddError("Unreadable Canary Policy State", fmt.Sprintf("The id in the state of this release_canary, written by an earlier version of the provider, cannot be read: %v. Remove it with terraform state rm and import it again with its id.", err))
+				return
+			}
+			resp.Diagnostics.Append(resp.State.Set(ctx, policyModel(p))...)
+		}},
+	}
+}
 
 // ImportState takes a policy's id.
 func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

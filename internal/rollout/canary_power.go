@@ -12,19 +12,21 @@ import (
 // test, with what it spent, so an interrupted canary never gets a second budget.
 func (r *canaryRun) resumeAnalysis(ctx context.Context) {
 	state, err := loadJudgment(ctx, r.d.Host, r.spec.Environment, r.spec.Service, r.st.canaryRev)
-	switch {
-	case err != nil:
-		r.d.log("the kept analysis cannot be read; the resumed canary starts a new one", "error", err.Error())
-	case state == nil:
+	if err == nil && state == nil {
 		r.d.log("no analysis was kept; the resumed canary starts a new one")
-	default:
-		if err := r.analyzer.Resume(state); err != nil {
-			r.d.log("the kept analysis cannot be replayed; the resumed canary starts a new one", "error", err.Error())
-			r.analyzer = analysis.NewAnalyzer(r.st.policy.Judgment())
+		return
+	}
+	if err == nil {
+		if err = r.analyzer.Resume(state); err == nil {
+			r.d.log("the resumed canary continues its analysis", "looks", r.analyzer.Looks())
 			return
 		}
-		r.d.log("the resumed canary continues its analysis", "looks", r.analyzer.Looks())
 	}
+	r.d.log("the kept analysis cannot be used; the resumed canary starts a new one", "error", err.Error())
+	r.analyzer = analysis.NewAnalyzer(r.st.policy.Judgment())
+	// The new analysis numbers its looks from 1: the old markers go, or one
+	// with a higher look would still read as the newest after the next kill.
+	r.forgetAnalysis(ctx)
 }
 
 // checkPower asks, at the end of step i, whether the 5xx comparison can

@@ -126,3 +126,34 @@ func judgmentsLeft(h *harness) int {
 	}
 	return n
 }
+
+// A kept analysis that cannot be read (a label damaged by hand) starts a
+// new analysis, and the old markers go with it: otherwise the old one, with
+// a higher look, would read as the newest after the next kill.
+func TestCanaryResumedWithAnUnreadableAnalysisStartsAnew(t *testing.T) {
+	h := newHarness(t)
+	h.deploy(webSpec("production", digest1))
+	p := testPolicy(true)
+	p.OnInterrupt = "resume"
+	h.interrupt(webSpec("production", digest2), p, 5) // 4 looks kept
+	for _, c := range h.host.containers {
+		if naming.KindJudgment.Is(c.c.Labels) {
+			c.c.Labels[naming.LabelJudgment] = "not base64!"
+		}
+	}
+	h.interrupt(webSpec("production", digest2), p, 3) // resumed: 2 looks of a new analysis
+	var looks []string
+	for _, c := range h.host.containers {
+		if naming.KindJudgment.Is(c.c.Labels) {
+			looks = append(looks, c.c.Labels[naming.LabelLook])
+		}
+	}
+	if len(looks) != 1 || looks[0] != "2" {
+		t.Fatalf("kept analyses at looks %v after the second kill, want only the new one's look 2", looks)
+	}
+	m := &fakeMetrics{sample: healthySample(200)}
+	res := h.deploy(h.withCanary(webSpec("production", digest2), p, m))
+	if res.Status.Revision != 2 || !strings.Contains(res.CanaryReport, "| 2 | 3 | error rate |") {
+		t.Errorf("revision %d; the analysis does not go on from the new one's look 3:\n%s", res.Status.Revision, res.CanaryReport)
+	}
+}

@@ -76,20 +76,8 @@ func leaveCommand(ctx context.Context, host Host, environment, service string, r
 	if err := removeCommand(ctx, host, environment, service); err != nil {
 		return err
 	}
-	_, err := host.Create(ctx, docker.ContainerSpec{
-		Name:  naming.CommandMarkerName(environment, service),
-		Image: image,
-		Cmd:   []string{"command"},
-		Labels: map[string]string{
-			naming.LabelManaged:     "true",
-			naming.LabelKind:        string(naming.KindCommand),
-			naming.LabelEnvironment: environment,
-			naming.LabelService:     service,
-			naming.LabelRevision:    strconv.Itoa(revision),
-			naming.LabelCommand:     string(cmd),
-		},
-		NoRestart: true,
-	})
+	err := createMarker(ctx, host, naming.CommandMarkerName(environment, service), image, naming.KindCommand, environment, service, revision,
+		map[string]string{naming.LabelCommand: string(cmd)})
 	if err != nil {
 		return fmt.Errorf("leaving the command for the canary: %w", err)
 	}

@@ -31,21 +31,8 @@ func saveJudgment(ctx context.Context, host Host, environment, service string, r
 	_, _ = w.Write(state)
 	_ = w.Close()
 	gzipWriters.Put(w)
-	_, err := host.Create(ctx, docker.ContainerSpec{
-		Name:  naming.JudgmentMarkerName(environment, service, look),
-		Image: image,
-		Cmd:   []string{"judgment"},
-		Labels: map[string]string{
-			naming.LabelManaged:     "true",
-			naming.LabelKind:        string(naming.KindJudgment),
-			naming.LabelEnvironment: environment,
-			naming.LabelService:     service,
-			naming.LabelRevision:    strconv.Itoa(revision),
-			naming.LabelLook:        strconv.Itoa(look),
-			naming.LabelJudgment:    base64.StdEncoding.EncodeToString(z.Bytes()),
-		},
-		NoRestart: true,
-	})
+	err := createMarker(ctx, host, naming.JudgmentMarkerName(environment, service, look), image, naming.KindJudgment, environment, service, revision,
+		map[string]string{naming.LabelLook: strconv.Itoa(look), naming.LabelJudgment: base64.StdEncoding.EncodeToString(z.Bytes())})
 	if err != nil && !docker.IsConflict(err) {
 		return fmt.Errorf("keeping the canary's analysis: %w", err)
 	}

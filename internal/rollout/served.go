@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"strconv"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
@@ -20,23 +19,13 @@ import (
 // recordServed writes the record that rev served, from one of its containers.
 func (d *Deployer) recordServed(ctx context.Context, spec Spec, rev int, c docker.Container) error {
 	l := c.Labels
-	_, err := d.Host.Create(ctx, docker.ContainerSpec{
-		Name:  naming.ServedRecordName(spec.Environment, spec.Service, rev),
-		Image: l[naming.LabelImage],
-		Cmd:   []string{"served"},
-		Labels: map[string]string{
-			naming.LabelManaged:     "true",
-			naming.LabelKind:        string(naming.KindServed),
-			naming.LabelEnvironment: spec.Environment,
-			naming.LabelService:     spec.Service,
-			naming.LabelRevision:    strconv.Itoa(rev),
-			naming.LabelImage:       l[naming.LabelImage],
-			naming.LabelDigest:      l[naming.LabelDigest],
-			naming.LabelDeployedAt:  l[naming.LabelDeployedAt],
-			naming.LabelRouter:      spec.Router.Name,
-		},
-		NoRestart: true,
-	})
+	err := createMarker(ctx, d.Host, naming.ServedRecordName(spec.Environment, spec.Service, rev), l[naming.LabelImage],
+		naming.KindServed, spec.Environment, spec.Service, rev, map[string]string{
+			naming.LabelImage:      l[naming.LabelImage],
+			naming.LabelDigest:     l[naming.LabelDigest],
+			naming.LabelDeployedAt: l[naming.LabelDeployedAt],
+			naming.LabelRouter:     spec.Router.Name,
+		})
 	if err != nil && !docker.IsConflict(err) {
 		return err
 	}

@@ -68,21 +68,44 @@ func TestTallyCountsEveryRequestAcrossReloadsRealHAProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var counters Accumulator
+	lastWorker := ""
+	// scrape reads the counters once the reload's new worker answers:
+	// signals are not waited for, so the first reads may still reach the
+	// worker before.
 	scrape := func() {
-		s, err := c.ScrapeWorker(ctx, id, 9101, backend)
-		if err != nil {
-			t.Fatal(err)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			s, err := c.ScrapeWorker(ctx, id, 9101, backend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Worker == "" {
+				t.Fatal("the scrape does not name its worker")
+			}
+			if s.Worker != lastWorker || time.Now().After(deadline) {
+				lastWorker = s.Worker
+				counters.AddScrape(s)
+				return
+			}
 		}
-		if s.Worker == "" {
-			t.Fatal("the scrape does not name its worker")
-		}
-		counters.AddScrape(s)
 	}
 	scrape()
 	run := loadgen.Start(loadgen.Config{URL: fmt.Sprintf("http://127.0.0.1:%d/", port), Rate: 300, Workers: 6, KeepAlive: true, MaxDuration: time.Minute})
 	const reloads = 10
-	mostProcesses := 0 // HAProxy's master and workers, old ones included
-	extra := 0         // reloads beyond one per round
+	// HAProxy's master and workers, old ones included, watched all along:
+	// an old worker lives tens of milliseconds, less than a look between
+	// two steps on a busy machine.
+	watch, stopWatching := context.WithCancel(ctx)
+	mostSeen := make(chan int, 1)
+	go func() {
+		most := 0
+		for watch.Err() == nil {
+			if procs, err := engine.Processes(watch, id); err == nil {
+				most = max(most, countHAProxy(procs))
+			}
+		}
+		mostSeen <- most
+	}()
+	extra := 0 // reloads beyond one per round
 	for i := 0; i < reloads; i++ {
 		time.Sleep(250 * time.Millisecond)
 		if i%2 == 0 {
@@ -99,19 +122,15 @@ func TestTallyCountsEveryRequestAcrossReloadsRealHAProxy(t *testing.T) {
 				if err := engine.Signal(ctx, id, "SIGUSR2"); err != nil {
 					t.Fatal(err)
 				}
-				if procs, err := engine.Processes(ctx, id); err == nil {
-					mostProcesses = max(mostProcesses, countHAProxy(procs))
-				}
 			}
 			extra++
-		}
-		if procs, err := engine.Processes(ctx, id); err == nil {
-			mostProcesses = max(mostProcesses, countHAProxy(procs))
 		}
 		scrape()
 	}
 	time.Sleep(250 * time.Millisecond)
 	stats := run.Finish()
+	stopWatching()
+	mostProcesses := <-mostSeen
 	// The last old workers log what they answered before they exit.
 	var got map[string]ServerTallyCounts
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {

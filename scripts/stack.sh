@@ -23,6 +23,8 @@
 #     digest) and release.kind=router (job release-routers, HAProxy's exporter on :8404/metrics,
 #     label router); config from scripts/stack/prometheus.yml.in, reloaded when it changes
 #   - a Terraform binary (the one on PATH, else built with go install)
+#   - Swarm mode on that engine, a single-node swarm (`docker swarm init`), unless it is in one
+#     already; `down` leaves the swarm only if `up` made it (RELEASE_TEST_SWARM=1 in the env)
 #
 # State (pidfiles, logs, configs, data) lives in RELEASE_STACK_DIR (/tmp/release-stack).
 # Only processes recorded there are ever stopped. Docker's own data stays in Docker's
@@ -610,6 +612,56 @@ check_docker_networking() {
 }
 
 # ---------------------------------------------------------------------------
+# Swarm mode: environments with `swarm` run services on the engine's swarm.
+
+swarm_state() { docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo unknown; }
+
+# swarm_address: the IPv4 address of the interface of the default route (Swarm refuses a
+# loopback address), else the bridge gateway.
+swarm_address() {
+	local dev addr=""
+	dev=$(ip -4 -o route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}')
+	[[ -z $dev ]] || addr=$(ip -4 -o addr show dev "$dev" 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
+	echo "${addr:-$DOCKER_GATEWAY}"
+}
+
+ensure_swarm() {
+	local state addr
+	state=$(swarm_state)
+	if [[ $state != active && $state != inactive && -f $STATE_DIR/swarm.initialized ]]; then
+		# The swarm this script made did not come back (an engine restarted on another address).
+		log "swarm: the swarm this script made is $state; leaving it to make it again"
+		docker swarm leave --force >>"$STATE_DIR/swarm.log" 2>&1 || true
+		state=$(swarm_state)
+	fi
+	case $state in
+	active)
+		if [[ -f $STATE_DIR/swarm.initialized ]]; then
+			log "swarm: the single-node swarm this script made is active"
+		else
+			log "swarm: the engine is in a swarm already (not made by this script)"
+		fi
+		;;
+	inactive)
+		addr=$(swarm_address)
+		docker swarm init --advertise-addr "$addr" >"$STATE_DIR/swarm.log" 2>&1 || die_log swarm "docker swarm init --advertise-addr $addr failed"
+		touch "$STATE_DIR/swarm.initialized"
+		log "swarm: single-node swarm initialised (advertised on $addr)"
+		;;
+	*) die "swarm: the engine's swarm state is $state; wait for it to settle, or run 'docker swarm leave --force'" ;;
+	esac
+}
+
+leave_swarm() {
+	[[ -f $STATE_DIR/swarm.initialized ]] || return 0
+	if docker_ok && [[ $(swarm_state) == active ]]; then
+		docker swarm leave --force >>"$STATE_DIR/swarm.log" 2>&1 || log "swarm: 'docker swarm leave --force' failed (see $STATE_DIR/swarm.log)"
+	fi
+	rm -f "$STATE_DIR/swarm.initialized"
+	log "swarm: left the swarm this script made"
+}
+
+# ---------------------------------------------------------------------------
 # Services the later tests need: the router image and Prometheus.
 
 ensure_haproxy_image() {
@@ -862,7 +914,8 @@ write_env() {
 			RELEASE_TEST_TOKEN_IMAGE_REPOSITORY "$TOKEN_REGISTRY/$IMAGE_NAME" \
 			RELEASE_TEST_IMAGE_V1_DIGEST "$IMAGE_V1_DIGEST" \
 			RELEASE_TEST_IMAGE_V2_DIGEST "$IMAGE_V2_DIGEST" \
-			RELEASE_TEST_HAPROXY_IMAGE "$HAPROXY_IMAGE"
+			RELEASE_TEST_HAPROXY_IMAGE "$HAPROXY_IMAGE" \
+			RELEASE_TEST_SWARM 1
 		printf "export %s='%s'\n" RELEASE_TEST_PROMETHEUS_URL "$PROM_URL"
 		[[ -z ${DOCKER_API_VERSION:-} ]] || printf "export DOCKER_API_VERSION='%s'\n" "$DOCKER_API_VERSION"
 		if [[ -n ${DATABASE_URL:-} ]]; then
@@ -894,6 +947,7 @@ cmd_up() {
 	ensure_token_image
 	ensure_postgres
 	check_docker_networking
+	ensure_swarm
 	ensure_haproxy_image
 	ensure_prometheus
 	ensure_terraform
@@ -931,6 +985,7 @@ cmd_down() {
 	stop_daemon token-issuer TERM 15
 	stop_daemon registry-auth TERM 15
 	stop_daemon registry TERM 15
+	leave_swarm
 	stop_daemon dockerd TERM 60
 	log "down: done (only processes recorded in $STATE_DIR were stopped)"
 }

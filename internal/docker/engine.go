@@ -30,6 +30,10 @@ type Engine struct {
 
 	archMu sync.Mutex
 	arch   string
+
+	swarmMu    sync.Mutex
+	swarmKnown bool // whether swarmManager was read
+	swarmMgr   bool
 }
 
 // NewEngine wraps a connector; nothing is dialled until the first call.
@@ -58,6 +62,8 @@ type Container struct {
 	// that a fresh copy of it can be started.
 	Env []string
 	Cmd []string
+	// Task is set when the container is a Swarm service of one task.
+	Task *TaskInfo
 }
 
 // HealthResult is one health check run.
@@ -116,6 +122,9 @@ type ContainerSpec struct {
 	// signal sent through its API (a reload) as a manual stop, after which
 	// unless-stopped leaves the container down when the daemon restarts.
 	AlwaysRestart bool
+	// Service, when set, runs the container as a Swarm service of one task
+	// on the swarm the engine manages (see ServiceIDPrefix).
+	Service *ServiceOptions
 }
 
 // IsNotFound reports whether the Engine said the object does not exist.
@@ -150,8 +159,16 @@ func (e *Engine) List(ctx context.Context, labels map[string]string) ([]Containe
 	if err != nil {
 		return nil, fmt.Errorf("listing containers on %s: %w", e.Host(), err)
 	}
-	out := make([]Container, 0, len(res.Items))
+	services, err := e.listServices(ctx, cli, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Container, 0, len(res.Items)+len(services))
+	out = append(out, services...)
 	for _, s := range res.Items {
+		if s.Labels[swarmTaskLabel] != "" {
+			continue // a task's container: its service stands for it
+		}
 		c := Container{ID: s.ID, Image: s.Image, Labels: s.Labels, State: string(s.State), Created: time.Unix(s.Created, 0), IPs: map[string]string{}}
 		if len(s.Names) > 0 {
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
@@ -183,6 +200,9 @@ func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
 	cli, err := e.client(ctx)
 	if err != nil {
 		return Container{}, err
+	}
+	if IsService(id) {
+		return e.inspectService(ctx, cli, id)
 	}
 	res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
@@ -227,6 +247,9 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (string, error)
 	cli, err := e.client(ctx)
 	if err != nil {
 		return "", err
+	}
+	if spec.Service != nil {
+		return e.createService(ctx, cli, spec)
 	}
 	cfg := &container.Config{
 		Image:      spec.Image,
@@ -298,6 +321,9 @@ func (e *Engine) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if IsService(id) {
+		return e.startService(ctx, cli, id)
+	}
 	_, err = cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
 	return err
 }
@@ -307,6 +333,9 @@ func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) err
 	cli, err := e.client(ctx)
 	if err != nil {
 		return err
+	}
+	if IsService(id) {
+		return e.stopService(ctx, cli, id, timeout)
 	}
 	secs := int(timeout / time.Second)
 	_, err = cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
@@ -321,6 +350,9 @@ func (e *Engine) Remove(ctx context.Context, id string) error {
 	cli, err := e.client(ctx)
 	if err != nil {
 		return err
+	}
+	if IsService(id) {
+		return e.removeService(ctx, cli, id)
 	}
 	_, err = cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if IsNotFound(err) {
@@ -366,6 +398,13 @@ func (e *Engine) Processes(ctx context.Context, id string) ([]string, error) {
 
 // Logs returns the last lines of a container's output.
 func (e *Engine) Logs(ctx context.Context, id string, tail int) (string, error) {
+	if IsService(id) {
+		cli, err := e.client(ctx)
+		if err != nil {
+			return "", err
+		}
+		return e.serviceLogs(ctx, cli, id, tail)
+	}
 	return e.logs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(tail)})
 }
 

@@ -61,6 +61,13 @@ func NetworkName(environment, service string) string {
 	return "release-" + environment + "-" + service
 }
 
+// OverlayNetworkName names the overlay network an environment's Swarm
+// services run on: another name than its bridge network's, so that an
+// environment can move from one to the other.
+func OverlayNetworkName(environment, service string) string {
+	return NetworkName(environment, service) + "-swarm"
+}
+
 // ServedRecordName names the record that a revision of an environment's service served.
 func ServedRecordName(environment, service string, revision int) string {
 	return fmt.Sprintf("release-served-%s-%s-r%d", environment, service, revision)

@@ -8,9 +8,13 @@ package provider
 
 import (
 	"context"
+	"fmt"
+	"regexp"
+	"strconv"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
@@ -122,5 +126,35 @@ func checkListenerIsNotMetrics(diags *diag.Diagnostics, routerName string, liste
 		return true
 	}
 	addListenerIsMetricsPortError(diags, routerName, listenPort)
+	return false
+}
+
+// swarmConstraintPattern is Swarm's constraint syntax, checked at plan: a
+// node attribute, an operator and a value.
+var swarmConstraintPattern = regexp.MustCompile(`^\s*(node|engine)\.[A-Za-z0-9_.-]+\s*(==|!=)\s*\S+\s*$`)
+
+// checkSwarmAtPlan refuses, at plan, a swarm block for a Docker host that
+// manages no swarm: every service call there would fail mid-apply.
+func (r *environmentResource) checkSwarmAtPlan(ctx context.Context, plan environmentModel, diags *diag.Diagnostics) {
+	if r.data == nil || plan.Swarm.IsNull() || plan.Swarm.IsUnknown() {
+		return
+	}
+	manager, err := r.data.engine.SwarmManager(ctx)
+	if err != nil || manager {
+		return // an unreachable host is reported where it is used
+	}
+	diags.AddAttributeError(path.Root("swarm"), "Docker Host Is Not a Swarm Manager",
+		fmt.Sprintf("The environment runs on a swarm, but the Docker host %s is not a manager of one. "+
+			"Run `docker swarm init` (or `docker swarm join` as a manager) there, point the provider's docker_host at a manager, "+
+			"or remove `swarm` to run containers on this host.", r.data.engine.Host()))
+}
+
+// servesServices says whether the serving revision runs as Swarm services.
+func servesServices(st rollout.Status) bool {
+	for _, c := range st.Containers {
+		if c.Labels[naming.LabelRevision] == strconv.Itoa(st.Revision) && docker.IsService(c.ID) {
+			return true
+		}
+	}
 	return false
 }

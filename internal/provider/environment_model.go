@@ -35,6 +35,7 @@ type environmentModel struct {
 	HistoryLimit types.Int64    `tfsdk:"history_limit"`
 	StopTimeout  types.String   `tfsdk:"stop_timeout"`
 	Network      types.String   `tfsdk:"network"`
+	Swarm        types.Object   `tfsdk:"swarm"`
 	Timeouts     timeouts.Value `tfsdk:"timeouts"`
 	Digest       types.String   `tfsdk:"digest"`
 	Revision     types.Int64    `tfsdk:"revision"`
@@ -46,6 +47,36 @@ type environmentModel struct {
 	Rollout      types.String   `tfsdk:"rollout"`
 	Verified     types.Object   `tfsdk:"verified"`
 	PromoteFrom  types.Object   `tfsdk:"promote_from"`
+}
+
+// swarmModel places an environment's replicas on a Docker Swarm.
+type swarmModel struct {
+	Constraints types.List `tfsdk:"constraints"`
+}
+
+var swarmTypes = map[string]attr.Type{
+	"constraints": types.ListType{ElemType: types.StringType},
+}
+
+// swarmSpec is the swarm block as the rollout takes it: nil runs containers.
+func swarmSpec(ctx context.Context, o types.Object) (*rollout.Swarm, diag.Diagnostics) {
+	if o.IsNull() || o.IsUnknown() {
+		return nil, nil
+	}
+	var m swarmModel
+	diags := o.As(ctx, &m, objectAsOptions)
+	s := &rollout.Swarm{}
+	diags.Append(m.Constraints.ElementsAs(ctx, &s.Constraints, false)...)
+	return s, diags
+}
+
+// ownNetworkName is the network an environment creates for itself when
+// it names none: a bridge, or an overlay on a swarm.
+func ownNetworkName(m environmentModel) string {
+	if !m.Swarm.IsNull() {
+		return naming.OverlayNetworkName(m.Name.ValueString(), m.Service.ValueString())
+	}
+	return naming.NetworkName(m.Name.ValueString(), m.Service.ValueString())
 }
 
 // verifiedModel is what an environment has verified, and what promote_from takes.
@@ -171,6 +202,8 @@ func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rol
 	var cmd []string
 	diags.Append(m.Command.ElementsAs(ctx, &cmd, false)...)
 	parse := func(s types.String) time.Duration { d, _ := time.ParseDuration(s.ValueString()); return d }
+	onSwarm, d := swarmSpec(ctx, m.Swarm)
+	diags.Append(d...)
 	// The policy is decoded here, once, and carried as a plain value.
 	var policy *canary.Policy
 	if !m.Canary.IsNull() && !m.Canary.IsUnknown() {
@@ -215,6 +248,7 @@ func (r *environmentResource) spec(ctx context.Context, m environmentModel) (rol
 		HistoryLimit:  int(m.HistoryLimit.ValueInt64()),
 		StopTimeout:   parse(m.StopTimeout),
 		SharedNetwork: sharedNetwork(m),
+		Swarm:         onSwarm,
 		Canary:        policy,
 	}, diags
 }
@@ -267,7 +301,7 @@ func historyValue(h []rollout.HistoryEntry) types.List {
 
 // sharedNetwork is the configured network when it is not the environment's own.
 func sharedNetwork(m environmentModel) string {
-	own := naming.NetworkName(m.Name.ValueString(), m.Service.ValueString())
+	own := ownNetworkName(m)
 	if m.Network.IsNull() || m.Network.IsUnknown() || m.Network.ValueString() == own {
 		return ""
 	}

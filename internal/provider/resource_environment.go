@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -180,6 +181,20 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"pools hold about 30 networks per host: beyond that, share one, such as `release_router.<name>.network`.",
 				Optional: true, Computed: true,
 			},
+			"swarm": schema.SingleNestedAttribute{
+				Description: "Run the environment on the Docker Swarm whose manager the provider talks to: each replica is a Swarm service of one task " +
+					"(endpoint mode `dnsrr`) on an attachable overlay network, which Swarm places, restarts and moves off drained nodes. Without it, " +
+					"replicas are containers on the Docker host. Setting or removing it releases a new revision, as any configuration change does. " +
+					"`swarm = {}` places tasks wherever Swarm's scheduler balances them best (the node with the fewest tasks).",
+				Optional: true,
+				Attributes: map[string]schema.Attribute{
+					"constraints": schema.ListAttribute{
+						Description: "Swarm placement constraints, such as `node.role==worker` or `node.labels.zone==a`.",
+						Optional:    true, ElementType: types.StringType,
+						Validators: []validator.List{listvalidator.ValueStringsAre(stringvalidator.RegexMatches(swarmConstraintPattern, "must be a Swarm constraint such as `node.role==worker`"))},
+					},
+				},
+			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
 			"digest": schema.StringAttribute{
 				Description: "The digest serving now, from `image`.", Computed: true,
@@ -261,7 +276,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 			var cfgNetwork types.String
 			resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("network"), &cfgNetwork)...)
 			if cfgNetwork.IsNull() {
-				plan.Network = types.StringValue(naming.NetworkName(plan.Name.ValueString(), plan.Service.ValueString()))
+				plan.Network = types.StringValue(ownNetworkName(plan))
 			}
 		}
 	}
@@ -270,6 +285,7 @@ func (r *environmentResource) ModifyPlan(ctx context.Context, req resource.Modif
 	} else {
 		plan.Digest = types.StringUnknown()
 	}
+	r.checkSwarmAtPlan(ctx, plan, &resp.Diagnostics)
 	if req.State.Raw.IsNull() {
 		checkWriteOnlyEnv(ctx, req.Config, plan, &resp.Diagnostics)
 		r.checkNewEnvironmentAtPlan(ctx, plan, &resp.Diagnostics)
@@ -350,6 +366,10 @@ func (r *environmentResource) read(ctx context.Context, state *environmentModel,
 	}
 	if state.Replicas.IsNull() {
 		state.Replicas = types.Int64Value(int64(len(filterRevision(st))))
+		// An import: Swarm services serving say the environment is on a swarm.
+		if servesServices(st) {
+			state.Swarm = types.ObjectValueMust(swarmTypes, map[string]attr.Value{"constraints": types.ListNull(types.StringType)})
+		}
 	}
 	// What the host records wins over the state: an import's defaults, or
 	// a listener or port changed outside Terraform, show in the next plan.
@@ -360,7 +380,7 @@ func (r *environmentResource) read(ctx context.Context, state *environmentModel,
 		state.Port = types.Int64Value(int64(st.Port))
 	}
 	if state.Network.IsNull() {
-		state.Network = types.StringValue(naming.NetworkName(state.Name.ValueString(), state.Service.ValueString()))
+		state.Network = types.StringValue(ownNetworkName(*state))
 		for _, c := range st.Containers {
 			for n := range c.IPs {
 				state.Network = types.StringValue(n)
@@ -415,7 +435,7 @@ func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteReq
 		defer release()
 		if o.Running {
 			routerID = o.ID
-		} else if err := router.DetachStopped(ctx, r.data.engine, o.ID, naming.NetworkName(name, service), router.RouteFileName(name, service)); err != nil {
+		} else if err := router.DetachStopped(ctx, r.data.engine, o.ID, ownNetworkName(state), router.RouteFileName(name, service)); err != nil {
 			// A stopped router cannot reload, but its route file can be emptied and its
 			// network link removed, so that it starts again without this environment.
 			addDockerError(&resp.Diagnostics, r.data, "Cannot Delete Environment", err)
@@ -613,7 +633,8 @@ func hasListener(s router.Spec, port int) bool {
 func releaseChanged(plan, state environmentModel) bool {
 	return !plan.Image.Equal(state.Image) || !plan.Replicas.Equal(state.Replicas) || !plan.Port.Equal(state.Port) ||
 		!plan.ListenPort.Equal(state.ListenPort) || !plan.Env.Equal(state.Env) || !plan.EnvWoVersion.Equal(state.EnvWoVersion) || !plan.Command.Equal(state.Command) ||
-		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router) || !plan.Network.Equal(state.Network)
+		!plan.HealthCheck.Equal(state.HealthCheck) || !plan.Router.Equal(state.Router) || !plan.Network.Equal(state.Network) ||
+		!plan.Swarm.Equal(state.Swarm)
 }
 
 // plannedRollout is the rollout's decision for the plan, from what the
@@ -622,7 +643,7 @@ func releaseChanged(plan, state environmentModel) bool {
 // values or the host cannot be read (the apply then reports it).
 func (r *environmentResource) plannedRollout(ctx context.Context, plan environmentModel) types.String {
 	for _, v := range []attr.Value{plan.Name, plan.Service, plan.Image, plan.Replicas, plan.Port, plan.ListenPort, plan.Env, plan.EnvWoVersion, plan.Command,
-		plan.HealthCheck, plan.Router, plan.Network, plan.Canary, plan.CanaryPolicy} {
+		plan.HealthCheck, plan.Router, plan.Network, plan.Swarm, plan.Canary, plan.CanaryPolicy} {
 		if tv, err := v.ToTerraformValue(ctx); err != nil || !tv.IsFullyKnown() {
 			return types.StringUnknown()
 		}

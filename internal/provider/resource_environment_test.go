@@ -39,6 +39,8 @@ type envFixture struct {
 	engine  *docker.Engine
 	// Two load runs: one reusing connections, one opening a new one per request.
 	load, loadNew *loadgen.Run
+	// swarm runs the environment's replicas as Swarm services (swarm = {}).
+	swarm bool
 }
 
 func newEnvFixture(t *testing.T) *envFixture {
@@ -85,8 +87,16 @@ resource "release_environment" "web" {
   health_check = { interval = "500ms", start_timeout = "20s" }
   stop_timeout = "5s"
   %[7]s
+  %[8]s
 }
-`, f.router, f.haproxy, f.port, f.env, f.repo, digest, extra)
+`, f.router, f.haproxy, f.port, f.env, f.repo, digest, extra, f.swarmAttribute())
+}
+
+func (f *envFixture) swarmAttribute() string {
+	if f.swarm {
+		return "swarm = {}"
+	}
+	return ""
 }
 
 func (f *envFixture) url() string { return fmt.Sprintf("http://127.0.0.1:%d/", f.port) }
@@ -210,8 +220,10 @@ func (f *envFixture) checkDestroyed(*terraform.State) error {
 	if cs := f.everything(); len(cs) > 0 {
 		return fmt.Errorf("%d containers of %s remain after destroy", len(cs), f.env)
 	}
-	if _, found, _ := f.engine.NetworkLabels(context.Background(), naming.NetworkName(f.env, "web")); found {
-		return fmt.Errorf("the network of %s remains after destroy", f.env)
+	for _, network := range []string{naming.NetworkName(f.env, "web"), naming.OverlayNetworkName(f.env, "web")} {
+		if _, found, _ := f.engine.NetworkLabels(context.Background(), network); found {
+			return fmt.Errorf("the network %s of %s remains after destroy", network, f.env)
+		}
 	}
 	if _, err := f.engine.Inspect(context.Background(), router.ContainerName(f.router)); !docker.IsNotFound(err) {
 		return fmt.Errorf("the router container remains after destroy (%v)", err)

@@ -152,7 +152,15 @@ func (d *Deployer) ensureNetwork(ctx context.Context, spec Spec, managed []docke
 		}
 	}
 	labels := map[string]string{naming.LabelManaged: "true", naming.LabelEnvironment: spec.Environment, naming.LabelService: spec.Service}
-	if _, err := d.Host.EnsureNetwork(ctx, spec.Network(), labels); err != nil {
+	ensure := d.Host.EnsureNetwork
+	if spec.Swarm != nil {
+		o, ok := d.Host.(overlayHost)
+		if !ok {
+			return fmt.Errorf("the Docker host cannot run Swarm services")
+		}
+		ensure = o.EnsureOverlay
+	}
+	if _, err := ensure(ctx, spec.Network(), labels); err != nil {
 		return err
 	}
 	if err := d.Host.ConnectNetwork(ctx, spec.Network(), spec.Router.ContainerID); err != nil {

@@ -35,9 +35,12 @@ func (d *Deployer) Destroy(ctx context.Context, environment, service, routerID s
 			errs = append(errs, d.Host.Remove(ctx, c.ID))
 		}
 	}
-	if routerID != "" {
-		errs = append(errs, d.Host.DisconnectNetwork(ctx, naming.NetworkName(environment, service), routerID))
+	// Its own network: a bridge, or an overlay on a swarm (both, when it moved).
+	for _, network := range []string{naming.NetworkName(environment, service), naming.OverlayNetworkName(environment, service)} {
+		if routerID != "" {
+			errs = append(errs, d.Host.DisconnectNetwork(ctx, network, routerID))
+		}
+		errs = append(errs, d.Host.RemoveNetwork(ctx, network))
 	}
-	errs = append(errs, d.Host.RemoveNetwork(ctx, naming.NetworkName(environment, service)))
 	return errors.Join(errs...)
 }

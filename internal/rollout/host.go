@@ -30,6 +30,12 @@ type Host interface {
 	Architecture(ctx context.Context) (string, error)
 }
 
+// overlayHost is a Host that can create an attachable overlay network for
+// Swarm services (docker.Engine can).
+type overlayHost interface {
+	EnsureOverlay(ctx context.Context, name string, labels map[string]string) (bool, error)
+}
+
 // Routes is the router side of a rollout.
 type Routes interface {
 	Files(ctx context.Context, routerID string) (map[string][]byte, error)

@@ -35,6 +35,9 @@ type Spec struct {
 	// one of the environment's own (Docker's default address pools run out
 	// at about 30 networks per host).
 	SharedNetwork string
+	// Swarm, when set, runs each replica as a Swarm service of one task on
+	// the swarm the Docker host manages, instead of a container on it.
+	Swarm *Swarm
 	// Canary, when set, releases a new revision as a canary whenever a
 	// stable revision serves (a first release is a hard switch).
 	Canary *canary.Policy
@@ -53,6 +56,12 @@ type Health struct {
 	StartTimeout time.Duration
 }
 
+// Swarm is where Swarm may place an environment's tasks.
+type Swarm struct {
+	// Constraints are Swarm placement constraints ("node.role==worker").
+	Constraints []string `json:",omitempty"`
+}
+
 // RouterRef names the router an environment is served by.
 type RouterRef struct {
 	Name        string
@@ -66,6 +75,9 @@ type RouterRef struct {
 func (s Spec) Network() string {
 	if s.SharedNetwork != "" {
 		return s.SharedNetwork
+	}
+	if s.Swarm != nil {
+		return naming.OverlayNetworkName(s.Environment, s.Service)
 	}
 	return naming.NetworkName(s.Environment, s.Service)
 }
@@ -90,8 +102,9 @@ func (s Spec) ConfigHash() string {
 		Health  Health
 		Network string `json:",omitempty"`
 		// Left out at 0: hashes from before it existed stay the same.
-		SecretEnvVersion int64 `json:",omitempty"`
-	}{s.Image, s.Port, env, s.Command, s.Health, s.SharedNetwork, s.SecretEnvVersion})
+		SecretEnvVersion int64  `json:",omitempty"`
+		Swarm            *Swarm `json:",omitempty"`
+	}{s.Image, s.Port, env, s.Command, s.Health, s.SharedNetwork, s.SecretEnvVersion, s.Swarm})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }

@@ -136,11 +136,16 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track
 	if probeBin != nil {
 		files = []docker.File{{Path: probe.Path, Mode: 0o755, Content: probeBin}}
 	}
+	var service *docker.ServiceOptions
+	if spec.Swarm != nil {
+		service = &docker.ServiceOptions{Constraints: spec.Swarm.Constraints, RegistryAuth: d.registryAuth(spec.Image)}
+	}
 	return docker.ContainerSpec{
-		Name:  naming.ContainerName(spec.Environment, spec.Service, track, rev, replica),
-		Image: spec.Image,
-		Cmd:   spec.Command,
-		Env:   env,
+		Service: service,
+		Name:    naming.ContainerName(spec.Environment, spec.Service, track, rev, replica),
+		Image:   spec.Image,
+		Cmd:     spec.Command,
+		Env:     env,
 		Labels: map[string]string{
 			naming.LabelManaged:     "true",
 			naming.LabelKind:        string(naming.KindApp),

@@ -219,8 +219,8 @@ func TestAccEnvironmentSwarm_canaryPromotesAndAborts(t *testing.T) {
 						return f.stopCanaryLoad("canary of good v2 on a swarm", "", "1.0.0", "2.0.0")
 					},
 					f.checkServes("2.0.0"),
-					f.checkOnly("3"),
-					f.checkServices("3", 2),
+					f.checkOnly("2"), // an aborted canary's revision number is taken again
+					f.checkServices("2", 2),
 					f.checkReport(`promoted`),
 				),
 			},

@@ -23,6 +23,10 @@
 #     digest) and release.kind=router (job release-routers, HAProxy's exporter on :8404/metrics,
 #     label router); config from scripts/stack/prometheus.yml.in, reloaded when it changes
 #   - a Terraform binary (the one on PATH, else built with go install)
+#   - a three-node swarm of its own (scripts/stack.sh's "swarm cluster"): three more dockerd in
+#     network namespaces release-sw1..3 on bridge relsw0 (10.213.0.0/24; the host is .1, the nodes
+#     .11-.13), node 1 the manager (RELEASE_TEST_SWARM3_DOCKER_HOST), pulling from a second listener
+#     of the plain registry on 10.213.0.1:5010 (RELEASE_TEST_SWARM3_REGISTRY, same storage)
 #   - Swarm mode on that engine, a single-node swarm (`docker swarm init`), unless it is in one
 #     already; `down` leaves the swarm only if `up` made it (RELEASE_TEST_SWARM=1 in the env)
 #
@@ -263,9 +267,10 @@ registry_probe() {
 }
 
 # ensure_registry <name> <addr> <expected /v2/ status> <env var> [auth]
+# ensure_registry <name> <addr> <GET /v2/ status> <env var> [auth] [data dir, default its own]
 ensure_registry() {
-	local name=$1 addr=$2 want=$3 var=$4 auth=${5:-} st pid
-	[[ $addr == 127.* ]] ||
+	local name=$1 addr=$2 want=$3 var=$4 auth=${5:-} data=${6:-} st pid
+	[[ $addr == 127.* || -n $data ]] ||
 		log "$name: WARNING: $var=$addr is not a loopback address; Docker pushes plain HTTP only to 127.0.0.0/8 unless configured"
 	st=$(registry_probe "$addr")
 	if [[ $st == "$want" ]]; then
@@ -297,7 +302,8 @@ ensure_registry() {
 	fi
 
 	local dir="$STATE_DIR/$name" cfg auth_block=""
-	mkdir -p "$dir/data"
+	data=${data:-$dir/data}
+	mkdir -p "$dir" "$data"
 	if [[ $auth == token ]]; then
 		auth_block=$(printf 'auth:\n  token:\n    realm: http://%s/token\n    service: %s\n    issuer: release-test-issuer\n    rootcertbundle: %s' \
 			"$TOKEN_ISSUER" "$TOKEN_SERVICE" "$STATE_DIR/token-issuer/cert.pem")
@@ -308,7 +314,7 @@ ensure_registry() {
 	cfg=$(<"$STACK_FILES/registry.yml.in")
 	cfg=${cfg//@NAME@/$name}
 	cfg=${cfg//@ADDR@/$addr}
-	cfg=${cfg//@ROOT@/$dir/data}
+	cfg=${cfg//@ROOT@/$data}
 	cfg=${cfg//@SECRET@/release-stack-$name}
 	cfg=${cfg//@AUTH@/$auth_block}
 	printf '%s\n' "$cfg" >"$dir/config.yml"
@@ -662,6 +668,106 @@ leave_swarm() {
 }
 
 # ---------------------------------------------------------------------------
+# A three-node swarm of its own: engines in network namespaces.
+
+SW_BRIDGE=relsw0
+SW_NET=10.213.0
+SW_NODES=(1 2 3)
+SW_REGISTRY=$SW_NET.1:5010
+
+sw_dir() { echo "$STATE_DIR/swarm-cluster/sw$1"; }
+sw_sock() { echo "unix://$(sw_dir "$1")/docker.sock"; }
+sw_docker() {
+	local n=$1
+	shift
+	DOCKER_HOST=$(sw_sock "$n") docker "$@"
+}
+sw_ok() { timeout 10 env DOCKER_HOST="$(sw_sock "$1")" docker info >/dev/null 2>&1; }
+
+ensure_cluster_network() {
+	local n ns
+	if ! ip link show "$SW_BRIDGE" >/dev/null 2>&1; then
+		ip link add "$SW_BRIDGE" type bridge
+		ip addr add "$SW_NET.1/24" dev "$SW_BRIDGE"
+		ip link set "$SW_BRIDGE" up
+	fi
+	for n in "${SW_NODES[@]}"; do
+		ns=release-sw$n
+		[[ -e /var/run/netns/$ns ]] || ip netns add "$ns"
+		if ! ip link show "relsw$n-h" >/dev/null 2>&1; then
+			ip link add "relsw$n-h" type veth peer name "relsw$n-n"
+			ip link set "relsw$n-n" netns "$ns"
+			ip link set "relsw$n-h" master "$SW_BRIDGE" up
+			ip -n "$ns" addr add "$SW_NET.1$n/24" dev "relsw$n-n"
+			ip -n "$ns" link set "relsw$n-n" up
+			ip -n "$ns" link set lo up
+			ip -n "$ns" route add default via "$SW_NET.1"
+		fi
+	done
+	# The host's FORWARD policy is DROP: traffic between the nodes crosses the bridge.
+	iptables -C DOCKER-USER -i "$SW_BRIDGE" -o "$SW_BRIDGE" -j ACCEPT 2>/dev/null ||
+		iptables -I DOCKER-USER -i "$SW_BRIDGE" -o "$SW_BRIDGE" -j ACCEPT
+}
+
+ensure_cluster_engines() {
+	local n dir
+	for n in "${SW_NODES[@]}"; do
+		dir=$(sw_dir "$n")
+		mkdir -p "$dir"
+		if sw_ok "$n"; then continue; fi
+		if ! recorded_pid "swarm-sw$n" >/dev/null; then
+			# Its own network and hostname; the host's cgroups and /sys, so that it runs containers.
+			start_daemon "swarm-sw$n" unshare --uts sh -c 'hostname "$0" && exec nsenter --net=/var/run/netns/release-$0 "$@"' "sw$n" \
+				dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" -H "$(sw_sock "$n")" \
+				--insecure-registry "$SW_REGISTRY"
+		fi
+	done
+	for n in "${SW_NODES[@]}"; do
+		wait_for 60 sw_ok "$n" || die_log "swarm-sw$n" "the engine of swarm node sw$n does not answer"
+	done
+}
+
+ensure_cluster_swarm() {
+	local n state token
+	state=$(sw_docker 1 info --format '{{.Swarm.LocalNodeState}}')
+	if [[ $state != active ]]; then
+		sw_docker 1 swarm init --advertise-addr "$SW_NET.11" >>"$STATE_DIR/swarm-sw1.log" 2>&1 || die_log swarm-sw1 "swarm init on sw1 failed"
+	fi
+	token=$(sw_docker 1 swarm join-token -q worker)
+	for n in "${SW_NODES[@]:1}"; do
+		state=$(sw_docker "$n" info --format '{{.Swarm.LocalNodeState}}')
+		[[ $state == active ]] && continue
+		sw_docker "$n" swarm join --token "$token" --advertise-addr "$SW_NET.1$n" "$SW_NET.11:2377" >>"$STATE_DIR/swarm-sw$n.log" 2>&1 ||
+			die_log "swarm-sw$n" "sw$n could not join the swarm of sw1"
+	done
+	wait_for 60 eval '[[ $(sw_docker 1 node ls --filter role=worker --format "{{.Status}}" | grep -c Ready) -ge 2 ]]' ||
+		die "swarm cluster: the workers are not Ready: $(sw_docker 1 node ls 2>&1)"
+	# Nodes that left for good (a node's data removed) stay listed Down: drop them.
+	sw_docker 1 node ls --format '{{.ID}} {{.Status}}' | awk '$2 == "Down" {print $1}' | xargs -r -n1 env DOCKER_HOST="$(sw_sock 1)" docker node rm --force >/dev/null 2>&1 || true
+	for n in "${SW_NODES[@]}"; do
+		sw_docker 1 node update --availability active "sw$n" >/dev/null 2>&1 || true
+	done
+}
+
+# The router image on the manager: the cluster pulls it, as the tests' images, from the second listener.
+ensure_swarm_cluster() {
+	need_root "making the three-node swarm"
+	ensure_cluster_network
+	ensure_registry registry-cluster "$SW_REGISTRY" 200 RELEASE_TEST_SWARM3_REGISTRY "" "$STATE_DIR/registry/data"
+	ensure_cluster_engines
+	ensure_cluster_swarm
+	log "swarm cluster: $(sw_docker 1 node ls --format '{{.Hostname}} {{.ManagerStatus}} {{.Status}}' | tr '\n' ';')"
+}
+
+stop_swarm_cluster() {
+	local n
+	for n in 3 2 1; do
+		stop_daemon "swarm-sw$n" TERM 60
+	done
+	stop_daemon registry-cluster TERM 15
+}
+
+# ---------------------------------------------------------------------------
 # Services the later tests need: the router image and Prometheus.
 
 ensure_haproxy_image() {
@@ -915,7 +1021,11 @@ write_env() {
 			RELEASE_TEST_IMAGE_V1_DIGEST "$IMAGE_V1_DIGEST" \
 			RELEASE_TEST_IMAGE_V2_DIGEST "$IMAGE_V2_DIGEST" \
 			RELEASE_TEST_HAPROXY_IMAGE "$HAPROXY_IMAGE" \
-			RELEASE_TEST_SWARM 1
+			RELEASE_TEST_SWARM 1 \
+			RELEASE_TEST_SWARM3_DOCKER_HOST "$(sw_sock 1)" \
+			RELEASE_TEST_SWARM3_REGISTRY "$SW_REGISTRY" \
+			RELEASE_TEST_SWARM3_ADDRESS "$SW_NET.11" \
+			RELEASE_TEST_SWARM3_DIR "$STATE_DIR/swarm-cluster"
 		printf "export %s='%s'\n" RELEASE_TEST_PROMETHEUS_URL "$PROM_URL"
 		[[ -z ${DOCKER_API_VERSION:-} ]] || printf "export DOCKER_API_VERSION='%s'\n" "$DOCKER_API_VERSION"
 		if [[ -n ${DATABASE_URL:-} ]]; then
@@ -948,6 +1058,7 @@ cmd_up() {
 	ensure_postgres
 	check_docker_networking
 	ensure_swarm
+	ensure_swarm_cluster
 	ensure_haproxy_image
 	ensure_prometheus
 	ensure_terraform
@@ -984,6 +1095,7 @@ cmd_down() {
 	stop_daemon registry-token TERM 15
 	stop_daemon token-issuer TERM 15
 	stop_daemon registry-auth TERM 15
+	stop_swarm_cluster
 	stop_daemon registry TERM 15
 	leave_swarm
 	stop_daemon dockerd TERM 60

@@ -782,6 +782,10 @@ func (e *Engine) DaemonTime(ctx context.Context) (time.Time, error) {
 
 // Wait blocks until a container stops and returns its exit code.
 func (e *Engine) Wait(ctx context.Context, id string) (int, error) {
+	if IsService(id) {
+		code, _, _, err := e.jobResult(ctx, id, true)
+		return code, err
+	}
 	cli, err := e.client(ctx)
 	if err != nil {
 		return 0, err
@@ -802,6 +806,9 @@ func (e *Engine) Wait(ctx context.Context, id string) (int, error) {
 
 // ExitCode returns a stopped container's exit code and when it started and finished.
 func (e *Engine) ExitCode(ctx context.Context, id string) (int, time.Time, time.Time, error) {
+	if IsService(id) {
+		return e.jobResult(ctx, id, false)
+	}
 	cli, err := e.client(ctx)
 	if err != nil {
 		return 0, time.Time{}, time.Time{}, err

@@ -38,6 +38,10 @@ type ServiceOptions struct {
 	// which act within one service, would place nothing: its scheduler
 	// puts a new task on the eligible node with the fewest tasks.
 	Constraints []string
+	// Job runs the container's command once, to its end, as a replicated
+	// job (a migration): it starts when created, is never restarted, and
+	// its one task's exit code is the container's.
+	Job bool
 	// RegistryAuth is the X-Registry-Auth value the nodes pull with
 	// (--with-registry-auth), if any.
 	RegistryAuth string
@@ -92,6 +96,14 @@ func (e *Engine) listServices(ctx context.Context, cli *client.Client, f client.
 	}
 	out := make([]Container, 0, len(res.Items))
 	for _, s := range res.Items {
+		if s.Spec.Mode.ReplicatedJob != nil {
+			// A finished job's task no longer wants to run: read all of its tasks.
+			all, err := cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", s.ID)})
+			if err != nil {
+				return nil, fmt.Errorf("listing tasks on %s: %w", e.Host(), err)
+			}
+			byService[s.ID] = all.Items
+		}
 		out = append(out, serviceContainer(s, byService[s.ID]))
 	}
 	return out, nil
@@ -101,6 +113,9 @@ func (e *Engine) listServices(ctx context.Context, cli *client.Client, f client.
 // while its task runs; created until first scaled up; exited once scaled to
 // 0; restarting while Swarm looks for a task that runs.
 func serviceContainer(s swarm.Service, tasks []swarm.Task) Container {
+	if s.Spec.Mode.ReplicatedJob != nil {
+		return jobContainer(s, tasks)
+	}
 	c := Container{ID: ServiceIDPrefix + s.ID, Name: s.Spec.Name, Labels: s.Spec.Labels, Created: s.CreatedAt,
 		IPs: map[string]string{}, Task: &TaskInfo{}}
 	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
@@ -145,6 +160,74 @@ func serviceContainer(s swarm.Service, tasks []swarm.Task) Container {
 	}
 	sort.Strings(c.Networks)
 	return c
+}
+
+// jobContainer describes a replicated job as a container: running until its
+// task has ended, then exited.
+func jobContainer(s swarm.Service, tasks []swarm.Task) Container {
+	c := Container{ID: ServiceIDPrefix + s.ID, Name: s.Spec.Name, Labels: s.Spec.Labels, Created: s.CreatedAt,
+		IPs: map[string]string{}, Task: &TaskInfo{Replicas: 1}, State: "running"}
+	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
+		c.Image, c.Env, c.Cmd = cs.Image, cs.Env, cs.Args
+	}
+	if t, ok := lastTask(tasks); ok {
+		c.Task.Node = t.NodeID
+		if taskEnded(t.Status.State) {
+			c.State = "exited"
+		}
+	}
+	return c
+}
+
+// lastTask is the newest of a service's tasks.
+func lastTask(tasks []swarm.Task) (swarm.Task, bool) {
+	if len(tasks) == 0 {
+		return swarm.Task{}, false
+	}
+	last := tasks[0]
+	for _, t := range tasks[1:] {
+		if t.CreatedAt.After(last.CreatedAt) {
+			last = t
+		}
+	}
+	return last, true
+}
+
+// jobResult waits until a job's task has ended and returns its exit code
+// and when it started and ended (wait false: as it is now, -1 while it runs).
+func (e *Engine) jobResult(ctx context.Context, id string, wait bool) (int, time.Time, time.Time, error) {
+	cli, err := e.client(ctx)
+	if err != nil {
+		return 0, time.Time{}, time.Time{}, err
+	}
+	for {
+		res, err := cli.ServiceInspect(ctx, serviceID(id), client.ServiceInspectOptions{})
+		if err != nil {
+			return 0, time.Time{}, time.Time{}, err
+		}
+		tasks, err := cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID(id))})
+		if err != nil {
+			return 0, time.Time{}, time.Time{}, err
+		}
+		if t, ok := lastTask(tasks.Items); ok && taskEnded(t.Status.State) {
+			code := 0
+			if t.Status.ContainerStatus != nil {
+				code = t.Status.ContainerStatus.ExitCode
+			}
+			if code == 0 && t.Status.State != swarm.TaskStateComplete {
+				code = -1 // rejected, or failed before its container ran: no exit code of its own
+			}
+			return code, res.Service.CreatedAt, t.Status.Timestamp, nil
+		}
+		if !wait {
+			return -1, res.Service.CreatedAt, time.Time{}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, time.Time{}, time.Time{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // TaskInfo is what a Container that is a Swarm service adds.
@@ -205,6 +288,11 @@ func (e *Engine) createService(ctx context.Context, cli *client.Client, spec Con
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
+	if spec.Service.Job {
+		one := uint64(1)
+		svc.Mode = swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}}
+		svc.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
+	}
 	if spec.Network != "" {
 		svc.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: spec.Network, Aliases: spec.Aliases}}
 	}
@@ -241,6 +329,13 @@ func scaleService(ctx context.Context, cli *client.Client, id string, replicas u
 // startService scales a service to one task and waits until it runs. A
 // task that fails to start is an error with Swarm's reason.
 func (e *Engine) startService(ctx context.Context, cli *client.Client, id string) error {
+	res, err := cli.ServiceInspect(ctx, serviceID(id), client.ServiceInspectOptions{})
+	if err != nil {
+		return err
+	}
+	if res.Service.Spec.Mode.ReplicatedJob != nil {
+		return nil // a job starts when it is created: Wait follows it
+	}
 	if err := scaleService(ctx, cli, id, 1); err != nil {
 		return err
 	}

@@ -34,6 +34,15 @@ type Spec struct {
 	// on the host (environments with databases of their own, such as
 	// staging and production on one host, should name theirs).
 	Environments []string
+	// Swarm, when set, runs the commands as Swarm replicated jobs on the
+	// swarm the Docker host manages, placed by these constraints. Where a
+	// command runs is not part of the migration's key.
+	Swarm *Swarm
+}
+
+// Swarm places a migration's jobs.
+type Swarm struct {
+	Constraints []string
 }
 
 // Key identifies a migration by what it runs: the same image, commands,
@@ -205,7 +214,12 @@ func (r *Runner) run(ctx context.Context, s Spec, direction string, cmd []string
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
+	var job *docker.ServiceOptions
+	if s.Swarm != nil {
+		job = &docker.ServiceOptions{Job: true, Constraints: s.Swarm.Constraints, RegistryAuth: r.registryAuth(s.Image)}
+	}
 	id, err := r.Host.Create(ctx, docker.ContainerSpec{
+		Service: job,
 		Name:  fmt.Sprintf("release-migrate-%s-%s", key[:12], direction),
 		Image: s.Image,
 		// The whole command line is given: it replaces the image's entrypoint.

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/releasekit/terraform-provider-release/internal/docker"
 	"github.com/releasekit/terraform-provider-release/internal/naming"
@@ -136,17 +137,22 @@ var swarmConstraintPattern = regexp.MustCompile(`^\s*(node|engine)\.[A-Za-z0-9_.
 // checkSwarmAtPlan refuses, at plan, a swarm block for a Docker host that
 // manages no swarm: every service call there would fail mid-apply.
 func (r *environmentResource) checkSwarmAtPlan(ctx context.Context, plan environmentModel, diags *diag.Diagnostics) {
-	if r.data == nil || plan.Swarm.IsNull() || plan.Swarm.IsUnknown() {
+	checkSwarmManager(ctx, r.data, plan.Swarm, "remove `swarm` to run containers on this host", diags)
+}
+
+// checkSwarmManager is the check for any resource's swarm attribute.
+func checkSwarmManager(ctx context.Context, data *providerData, swarmAttr types.Object, otherwise string, diags *diag.Diagnostics) {
+	if data == nil || swarmAttr.IsNull() || swarmAttr.IsUnknown() {
 		return
 	}
-	manager, err := r.data.engine.SwarmManager(ctx)
+	manager, err := data.engine.SwarmManager(ctx)
 	if err != nil || manager {
 		return // an unreachable host is reported where it is used
 	}
 	diags.AddAttributeError(path.Root("swarm"), "Docker Host Is Not a Swarm Manager",
-		fmt.Sprintf("The environment runs on a swarm, but the Docker host %s is not a manager of one. "+
+		fmt.Sprintf("`swarm` is set, but the Docker host %s is not a manager of a swarm. "+
 			"Run `docker swarm init` (or `docker swarm join` as a manager) there, point the provider's docker_host at a manager, "+
-			"or remove `swarm` to run containers on this host.", r.data.engine.Host()))
+			"or %s.", data.engine.Host(), otherwise))
 }
 
 // servesServices says whether the serving revision runs as Swarm services.

@@ -235,3 +235,50 @@ func TestAccEnvironmentSwarm_killedCanaryConverges(t *testing.T) {
 	f.report = t.TempDir() + "/canary-report.md"
 	testKilledCanaryConverges(t, f)
 }
+
+// On a single-node swarm, the environment and its migrations both: each
+// up runs once, as a replicated job, before the switch that needs it; the
+// revert switches back first and runs the down once after it.
+func TestAccEnvironmentSwarm_migrationsRunAsJobs(t *testing.T) {
+	f := newMigFixture(t)
+	f.envFixture = newSwarmFixture(t)
+	ranAsJobs := func(*terraform.State) error {
+		runs, err := f.engine.List(context.Background(), map[string]string{naming.LabelKind: string(naming.KindMigration)})
+		if err != nil {
+			return err
+		}
+		jobs := 0
+		for _, c := range runs {
+			if !strings.Contains(c.Name, "-up") || (docker.IsService(c.ID) && !strings.Contains(strings.Join(c.Env, " "), "MIGRATION_VERSION="+f.id)) {
+				continue
+			}
+			if !docker.IsService(c.ID) {
+				full, err := f.engine.Inspect(context.Background(), c.ID)
+				if err != nil || !strings.Contains(strings.Join(full.Env, " "), "MIGRATION_VERSION="+f.id) {
+					continue // another test's run
+				}
+			}
+			if !docker.IsService(c.ID) {
+				return fmt.Errorf("the migration run %s is a container, not a Swarm job", c.Name)
+			}
+			if code, _, _, err := f.engine.ExitCode(context.Background(), c.ID); err != nil || code != 0 || c.State != "exited" {
+				return fmt.Errorf("the migration job %s: %s, exit code %d (%v)", c.Name, c.State, code, err)
+			}
+			jobs++
+		}
+		if jobs < 2 {
+			return fmt.Errorf("%d finished migration jobs, want the up of each of the 2 migrations", jobs)
+		}
+		return nil
+	}
+	testMigrationRevert(t, f, ranAsJobs)
+	for _, event := range []string{"up " + f.id + "_1", "up " + f.id + "_2", "down " + f.id + "_2", "down " + f.id + "_1"} {
+		var n int
+		if err := f.db.QueryRow(`SELECT count(*) FROM release_audit WHERE event = $1`, event).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("%q ran %d times, want once", event, n)
+		}
+	}
+}

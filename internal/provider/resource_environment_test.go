@@ -41,6 +41,9 @@ type envFixture struct {
 	load, loadNew *loadgen.Run
 	// swarm runs the environment's replicas as Swarm services (swarm = {}).
 	swarm bool
+	// address is where the router's port answers ("": 127.0.0.1), and
+	// dockerHost the provider's docker_host ("": DOCKER_HOST).
+	address, dockerHost string
 }
 
 func newEnvFixture(t *testing.T) *envFixture {
@@ -71,7 +74,7 @@ func freePort(t testing.TB) int {
 
 // config renders the router and one environment serving digest with extra attributes.
 func (f *envFixture) config(digest, extra string) string {
-	return fmt.Sprintf(`
+	return f.providerBlock() + fmt.Sprintf(`
 resource "release_router" "edge" {
   name  = %[1]q
   image = %[2]q
@@ -92,6 +95,13 @@ resource "release_environment" "web" {
 `, f.router, f.haproxy, f.port, f.env, f.repo, digest, extra, f.swarmAttribute())
 }
 
+func (f *envFixture) providerBlock() string {
+	if f.dockerHost == "" {
+		return ""
+	}
+	return fmt.Sprintf("provider \"release\" {\n  docker_host = %q\n}\n", f.dockerHost)
+}
+
 func (f *envFixture) swarmAttribute() string {
 	if f.swarm {
 		return "swarm = {}"
@@ -99,7 +109,13 @@ func (f *envFixture) swarmAttribute() string {
 	return ""
 }
 
-func (f *envFixture) url() string { return fmt.Sprintf("http://127.0.0.1:%d/", f.port) }
+func (f *envFixture) url() string {
+	address := f.address
+	if address == "" {
+		address = "127.0.0.1"
+	}
+	return fmt.Sprintf("http://%s:%d/", address, f.port)
+}
 
 // pinCookie is the Cookie header that pins a user to one server of the
 // route (by its name in the router, such as r1-1) once the route is sticky:

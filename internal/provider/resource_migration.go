@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -54,6 +55,7 @@ type migrationModel struct {
 	AllowReplace      types.Bool     `tfsdk:"allow_replace"`
 	AllowIrreversible types.Bool     `tfsdk:"allow_irreversible"`
 	Environments      types.List     `tfsdk:"environments"`
+	Swarm             types.Object   `tfsdk:"swarm"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 	Output            types.String   `tfsdk:"output"`
 	AppliedAt         types.String   `tfsdk:"applied_at"`
@@ -117,6 +119,19 @@ func (r *migrationResource) Schema(ctx context.Context, _ resource.SchemaRequest
 					"Changing it changes nothing on the host.",
 				Optional: true, ElementType: types.StringType,
 			},
+			"swarm": schema.SingleNestedAttribute{
+				Description: "Run the commands as Swarm replicated jobs (one task, never restarted) on the swarm whose manager the provider talks to, " +
+					"as `release_environment.swarm` runs an environment there; `network` must then be an attachable overlay, or unset. " +
+					"Where the commands run is not part of the migration: changing it changes nothing on the host.",
+				Optional: true,
+				Attributes: map[string]schema.Attribute{
+					"constraints": schema.ListAttribute{
+						Description: "Swarm placement constraints, such as `node.role==manager`.",
+						Optional:    true, ElementType: types.StringType,
+						Validators: []validator.List{listvalidator.ValueStringsAre(stringvalidator.RegexMatches(swarmConstraintPattern, "must be a Swarm constraint such as `node.role==manager`"))},
+					},
+				},
+			},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
 			"output": schema.StringAttribute{
 				Description: "The last lines the up command printed, with sensitive values redacted.",
@@ -152,6 +167,7 @@ func (r *migrationResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	checkSwarmManager(ctx, r.data, plan.Swarm, "remove `swarm` to run the commands in containers on this host", &resp.Diagnostics)
 	if req.State.Raw.IsNull() {
 		// The environment may be created after the migration, in this same
 		// apply (it depends on it): a name not on the host is only a warning
@@ -219,6 +235,11 @@ func (r *migrationResource) spec(ctx context.Context, m migrationModel) (migrati
 	}
 	if !m.Environments.IsNull() {
 		diags.Append(m.Environments.ElementsAs(ctx, &s.Environments, false)...)
+	}
+	onSwarm, d := swarmSpec(ctx, m.Swarm)
+	diags.Append(d...)
+	if onSwarm != nil {
+		s.Swarm = &migration.Swarm{Constraints: onSwarm.Constraints}
 	}
 	return s, diags
 }

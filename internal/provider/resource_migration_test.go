@@ -71,8 +71,9 @@ resource "release_migration" "m%[1]d" {
   }
   %[8]s
   %[9]s
+  %[11]s
 }
-`, n, f.repo, digest, f.dbURL, v, f.table(n), extraEnv, deps, lifecycle, f.env)
+`, n, f.repo, digest, f.dbURL, v, f.table(n), extraEnv, deps, lifecycle, f.env, f.swarmAttribute())
 }
 
 // release renders the router, the environment on digest depending on migration n, and the migrations.
@@ -111,7 +112,14 @@ func (f *migFixture) eventAt(event string) (time.Time, error) {
 
 // Forward: up before the switch. Revert: the switch back first, then the down.
 func TestAccMigration_revertSwitchesBackThenRunsDown(t *testing.T) {
-	f := newMigFixture(t)
+	testMigrationRevert(t, newMigFixture(t), nil)
+}
+
+// testMigrationRevert is the revert test; afterUp, when set, also checks the step that ran v2's up.
+func testMigrationRevert(t *testing.T, f *migFixture, afterUp resource.TestCheckFunc) {
+	if afterUp == nil {
+		afterUp = func(*terraform.State) error { return nil }
+	}
 	v1 := f.release(f.v1, 1, f.migration(1, f.v1, true, ""))
 	v2 := f.release(f.v2, 2, f.migration(1, f.v1, true, "")+f.migration(2, f.v2, true, ""))
 	upBeforeSwitch := func(*terraform.State) error {
@@ -169,7 +177,7 @@ func TestAccMigration_revertSwitchesBackThenRunsDown(t *testing.T) {
 		},
 		Steps: []resource.TestStep{
 			{Config: v1, Check: resource.ComposeTestCheckFunc(f.checkTable(1, true), f.checkServes("1.0.0"))},
-			{Config: v2, Check: resource.ComposeTestCheckFunc(f.checkTable(2, true), f.checkServes("2.0.0"), upBeforeSwitch)},
+			{Config: v2, Check: resource.ComposeTestCheckFunc(f.checkTable(2, true), f.checkServes("2.0.0"), upBeforeSwitch, afterUp)},
 			{
 				// The revert of the change that introduced v2.
 				Config: v1,

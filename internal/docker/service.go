@@ -14,29 +14,37 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/releasekit/terraform-provider-release/internal/naming"
 )
 
-// A Swarm service stands in for a container when the engine is a swarm
-// manager and a ContainerSpec asks for one: one service of one task per
-// replica, so that everything above (the rollout, its history, drift) sees
-// the same objects on one host and on a swarm. Swarm places the task,
-// restarts it and moves it off a drained node; scaling the service to 0
-// stops it and keeps it for a rollback.
+// On a swarm a Swarm service stands in for a revision's replicas: one
+// service per revision and track, one task per replica, and each replica
+// is listed as a container of its own (ID service:<id>/<replica>), so that
+// everything above (the rollout, its history, drift) sees the same objects
+// on one host and on a swarm. Swarm places the tasks, spreading them over
+// the nodes, restarts them and moves them off a drained node; scaling the
+// service to 0 stops the revision and keeps it for a rollback.
 
-// ServiceIDPrefix starts the ID of a Container that is a Swarm service: a
-// service and a container never share an ID space, so every call routes by it.
+// ServiceIDPrefix starts the ID of a Container that is a Swarm service's
+// replica (or a job): a service and a container never share an ID space,
+// so every call routes by it.
 const ServiceIDPrefix = "service:"
 
 // swarmTaskLabel is on the container of every Swarm task: such a container
-// is listed as its service.
+// is listed through its service.
 const swarmTaskLabel = "com.docker.swarm.service.id"
 
-// ServiceOptions asks Create for a Swarm service instead of a container.
+// ServiceOptions asks Create for a replica of a Swarm service instead of a
+// container. The service is created with the first of its replicas; the
+// others join it.
 type ServiceOptions struct {
+	// Name is the service's name, shared by its replicas; Replica is the
+	// one created (1-based, in naming.LabelReplica) and Replicas how many
+	// the service has.
+	Name              string
+	Replica, Replicas int
 	// Constraints are Swarm placement constraints ("node.role==worker").
-	// Each replica is a service of its own, so Swarm's spread preferences,
-	// which act within one service, would place nothing: its scheduler
-	// puts a new task on the eligible node with the fewest tasks.
 	Constraints []string
 	// Job runs the container's command once, to its end, as a replicated
 	// job (a migration): it starts when created, is never restarted, and
@@ -47,10 +55,25 @@ type ServiceOptions struct {
 	RegistryAuth string
 }
 
-// IsService reports whether a container ID names a Swarm service.
+// IsService reports whether a container ID names a Swarm service's replica or job.
 func IsService(id string) bool { return strings.HasPrefix(id, ServiceIDPrefix) }
 
-func serviceID(id string) string { return strings.TrimPrefix(id, ServiceIDPrefix) }
+// serviceID is the service of a replica's or job's ID.
+func serviceID(id string) string {
+	sid, _, _ := strings.Cut(strings.TrimPrefix(id, ServiceIDPrefix), "/")
+	return sid
+}
+
+// replicaOf is the replica (1-based) an ID names; 0 for a job.
+func replicaOf(id string) int {
+	_, r, _ := strings.Cut(strings.TrimPrefix(id, ServiceIDPrefix), "/")
+	n, _ := strconv.Atoi(r)
+	return n
+}
+
+func replicaID(service string, replica int) string {
+	return ServiceIDPrefix + service + "/" + strconv.Itoa(replica)
+}
 
 // SwarmManager reports whether the engine is a manager of an active
 // swarm. The answer is kept for the engine's life: an engine outside a
@@ -94,7 +117,7 @@ func (e *Engine) listServices(ctx context.Context, cli *client.Client, f client.
 	for _, t := range tasks.Items {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)
 	}
-	out := make([]Container, 0, len(res.Items))
+	var out []Container
 	for _, s := range res.Items {
 		if s.Spec.Mode.ReplicatedJob != nil {
 			// A finished job's task no longer wants to run: read all of its tasks.
@@ -102,64 +125,81 @@ func (e *Engine) listServices(ctx context.Context, cli *client.Client, f client.
 			if err != nil {
 				return nil, fmt.Errorf("listing tasks on %s: %w", e.Host(), err)
 			}
-			byService[s.ID] = all.Items
+			out = append(out, jobContainer(s, all.Items))
+			continue
 		}
-		out = append(out, serviceContainer(s, byService[s.ID]))
+		out = append(out, serviceReplicas(s, byService[s.ID])...)
 	}
 	return out, nil
 }
 
-// serviceContainer describes a service of one task as a container: running
-// while its task runs; created until first scaled up; exited once scaled to
-// 0; restarting while Swarm looks for a task that runs.
-func serviceContainer(s swarm.Service, tasks []swarm.Task) Container {
-	if s.Spec.Mode.ReplicatedJob != nil {
-		return jobContainer(s, tasks)
-	}
-	c := Container{ID: ServiceIDPrefix + s.ID, Name: s.Spec.Name, Labels: s.Spec.Labels, Created: s.CreatedAt,
-		IPs: map[string]string{}, Task: &TaskInfo{}}
-	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
-		c.Image, c.Env, c.Cmd = cs.Image, cs.Env, cs.Args
-	}
-	for _, n := range s.Spec.TaskTemplate.Networks {
-		c.Networks = append(c.Networks, n.Target)
-	}
-	replicas := uint64(0)
+// serviceReplicas describes a service's replicas as containers. Replica k
+// is the service's k-th running task (by slot): running while it runs;
+// created until the service was first scaled up; exited when the service
+// is scaled below k; restarting while Swarm looks for a task that runs.
+// Swarm may give a restarted task another slot and address, so a replica
+// is the place in the service, not one task.
+func serviceReplicas(s swarm.Service, tasks []swarm.Task) []Container {
+	n, _ := strconv.Atoi(s.Spec.Labels[naming.LabelReplicas])
+	desired := 0
 	if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
-		replicas = *r.Replicas
+		desired = int(*r.Replicas)
 	}
-	c.Task.Replicas = int(replicas)
-	switch {
-	case replicas == 0 && s.PreviousSpec == nil:
-		c.State = "created"
-	case replicas == 0:
-		c.State = "exited"
-	default:
-		c.State = "restarting"
-	}
+	var running, pending []swarm.Task
 	for _, t := range tasks {
 		if t.DesiredState != swarm.TaskStateRunning {
 			continue
 		}
-		c.Task.Node = t.NodeID
-		if t.Status.State != swarm.TaskStateRunning {
-			continue
-		}
-		c.State = "running"
-		c.Networks = c.Networks[:0]
-		for _, a := range t.NetworksAttachments {
-			name := a.Network.Spec.Name
-			if name == "" || name == "ingress" {
-				continue
-			}
-			c.Networks = append(c.Networks, name)
-			if len(a.Addresses) > 0 {
-				c.IPs[name] = a.Addresses[0].Addr().String()
-			}
+		if t.Status.State == swarm.TaskStateRunning {
+			running = append(running, t)
+		} else {
+			pending = append(pending, t)
 		}
 	}
-	sort.Strings(c.Networks)
-	return c
+	sort.Slice(running, func(i, j int) bool { return running[i].Slot < running[j].Slot })
+	sort.Slice(pending, func(i, j int) bool { return pending[i].Slot < pending[j].Slot })
+	out := make([]Container, 0, n)
+	for k := 1; k <= n; k++ {
+		c := Container{ID: replicaID(s.ID, k), Name: naming.ReplicaName(s.Spec.Name, k), Created: s.CreatedAt,
+			Labels: map[string]string{}, IPs: map[string]string{}, Task: &TaskInfo{Service: s.Spec.Name, Replicas: desired}}
+		for key, v := range s.Spec.Labels {
+			c.Labels[key] = v
+		}
+		c.Labels[naming.LabelReplica] = strconv.Itoa(k)
+		if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
+			c.Image, c.Env, c.Cmd = cs.Image, cs.Env, cs.Args
+		}
+		for _, a := range s.Spec.TaskTemplate.Networks {
+			c.Networks = append(c.Networks, a.Target)
+		}
+		switch {
+		case k <= len(running):
+			t := running[k-1]
+			c.State, c.Task.Node, c.Networks = "running", t.NodeID, nil
+			for _, a := range t.NetworksAttachments {
+				name := a.Network.Spec.Name
+				if name == "" || name == "ingress" {
+					continue
+				}
+				c.Networks = append(c.Networks, name)
+				if len(a.Addresses) > 0 {
+					c.IPs[name] = a.Addresses[0].Addr().String()
+				}
+			}
+		case k <= desired:
+			c.State = "restarting"
+			if i := k - len(running) - 1; i < len(pending) {
+				c.Task.Node = pending[i].NodeID
+			}
+		case s.PreviousSpec == nil && desired == 0:
+			c.State = "created"
+		default:
+			c.State = "exited"
+		}
+		sort.Strings(c.Networks)
+		out = append(out, c)
+	}
+	return out
 }
 
 // jobContainer describes a replicated job as a container: running until its
@@ -230,11 +270,12 @@ func (e *Engine) jobResult(ctx context.Context, id string, wait bool) (int, time
 	}
 }
 
-// TaskInfo is what a Container that is a Swarm service adds.
+// TaskInfo is what a Container that is a Swarm service's replica adds.
 type TaskInfo struct {
-	// Replicas is the service's replica count (0 or 1).
+	// Service names the Swarm service; Replicas is its replica count now.
+	Service  string
 	Replicas int
-	// Node is the ID of the node its task runs on, if any.
+	// Node is the ID of the node the replica's task runs on, if any.
 	Node string
 }
 
@@ -247,10 +288,20 @@ func (e *Engine) inspectService(ctx context.Context, cli *client.Client, id stri
 	if err != nil {
 		return Container{}, err
 	}
-	return serviceContainer(res.Service, tasks.Items), nil
+	if res.Service.Spec.Mode.ReplicatedJob != nil {
+		return jobContainer(res.Service, tasks.Items), nil
+	}
+	k := replicaOf(id)
+	replicas := serviceReplicas(res.Service, tasks.Items)
+	if k < 1 || k > len(replicas) {
+		return Container{}, cerrdefs.ErrNotFound.WithMessage(fmt.Sprintf("service %s has no replica %d", res.Service.Spec.Name, k))
+	}
+	return replicas[k-1], nil
 }
 
-// createService creates a service of no task yet: Start scales it to one.
+// createService creates a replica of a service: the service, of no task
+// yet, when it is the first (Start scales it); otherwise it joins the
+// service its first replica created.
 func (e *Engine) createService(ctx context.Context, cli *client.Client, spec ContainerSpec) (string, error) {
 	if ok, err := e.SwarmManager(ctx); err != nil {
 		return "", err
@@ -260,10 +311,22 @@ func (e *Engine) createService(ctx context.Context, cli *client.Client, spec Con
 	if len(spec.Files) > 0 || len(spec.Ports) > 0 || len(spec.Volumes) > 0 {
 		return "", fmt.Errorf("creating service %s: files, published ports and volumes are for containers only", spec.Name)
 	}
+	o := spec.Service
+	name := spec.Name
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	if !o.Job {
+		name = o.Name
+		// The replica is the place in the service: the service carries how many.
+		delete(labels, naming.LabelReplica)
+		labels[naming.LabelReplicas] = strconv.Itoa(o.Replicas)
+	}
 	zero := uint64(0)
 	cs := &swarm.ContainerSpec{
 		Image:      spec.Image,
-		Labels:     spec.Labels,
+		Labels:     labels,
 		Command:    spec.Entrypoint,
 		Args:       spec.Cmd,
 		Env:        spec.Env,
@@ -276,58 +339,80 @@ func (e *Engine) createService(ctx context.Context, cli *client.Client, spec Con
 	if h := spec.Health; h != nil {
 		cs.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, Retries: h.Retries, StartPeriod: h.StartPeriod}
 	}
-	placement := &swarm.Placement{Constraints: spec.Service.Constraints}
 	svc := swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: spec.Name, Labels: spec.Labels},
+		Annotations: swarm.Annotations{Name: name, Labels: labels},
 		TaskTemplate: swarm.TaskSpec{
 			ContainerSpec: cs,
 			// Swarm restarts a task that exits, as unless-stopped does a container.
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny},
-			Placement:     placement,
+			// Spread over the nodes: Swarm's default, said out loud.
+			Placement: &swarm.Placement{Constraints: o.Constraints, Preferences: []swarm.PlacementPreference{{Spread: &swarm.SpreadOver{SpreadDescriptor: "node.id"}}}},
 		},
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
-	if spec.Service.Job {
+	if o.Job {
 		one := uint64(1)
 		svc.Mode = swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}}
 		svc.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
+		svc.TaskTemplate.Placement.Preferences = nil
 	}
 	if spec.Network != "" {
 		svc.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: spec.Network, Aliases: spec.Aliases}}
 	}
-	// The image is pinned by digest already: no registry query, which would
-	// rewrite the reference and fail where the manager cannot reach the registry.
-	res, err := cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: svc, EncodedRegistryAuth: spec.Service.RegistryAuth})
-	if err != nil {
-		return "", fmt.Errorf("creating service %s: %w", spec.Name, err)
+	// QueryRegistry stays off: the image is pinned by digest already, and a
+	// query would fail where the manager cannot reach the registry.
+	res, err := cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: svc, EncodedRegistryAuth: o.RegistryAuth})
+	switch {
+	case err == nil && o.Job:
+		return ServiceIDPrefix + res.ID, nil
+	case err == nil:
+		return replicaID(res.ID, o.Replica), nil
+	case !o.Job && (cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already exists")):
+		// Another replica created it: join it.
+		got, ierr := cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
+		if ierr != nil {
+			return "", fmt.Errorf("creating service %s: %w", name, err)
+		}
+		if got.Service.Spec.Labels[naming.LabelConfigHash] != labels[naming.LabelConfigHash] || got.Service.Spec.Labels[naming.LabelDigest] != labels[naming.LabelDigest] {
+			return "", fmt.Errorf("creating service %s: a service of that name runs something else (digest %s)", name, got.Service.Spec.Labels[naming.LabelDigest])
+		}
+		return replicaID(got.Service.ID, o.Replica), nil
+	default:
+		return "", fmt.Errorf("creating service %s: %w", name, err)
 	}
-	return ServiceIDPrefix + res.ID, nil
 }
 
-// scaleService sets a service's replica count.
-func scaleService(ctx context.Context, cli *client.Client, id string, replicas uint64) error {
+// scaleService moves a service's replica count to what next says of the
+// current one, retrying when another writer changed the service meanwhile
+// (replicas start and stop side by side).
+func scaleService(ctx context.Context, cli *client.Client, id string, next func(current uint64) uint64) error {
 	for attempt := 0; ; attempt++ {
 		res, err := cli.ServiceInspect(ctx, serviceID(id), client.ServiceInspectOptions{})
 		if err != nil {
 			return err
 		}
 		spec := res.Service.Spec
-		if r := spec.Mode.Replicated; r != nil && r.Replicas != nil && *r.Replicas == replicas && res.Service.PreviousSpec != nil {
+		current := uint64(0)
+		if r := spec.Mode.Replicated; r != nil && r.Replicas != nil {
+			current = *r.Replicas
+		}
+		want := next(current)
+		if want == current && res.Service.PreviousSpec != nil {
 			return nil
 		}
-		spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}}
+		spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &want}}
 		_, err = cli.ServiceUpdate(ctx, res.Service.ID, client.ServiceUpdateOptions{Version: res.Service.Version, Spec: spec})
-		// Another writer (Swarm itself) moved the version on: read it again.
-		if err != nil && strings.Contains(err.Error(), "out of sequence") && attempt < 5 {
+		if err != nil && strings.Contains(err.Error(), "out of sequence") && attempt < 20 {
 			continue
 		}
 		return err
 	}
 }
 
-// startService scales a service to one task and waits until it runs. A
-// task that fails to start is an error with Swarm's reason.
+// startService scales a service to at least the replica's number and waits
+// until that many of its tasks run. A task that fails to start is an error
+// with Swarm's reason.
 func (e *Engine) startService(ctx context.Context, cli *client.Client, id string) error {
 	res, err := cli.ServiceInspect(ctx, serviceID(id), client.ServiceInspectOptions{})
 	if err != nil {
@@ -336,7 +421,9 @@ func (e *Engine) startService(ctx context.Context, cli *client.Client, id string
 	if res.Service.Spec.Mode.ReplicatedJob != nil {
 		return nil // a job starts when it is created: Wait follows it
 	}
-	if err := scaleService(ctx, cli, id, 1); err != nil {
+	k := uint64(replicaOf(id))
+	since := time.Now().Add(-2 * time.Second)
+	if err := scaleService(ctx, cli, id, func(current uint64) uint64 { return max(current, k) }); err != nil {
 		return err
 	}
 	for {
@@ -344,15 +431,21 @@ func (e *Engine) startService(ctx context.Context, cli *client.Client, id string
 		if err != nil {
 			return err
 		}
+		running := uint64(0)
 		for _, t := range tasks.Items {
 			if t.DesiredState == swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning {
-				return nil
+				running++
 			}
+		}
+		if running >= k {
+			return nil
 		}
 		for _, t := range tasks.Items {
 			switch t.Status.State {
 			case swarm.TaskStateFailed, swarm.TaskStateRejected:
-				return fmt.Errorf("the task of service %s %s: %s", serviceID(id), t.Status.State, strings.TrimSpace(t.Status.Err))
+				if t.CreatedAt.After(since) {
+					return fmt.Errorf("a task of service %s %s: %s", res.Service.Spec.Name, t.Status.State, strings.TrimSpace(t.Status.Err))
+				}
 			}
 		}
 		select {
@@ -363,20 +456,22 @@ func (e *Engine) startService(ctx context.Context, cli *client.Client, id string
 	}
 }
 
-// stopService scales a service to 0 and waits until its task has stopped:
-// Swarm gives it the stop grace period, then kills it.
+// stopService scales a service below the replica's number (stopping every
+// replica scales it to 0) and waits until no more tasks than that run:
+// Swarm gives each the stop grace period, then kills it.
 func (e *Engine) stopService(ctx context.Context, cli *client.Client, id string, timeout time.Duration) error {
-	if err := scaleService(ctx, cli, id, 0); err != nil {
+	keep := uint64(max(replicaOf(id)-1, 0))
+	if err := scaleService(ctx, cli, id, func(current uint64) uint64 { return min(current, keep) }); err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return nil
 		}
 		return err
 	}
-	return waitTasksEnd(ctx, cli, id, timeout+10*time.Second)
+	return waitTasksEnd(ctx, cli, id, int(keep), timeout+10*time.Second)
 }
 
-// waitTasksEnd waits until no task of a service is running or starting.
-func waitTasksEnd(ctx context.Context, cli *client.Client, id string, timeout time.Duration) error {
+// waitTasksEnd waits until at most keep tasks of a service run or start.
+func waitTasksEnd(ctx context.Context, cli *client.Client, id string, keep int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		tasks, err := cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID(id))})
@@ -389,11 +484,11 @@ func waitTasksEnd(ctx context.Context, cli *client.Client, id string, timeout ti
 				live++
 			}
 		}
-		if live == 0 {
+		if live <= keep {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("service %s still has %d task(s) after %s", serviceID(id), live, timeout)
+			return fmt.Errorf("service %s still has %d task(s) after %s, want %d", serviceID(id), live, timeout, keep)
 		}
 		select {
 		case <-ctx.Done():

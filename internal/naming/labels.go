@@ -11,10 +11,12 @@ const (
 	LabelRevision    = "release.revision"
 	LabelTrack       = "release.track"
 	LabelReplica     = "release.replica"
-	LabelDeployedAt  = "release.deployed_at"
-	LabelConfigHash  = "release.config_hash"
-	LabelHistory     = "release.history"
-	LabelPort        = "release.port"
+	// LabelReplicas is on a Swarm service: how many replicas it runs.
+	LabelReplicas   = "release.replicas"
+	LabelDeployedAt = "release.deployed_at"
+	LabelConfigHash = "release.config_hash"
+	LabelHistory    = "release.history"
+	LabelPort       = "release.port"
 	// LabelRouter names the router: on the router's own container and on
 	// every application container it serves.
 	LabelRouter            = "release.router"

@@ -49,11 +49,23 @@ func ParseServerName(name string) (s Server, ok bool) {
 // ContainerName names an application container. A baseline runs the stable
 // revision again, so its name says so (b) to stay apart from the original (r).
 func ContainerName(environment, service string, track Track, revision, replica int) string {
+	return ReplicaName(SwarmServiceName(environment, service, track, revision), replica)
+}
+
+// SwarmServiceName names the Swarm service that runs every replica of a
+// revision's track on a swarm.
+func SwarmServiceName(environment, service string, track Track, revision int) string {
 	letter := "r"
 	if track == TrackBaseline {
 		letter = "b"
 	}
-	return fmt.Sprintf("%s-%s-%s%d-%d", environment, service, letter, revision, replica)
+	return fmt.Sprintf("%s-%s-%s%d", environment, service, letter, revision)
+}
+
+// ReplicaName names one replica of a Swarm service, as the container of
+// that replica would be named on one host.
+func ReplicaName(swarmService string, replica int) string {
+	return fmt.Sprintf("%s-%d", swarmService, replica)
 }
 
 // NetworkName is the user-defined network of an environment's service.

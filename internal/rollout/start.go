@@ -118,7 +118,11 @@ func (d *Deployer) createReplicas(ctx context.Context, spec Spec, rev int, track
 			}
 			s2, replica, h = baselineSpec(spec, full), atoi(full.Labels[naming.LabelReplica]), full.Labels[naming.LabelConfigHash]
 		}
-		id, err := d.Host.Create(ctx, d.containerSpec(s2, rev, replica, track, h, history, probeBin))
+		cs := d.containerSpec(s2, rev, replica, track, h, history, probeBin)
+		if cs.Service != nil {
+			cs.Service.Replicas = n // a baseline has as many replicas as stable runs
+		}
+		id, err := d.Host.Create(ctx, cs)
 		ids[i] = id
 		return err
 	})
@@ -138,7 +142,8 @@ func (d *Deployer) containerSpec(spec Spec, rev, replica int, track naming.Track
 	}
 	var service *docker.ServiceOptions
 	if spec.Swarm != nil {
-		service = &docker.ServiceOptions{Constraints: spec.Swarm.Constraints, RegistryAuth: d.registryAuth(spec.Image)}
+		service = &docker.ServiceOptions{Name: naming.SwarmServiceName(spec.Environment, spec.Service, track, rev), Replica: replica, Replicas: spec.Replicas,
+			Constraints: spec.Swarm.Constraints, RegistryAuth: d.registryAuth(spec.Image)}
 	}
 	return docker.ContainerSpec{
 		Service: service,

@@ -220,8 +220,8 @@ func (r *Runner) run(ctx context.Context, s Spec, direction string, cmd []string
 	}
 	id, err := r.Host.Create(ctx, docker.ContainerSpec{
 		Service: job,
-		Name:  fmt.Sprintf("release-migrate-%s-%s", key[:12], direction),
-		Image: s.Image,
+		Name:    fmt.Sprintf("release-migrate-%s-%s", key[:12], direction),
+		Image:   s.Image,
 		// The whole command line is given: it replaces the image's entrypoint.
 		Entrypoint: cmd[:1],
 		Cmd:        cmd[1:],

@@ -71,9 +71,10 @@ func (f *envFixture) serviceIDs(revision string) []string {
 // On a single-node swarm: a first release, then 10 hard switches under
 // constant load (keep-alive and a new connection per request) with no
 // failed request, a rollback by revert that scales the retained revision's
-// own services back up (nothing created, nothing pulled), a service scaled
-// to 0 by hand that the plan shows and the apply repairs, and an unhealthy
-// revision rejected while the serving one goes on.
+// own service back up (nothing created, nothing pulled), an import, the
+// serving service scaled to 0 by hand (the plan shows it, the apply
+// repairs it), and an unhealthy revision rejected while the serving one
+// goes on.
 func TestAccEnvironmentSwarm_switchesRollbackAndDrift(t *testing.T) {
 	f := newSwarmFixture(t)
 	switchConfig := func(i int) string {
@@ -140,9 +141,18 @@ func TestAccEnvironmentSwarm_switchesRollbackAndDrift(t *testing.T) {
 			statecheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("revision"), knownvalue.Int64Exact(10)),
 		},
 	})
+	// Import reads the environment back from the swarm, swarm = {} included.
+	steps = append(steps, resource.TestStep{
+		ResourceName:            "release_environment.web",
+		ImportState:             true,
+		ImportStateId:           f.env + "/web",
+		ImportStateVerify:       true,
+		ImportStateVerifyIgnore: []string{"replicas", "health_check", "stop_timeout", "timeouts", "env", "command", "rollout"},
+	})
 	// A serving service scaled to 0 by hand: drift in the plan, repaired by apply.
 	steps = append(steps, resource.TestStep{
 		PreConfig: func() {
+			// Stopping replica 1 scales the revision's service to 0, as `docker service scale …=0` does.
 			ids := f.serviceIDs("10")
 			if err := f.engine.Stop(context.Background(), ids[0], 0); err != nil {
 				t.Fatal(err)

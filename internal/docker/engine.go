@@ -62,7 +62,7 @@ type Container struct {
 	// that a fresh copy of it can be started.
 	Env []string
 	Cmd []string
-	// Task is set when the container is a Swarm service of one task.
+	// Task is set when the container is a replica of a Swarm service.
 	Task *TaskInfo
 }
 
@@ -122,7 +122,7 @@ type ContainerSpec struct {
 	// signal sent through its API (a reload) as a manual stop, after which
 	// unless-stopped leaves the container down when the daemon restarts.
 	AlwaysRestart bool
-	// Service, when set, runs the container as a Swarm service of one task
+	// Service, when set, runs the container as a replica of a Swarm service
 	// on the swarm the engine manages (see ServiceIDPrefix).
 	Service *ServiceOptions
 }

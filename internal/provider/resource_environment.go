@@ -182,10 +182,10 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Optional: true, Computed: true,
 			},
 			"swarm": schema.SingleNestedAttribute{
-				Description: "Run the environment on the Docker Swarm whose manager the provider talks to: each replica is a Swarm service of one task " +
-					"(endpoint mode `dnsrr`) on an attachable overlay network, which Swarm places, restarts and moves off drained nodes. Without it, " +
-					"replicas are containers on the Docker host. Setting or removing it releases a new revision, as any configuration change does. " +
-					"`swarm = {}` places tasks wherever Swarm's scheduler balances them best (the node with the fewest tasks).",
+				Description: "Run the environment on the Docker Swarm whose manager the provider talks to: each revision's track (stable, canary, " +
+					"baseline) is a Swarm service (endpoint mode `dnsrr`) with a task per replica, on an attachable overlay network, and Swarm spreads " +
+					"the tasks over the nodes, restarts them and moves them off drained nodes. Without it, replicas are containers on the Docker host. " +
+					"Setting or removing it releases a new revision, as any configuration change does. `swarm = {}` takes Swarm's placement as it is.",
 				Optional: true,
 				Attributes: map[string]schema.Attribute{
 					"constraints": schema.ListAttribute{

@@ -759,12 +759,21 @@ ensure_swarm_cluster() {
 	log "swarm cluster: $(sw_docker 1 node ls --format '{{.Hostname}} {{.ManagerStatus}} {{.Status}}' | tr '\n' ';')"
 }
 
+# The nodes' data stays (they rejoin their swarm at the next up); their network goes.
 stop_swarm_cluster() {
 	local n
 	for n in 3 2 1; do
 		stop_daemon "swarm-sw$n" TERM 60
 	done
 	stop_daemon registry-cluster TERM 15
+	[[ $EUID -eq 0 ]] || return 0
+	for n in "${SW_NODES[@]}"; do
+		ip link del "relsw$n-h" 2>/dev/null || true
+		ip netns del "release-sw$n" 2>/dev/null || true
+	done
+	ip link del "$SW_BRIDGE" 2>/dev/null || true
+	iptables -D DOCKER-USER -i "$SW_BRIDGE" -o "$SW_BRIDGE" -j ACCEPT 2>/dev/null || true
+	log "swarm cluster: stopped, its network removed (data kept in $STATE_DIR/swarm-cluster)"
 }
 
 # ---------------------------------------------------------------------------

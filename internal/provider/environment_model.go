@@ -6,9 +6,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -56,6 +60,21 @@ type swarmModel struct {
 
 var swarmTypes = map[string]attr.Type{
 	"constraints": types.ListType{ElemType: types.StringType},
+}
+
+// swarmAttribute is the swarm block of release_environment and release_migration.
+func swarmAttribute(description string) schema.SingleNestedAttribute {
+	return schema.SingleNestedAttribute{
+		Description: description,
+		Optional:    true,
+		Attributes: map[string]schema.Attribute{
+			"constraints": schema.ListAttribute{
+				Description: "Swarm placement constraints, such as `node.role==worker` or `node.labels.zone==a`.",
+				Optional:    true, ElementType: types.StringType,
+				Validators: []validator.List{listvalidator.ValueStringsAre(stringvalidator.RegexMatches(swarmConstraintPattern, "must be a Swarm constraint such as `node.role==worker`"))},
+			},
+		},
+	}
 }
 
 // swarmSpec is the swarm block as the rollout takes it: nil runs containers.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -181,20 +180,10 @@ func (r *environmentResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"pools hold about 30 networks per host: beyond that, share one, such as `release_router.<name>.network`.",
 				Optional: true, Computed: true,
 			},
-			"swarm": schema.SingleNestedAttribute{
-				Description: "Run the environment on the Docker Swarm whose manager the provider talks to: each revision's track (stable, canary, " +
-					"baseline) is a Swarm service (endpoint mode `dnsrr`) with a task per replica, on an attachable overlay network, and Swarm spreads " +
-					"the tasks over the nodes, restarts them and moves them off drained nodes. Without it, replicas are containers on the Docker host. " +
-					"Setting or removing it releases a new revision, as any configuration change does. `swarm = {}` takes Swarm's placement as it is.",
-				Optional: true,
-				Attributes: map[string]schema.Attribute{
-					"constraints": schema.ListAttribute{
-						Description: "Swarm placement constraints, such as `node.role==worker` or `node.labels.zone==a`.",
-						Optional:    true, ElementType: types.StringType,
-						Validators: []validator.List{listvalidator.ValueStringsAre(stringvalidator.RegexMatches(swarmConstraintPattern, "must be a Swarm constraint such as `node.role==worker`"))},
-					},
-				},
-			},
+			"swarm": swarmAttribute("Run the environment on the Docker Swarm whose manager the provider talks to: each revision's track (stable, canary, " +
+				"baseline) is a Swarm service (endpoint mode `dnsrr`) with a task per replica, on an attachable overlay network, and Swarm spreads " +
+				"the tasks over the nodes, restarts them and moves them off drained nodes. Without it, replicas are containers on the Docker host. " +
+				"Setting or removing it releases a new revision, as any configuration change does. `swarm = {}` takes Swarm's placement as it is."),
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
 			"digest": schema.StringAttribute{
 				Description: "The digest serving now, from `image`.", Computed: true,

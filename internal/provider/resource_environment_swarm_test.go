@@ -292,3 +292,27 @@ func TestAccEnvironmentSwarm_migrationsRunAsJobs(t *testing.T) {
 		}
 	}
 }
+
+// Plan-time errors of swarm: a constraint Swarm would refuse, and a Docker
+// host that is a swarm's worker, not a manager.
+func TestAccEnvironmentSwarm_planErrors(t *testing.T) {
+	f := newSwarmFixture(t)
+	worker := &envFixture{}
+	*worker = *f
+	worker.dockerHost = "unix://" + testStackEnv(t, "RELEASE_TEST_SWARM3_DIR") + "/sw2/docker.sock"
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		Steps: []resource.TestStep{
+			{
+				Config:      strings.Replace(f.config(f.v1, ""), "swarm = {}", `swarm = { constraints = ["zone a"] }`, 1),
+				PlanOnly:    true,
+				ExpectError: expectDiag(`(?s)swarm.constraints.*must be a Swarm constraint such as`),
+			},
+			{
+				Config:      worker.config(f.v1, ""),
+				PlanOnly:    true,
+				ExpectError: expectDiag(`(?s)Docker Host Is Not a Swarm Manager.*is not a manager of a swarm.*docker swarm init`),
+			},
+		},
+	})
+}

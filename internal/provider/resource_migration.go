@@ -10,7 +10,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -119,19 +118,9 @@ func (r *migrationResource) Schema(ctx context.Context, _ resource.SchemaRequest
 					"Changing it changes nothing on the host.",
 				Optional: true, ElementType: types.StringType,
 			},
-			"swarm": schema.SingleNestedAttribute{
-				Description: "Run the commands as Swarm replicated jobs (one task, never restarted) on the swarm whose manager the provider talks to, " +
-					"as `release_environment.swarm` runs an environment there; `network` must then be an attachable overlay, or unset. " +
-					"Where the commands run is not part of the migration: changing it changes nothing on the host.",
-				Optional: true,
-				Attributes: map[string]schema.Attribute{
-					"constraints": schema.ListAttribute{
-						Description: "Swarm placement constraints, such as `node.role==manager`.",
-						Optional:    true, ElementType: types.StringType,
-						Validators: []validator.List{listvalidator.ValueStringsAre(stringvalidator.RegexMatches(swarmConstraintPattern, "must be a Swarm constraint such as `node.role==manager`"))},
-					},
-				},
-			},
+			"swarm": swarmAttribute("Run the commands as Swarm replicated jobs (one task, never restarted) on the swarm whose manager the provider talks to, " +
+				"as `release_environment.swarm` runs an environment there; `network` must then be an attachable overlay, or unset. " +
+				"Where the commands run is not part of the migration: changing it changes nothing on the host."),
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Delete: true}),
 			"output": schema.StringAttribute{
 				Description: "The last lines the up command printed, with sensitive values redacted.",

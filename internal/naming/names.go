@@ -62,6 +62,10 @@ func SwarmServiceName(environment, service string, track Track, revision int) st
 	return fmt.Sprintf("%s-%s-%s%d", environment, service, letter, revision)
 }
 
+// SwarmTasksName is the name Swarm's DNS answers with the addresses of a
+// service's running tasks.
+func SwarmTasksName(swarmService string) string { return "tasks." + swarmService }
+
 // ReplicaName names one replica of a Swarm service, as the container of
 // that replica would be named on one host.
 func ReplicaName(swarmService string, replica int) string {

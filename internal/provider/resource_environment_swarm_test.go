@@ -29,18 +29,18 @@ func newSwarmFixture(t *testing.T) *envFixture {
 	return f
 }
 
-// checkServices proves every application object of the environment is a
-// Swarm service on the environment's overlay network, and that exactly
-// want of them run, all of the given revision.
+// checkServices proves exactly want replicas of the environment run, all
+// of the given revision, each a Swarm service's task on the environment's
+// overlay network.
 func (f *envFixture) checkServices(revision string, want int) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		running := 0
 		for _, c := range f.containers() {
-			if !docker.IsService(c.ID) {
-				return fmt.Errorf("%s is a container, not a Swarm service", c.Name)
-			}
 			if !c.Running() {
-				continue
+				continue // a retained revision may be containers of one host
+			}
+			if !docker.IsService(c.ID) {
+				return fmt.Errorf("%s runs as a container, not as a Swarm service", c.Name)
 			}
 			running++
 			if c.Labels[naming.LabelRevision] != revision {
@@ -312,6 +312,58 @@ func TestAccEnvironmentSwarm_planErrors(t *testing.T) {
 				Config:      worker.config(f.v1, ""),
 				PlanOnly:    true,
 				ExpectError: expectDiag(`(?s)Docker Host Is Not a Swarm Manager.*is not a manager of a swarm.*docker swarm init`),
+			},
+		},
+	})
+}
+
+// A module moves from one host to the swarm by setting swarm = {}, and
+// back by removing it: each is a hard switch between the containers and
+// the services under load, with no failed request.
+func TestAccEnvironmentSwarm_movesFromHostAndBack(t *testing.T) {
+	f := newSwarmFixture(t)
+	onHost := func(digest string) string {
+		f.swarm = false
+		defer func() { f.swarm = true }()
+		return f.config(digest, "")
+	}
+	containersOnly := func(revision string) resource.TestCheckFunc {
+		return func(*terraform.State) error {
+			for _, c := range f.containers() {
+				if c.Running() && (docker.IsService(c.ID) || c.Labels[naming.LabelRevision] != revision) {
+					return fmt.Errorf("%s (revision %s) runs, want only the containers of revision %s", c.Name, c.Labels[naming.LabelRevision], revision)
+				}
+			}
+			return nil
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             f.checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: onHost(f.v1),
+				Check:  resource.ComposeTestCheckFunc(f.checkServes("1.0.0"), containersOnly("1")),
+			},
+			{
+				PreConfig: f.startLoad,
+				Config:    f.config(f.v1, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("release_environment.web", plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue("release_environment.web", tfjsonpath.New("rollout"), knownvalue.StringExact("hard switch")),
+				}},
+				Check: resource.ComposeTestCheckFunc(f.checkLoad("from the host to the swarm", "1.0.0"), f.checkServes("1.0.0"), f.checkServices("2", 2)),
+			},
+			{
+				Config:             f.config(f.v1, ""),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: false,
+			},
+			{
+				// Back to the host: revision 1's containers are retained, a rollback.
+				PreConfig: f.startLoad,
+				Config:    onHost(f.v1),
+				Check:     resource.ComposeTestCheckFunc(f.checkLoad("from the swarm back to the host", "1.0.0"), f.checkServes("1.0.0"), containersOnly("1")),
 			},
 		},
 	})

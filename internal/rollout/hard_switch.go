@@ -62,6 +62,13 @@ func (d *Deployer) promote(ctx context.Context, spec Spec, before Status, servin
 		if err := d.switchTraffic(ctx, spec, before, serving, rev, name, cfg, previousRoute, checkFirst); err != nil {
 			return Result{}, err
 		}
+	} else if resolvesTasks(serving) && spec.Router.ContainerID != "" {
+		// The route names Swarm tasks by their service and stays as it is:
+		// tasks started again (a repair) reach the router through its
+		// resolvers, within a second. The apply ends once it has them UP.
+		if err := d.waitRouterReady(ctx, spec, share{serving, naming.TrackStable, 100}); err != nil {
+			return Result{}, &RouterCheckError{Err: err}
+		}
 	}
 	d.log("traffic switched", "revision", rev)
 	t = d.phase("switched", t)

@@ -242,13 +242,17 @@ func routedRevision(servers []router.Server, byRev map[int][]docker.Container) i
 	return routed
 }
 
-// checkAddresses notes routed servers that no running container answers at.
+// checkAddresses notes routed servers that no running container answers
+// at, and servers resolved through Swarm's DNS whose service runs no task.
 func (st *Status) checkAddresses(servers []router.Server, routed int) {
 	addrs := map[string]bool{}
 	for _, c := range st.Containers {
 		if c.Running() {
 			for _, ip := range c.IPs {
 				addrs[ip] = true
+			}
+			if c.Task != nil && c.Task.Service != "" {
+				addrs[naming.SwarmTasksName(c.Task.Service)] = true
 			}
 		}
 	}

@@ -88,15 +88,49 @@ func buildRoute(spec Spec, sticky bool, groups ...share) router.Route {
 					w = max(1, int(math.Round(float64(g.percent)/float64(len(g.containers))*256/largest)))
 				}
 			}
-			r.Servers = append(r.Servers, router.Server{
+			s := router.Server{
 				Name:    naming.ServerName(g.track, atoi(c.Labels[naming.LabelRevision]), atoi(c.Labels[naming.LabelReplica])),
-				Address: c.IPs[spec.Network()] + ":" + strconv.Itoa(portOf(c, spec)),
+				Address: ipOf(c, spec) + ":" + strconv.Itoa(portOf(c, spec)),
 				Weight:  w,
 				Track:   string(g.track),
-			})
+			}
+			if c.Task != nil && c.Task.Service != "" {
+				// A Swarm task: the router finds the service's tasks through
+				// Swarm's DNS, wherever Swarm restarts or moves them.
+				s.Address, s.Resolve = naming.SwarmTasksName(c.Task.Service)+":"+strconv.Itoa(portOf(c, spec)), true
+			}
+			r.Servers = append(r.Servers, s)
 		}
 	}
 	return r
+}
+
+// ipOf is a container's address where the router reaches it: on the
+// environment's network, else on its other network of its own. An
+// environment moving between one host and a swarm has its serving
+// containers on the bridge while the new revision's tasks start on the
+// overlay; the router is on both until the old network is removed.
+func ipOf(c docker.Container, spec Spec) string {
+	if ip := c.IPs[spec.Network()]; ip != "" {
+		return ip
+	}
+	for _, n := range []string{naming.NetworkName(spec.Environment, spec.Service), naming.OverlayNetworkName(spec.Environment, spec.Service)} {
+		if ip := c.IPs[n]; ip != "" {
+			return ip
+		}
+	}
+	return ""
+}
+
+// resolvesTasks says whether the router finds the containers through
+// Swarm's DNS: they are a service's tasks.
+func resolvesTasks(cs []docker.Container) bool {
+	for _, c := range cs {
+		if c.Task != nil && c.Task.Service != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // routeFor renders the route that sends all traffic to the given containers.

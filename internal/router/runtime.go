@@ -89,6 +89,11 @@ func PlanRuntime(previous, next []byte) (plan RuntimePlan, ok bool) {
 	for _, s := range ParseRouteServers(next) {
 		b, found := before[s.Name]
 		switch {
+		case !found && s.Resolve:
+			// A server added at run time never resolves its name (HAProxy 2.6).
+			return RuntimePlan{}, false
+		case found && b.Resolve != s.Resolve:
+			return RuntimePlan{}, false
 		case !found:
 			plan.Add = append(plan.Add, s)
 		case b.Address != s.Address:
@@ -98,8 +103,11 @@ func PlanRuntime(previous, next []byte) (plan RuntimePlan, ok bool) {
 		}
 		kept[s.Name] = true
 	}
-	for name := range before {
+	for name, b := range before {
 		if !kept[name] {
+			if b.Resolve {
+				return RuntimePlan{}, false // its resolvers section may go with it: a reload
+			}
 			plan.Remove = append(plan.Remove, name)
 		}
 	}

@@ -208,3 +208,61 @@ func TestServerCookieIsHAProxys(t *testing.T) {
 		t.Error("an IPv6 address was given a cookie")
 	}
 }
+
+// Servers resolved through Docker's DNS (a Swarm service's tasks) render
+// with the route's resolvers section, parse back, take weight changes at
+// run time, and are added or removed by a reload only: HAProxy 2.6 never
+// resolves a server added at run time.
+func TestResolvedServers(t *testing.T) {
+	route := func(servers ...Server) []byte {
+		r := validRoute()
+		r.Servers = servers
+		cfg, err := RenderRoute(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	task := func(name string, weight int) Server {
+		return Server{Name: name, Address: "tasks.production-web-r2:8080", Weight: weight, Resolve: true}
+	}
+	one := route(task("r2-1", 100), task("r2-2", 100))
+	for _, want := range []string{
+		"server r2-1 tasks.production-web-r2:8080 check resolvers rs_production_web init-addr libc,none resolve-prefer ipv4 weight 100\n",
+		"\nresolvers rs_production_web\n    nameserver docker 127.0.0.11:53\n",
+	} {
+		if !strings.Contains(string(one), want) {
+			t.Errorf("the route lacks %q:\n%s", want, one)
+		}
+	}
+	if got := ParseRouteServers(one); len(got) != 2 || !got[0].Resolve || got[0].Address != "tasks.production-web-r2:8080" || got[0].Weight != 100 {
+		t.Errorf("parsed back as %+v", got)
+	}
+	if strings.Contains(string(route(Server{Name: "r1-1", Address: "172.18.0.2:8080", Weight: 100})), "resolvers") {
+		t.Error("a route of addresses has a resolvers section")
+	}
+
+	if _, ok := PlanRuntime(one, route(task("r2-1", 30), task("r2-2", 100))); !ok {
+		t.Error("a weight change of resolved servers takes a reload")
+	}
+	if _, ok := PlanRuntime(one, route(task("r2-1", 100), task("r2-2", 100), task("r2-3", 100))); ok {
+		t.Error("a resolved server added at run time: HAProxy would never resolve it")
+	}
+	if _, ok := PlanRuntime(one, route(task("r2-1", 100))); ok {
+		t.Error("a resolved server removed at run time")
+	}
+	host := route(Server{Name: "r1-1", Address: "172.18.0.2:8080", Weight: 100})
+	if _, ok := PlanRuntime(host, route(Server{Name: "r1-1", Address: "172.18.0.2:8080", Weight: 100}, task("r2-1", 0))); ok {
+		t.Error("from addresses to resolved servers at run time")
+	}
+
+	r := validRoute()
+	r.Servers = []Server{{Name: "r2-1", Address: "tasks.x:8080\n    server evil 1.2.3.4:80", Resolve: true}}
+	if _, err := RenderRoute(r); err == nil {
+		t.Error("a host name with a newline was rendered")
+	}
+	r.Servers = []Server{{Name: "r2-1", Address: "tasks.x:8080"}}
+	if _, err := RenderRoute(r); err == nil {
+		t.Error("a host name rendered as an address without resolvers")
+	}
+}

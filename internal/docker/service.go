@@ -565,27 +565,3 @@ func (e *Engine) EnsureOverlay(ctx context.Context, name string, labels map[stri
 	}
 	return true, nil
 }
-
-// TaskNodes returns the nodes, by hostname, whose tasks of a service run.
-func (e *Engine) TaskNodes(ctx context.Context, id string) ([]string, error) {
-	cli, err := e.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tasks, err := cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID(id)).Add("desired-state", "running")})
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, t := range tasks.Items {
-		if t.Status.State != swarm.TaskStateRunning {
-			continue
-		}
-		n, err := cli.NodeInspect(ctx, t.NodeID, client.NodeInspectOptions{})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n.Node.Description.Hostname)
-	}
-	return out, nil
-}

@@ -156,7 +156,7 @@ func (d *Deployer) ensureNetwork(ctx context.Context, spec Spec, managed []docke
 	if spec.Swarm != nil {
 		o, ok := d.Host.(overlayHost)
 		if !ok {
-			return fmt.Errorf("the Docker host cannot run Swarm services")
+			return fmt.Errorf("the environment has swarm set, but this Docker connection cannot create overlay networks for Swarm services")
 		}
 		ensure = o.EnsureOverlay
 	}
